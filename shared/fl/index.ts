@@ -1,0 +1,9 @@
+export { WeightedSum, isAllFinite, l2Norm } from './aggregate.ts';
+export {
+  ServerOptimizerConfigSchema,
+  createServerOptimizer,
+  type ServerOptimizer,
+  type ServerOptimizerConfig,
+  type ServerOptimizerConfigInput,
+  type ServerOptimizerName,
+} from './optimizers.ts';

@@ -1,0 +1,286 @@
+/**
+ * Binary framing. A message travels as one `head` frame (its JSON header plus a stream id and, if it
+ * carries a vector, the vector's byte length and chunk count) followed by that many `chunk` frames of
+ * raw little-endian float32 bytes. Chunks keep every transport packet under Socket.IO's buffer limit,
+ * so models of any size travel; the receiver checks every size against explicit limits before it
+ * allocates anything. Vectors are never sent as JSON arrays.
+ *
+ * Byte order: Float32Array uses the platform's order; every platform Node and browsers run on is
+ * little-endian, and `assertLittleEndian()` refuses to run elsewhere rather than corrupt vectors.
+ */
+import { z } from 'zod';
+import { ErrorCode, PROTOCOL_VERSION, ProtocolError } from './errors.ts';
+import type { WireLimits } from './limits.ts';
+import { MESSAGE_KINDS, type Message } from './messages.ts';
+
+/** Version of the frame layout (independent of the message protocol version, negotiated at hello). */
+export const FRAME_VERSION = 1;
+
+export interface FrameHead {
+  v: number;
+  /** Sender-chosen id, unique among the sender's open streams. */
+  id: number;
+  /** The message without its vector. */
+  msg: Record<string, unknown>;
+  /** Present iff the message carries a vector. */
+  vec?: { bytes: number; chunks: number };
+}
+
+export interface ChunkMeta {
+  id: number;
+  /** Index of this chunk, 0-based; chunks arrive in order. */
+  i: number;
+}
+
+export interface EncodedMessage {
+  head: FrameHead;
+  /** Views into the vector's buffer (no copy). */
+  chunks: Uint8Array[];
+}
+
+const FrameHeadSchema = z
+  .object({
+    v: z.number().int(),
+    id: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    msg: z.record(z.string(), z.unknown()),
+    vec: z
+      .object({ bytes: z.number().int().min(0), chunks: z.number().int().min(0) })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const ChunkMetaSchema = z
+  .object({ id: z.number().int().min(0), i: z.number().int().min(0) })
+  .strict();
+
+export function assertLittleEndian(): void {
+  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+    throw new Error('Cohort requires a little-endian platform');
+  }
+}
+assertLittleEndian();
+
+function vectorOf(msg: Message): Float32Array | undefined {
+  return 'vector' in msg ? msg.vector : undefined;
+}
+
+/** Splits a message into a head and chunk views of its vector. */
+export function encodeMessage(msg: Message, streamId: number, chunkBytes: number): EncodedMessage {
+  const vector = vectorOf(msg);
+  const { vector: _omit, ...header } = msg as Message & { vector?: Float32Array };
+  const head: FrameHead = { v: FRAME_VERSION, id: streamId, msg: header };
+  const chunks: Uint8Array[] = [];
+  if (vector) {
+    const bytes = new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+    for (let off = 0; off < bytes.length; off += chunkBytes) {
+      chunks.push(bytes.subarray(off, Math.min(off + chunkBytes, bytes.length)));
+    }
+    head.vec = { bytes: bytes.length, chunks: chunks.length };
+  }
+  return { head, chunks };
+}
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const where = issue.path.length ? issue.path.join('.') : '(root)';
+  return `${where}: ${issue.message}`;
+}
+
+/**
+ * Validates a message header of a type the given sender may send. Returns the parsed header, or
+ * throws UNKNOWN_TYPE / BAD_SCHEMA.
+ */
+export function parseHeader(raw: unknown, from: 'client' | 'server'): Record<string, unknown> {
+  const type = (raw as { type?: unknown } | null)?.type;
+  const kind = typeof type === 'string' ? MESSAGE_KINDS[type as Message['type']] : undefined;
+  if (!kind || kind.from !== from || !Object.hasOwn(MESSAGE_KINDS, type as string)) {
+    throw new ProtocolError(ErrorCode.UNKNOWN_TYPE, `unknown message type ${JSON.stringify(type)}`);
+  }
+  const parsed = kind.header.safeParse(raw);
+  if (!parsed.success) {
+    throw new ProtocolError(ErrorCode.BAD_SCHEMA, `bad ${String(type)} message: ${firstIssue(parsed.error)}`, {
+      type,
+    });
+  }
+  return parsed.data as Record<string, unknown>;
+}
+
+/** Throws NON_FINITE at the first NaN or ±Infinity. */
+export function assertFiniteVector(v: Float32Array, what: string): void {
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i];
+    if (x - x !== 0) {
+      throw new ProtocolError(ErrorCode.NON_FINITE, `${what}: element ${i} is ${x}`, { index: i });
+    }
+  }
+}
+
+function hasVector(type: string): boolean {
+  return MESSAGE_KINDS[type as Message['type']].hasVector;
+}
+
+/**
+ * Validates a whole message object as it would arrive through framing: header schema, vector
+ * presence, finiteness. The vector is copied, so sender and receiver never share memory. Used by the
+ * in-memory transport so simulations pass through the same checks as Socket.IO.
+ */
+export function validateMessage(raw: unknown, from: 'client' | 'server', limits: WireLimits): Message {
+  const { vector, ...header } = (raw ?? {}) as Record<string, unknown>;
+  const parsed = parseHeader(header, from);
+  const type = parsed.type as string;
+  if (!hasVector(type)) {
+    if (vector !== undefined) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no vector`);
+    return parsed as unknown as Message;
+  }
+  if (!(vector instanceof Float32Array)) {
+    throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} needs a Float32Array vector`);
+  }
+  if (vector.byteLength > limits.maxPayloadBytes) {
+    throw new ProtocolError(
+      ErrorCode.PAYLOAD_TOO_LARGE,
+      `${type} vector of ${vector.byteLength} bytes exceeds the limit of ${limits.maxPayloadBytes}`,
+    );
+  }
+  const copy = new Float32Array(vector);
+  assertFiniteVector(copy, type);
+  return { ...parsed, vector: copy } as unknown as Message;
+}
+
+interface OpenStream {
+  header: Record<string, unknown>;
+  bytes: Uint8Array;
+  chunks: number;
+  next: number;
+  filled: number;
+}
+
+/**
+ * Reassembles messages from frames for one peer connection. Every check happens before allocation:
+ * a rejected head makes the reassembler drop that stream's chunks silently (the sender already got
+ * its error), so one bad message yields exactly one error.
+ */
+export class Reassembler {
+  private readonly open = new Map<number, OpenStream>();
+  private readonly rejected = new Set<number>();
+
+  constructor(
+    private readonly from: 'client' | 'server',
+    private readonly limits: WireLimits,
+  ) {}
+
+  /** Handles a head frame: returns the message if complete (no vector), else null. */
+  head(raw: unknown): Message | null {
+    const parsedHead = FrameHeadSchema.safeParse(raw);
+    if (!parsedHead.success) {
+      throw new ProtocolError(ErrorCode.BAD_FRAME, `bad frame head: ${firstIssue(parsedHead.error)}`);
+    }
+    const head = parsedHead.data;
+    if (head.v !== FRAME_VERSION) {
+      this.reject(head.id);
+      throw new ProtocolError(ErrorCode.VERSION_MISMATCH, `frame version ${head.v}, expected ${FRAME_VERSION}`);
+    }
+    if (this.open.has(head.id)) {
+      this.reject(head.id);
+      throw new ProtocolError(ErrorCode.BAD_FRAME, `stream ${head.id} is already open`);
+    }
+    let header: Record<string, unknown>;
+    try {
+      header = parseHeader(head.msg, this.from);
+      this.checkVectorShape(header.type as string, head.vec);
+    } catch (err) {
+      this.reject(head.id);
+      throw err;
+    }
+    if (!head.vec) return header as unknown as Message;
+    if (this.open.size >= this.limits.maxOpenStreams) {
+      this.reject(head.id);
+      throw new ProtocolError(ErrorCode.BAD_FRAME, `more than ${this.limits.maxOpenStreams} open streams`);
+    }
+    this.rejected.delete(head.id);
+    const stream: OpenStream = {
+      header,
+      bytes: new Uint8Array(head.vec.bytes),
+      chunks: head.vec.chunks,
+      next: 0,
+      filled: 0,
+    };
+    if (stream.chunks === 0) return this.finish(head.id, stream);
+    this.open.set(head.id, stream);
+    return null;
+  }
+
+  /** Handles a chunk frame: returns the message when its last chunk arrived, else null. */
+  chunk(rawMeta: unknown, data: unknown): Message | null {
+    const parsed = ChunkMetaSchema.safeParse(rawMeta);
+    if (!parsed.success) throw new ProtocolError(ErrorCode.BAD_FRAME, `bad chunk meta: ${firstIssue(parsed.error)}`);
+    const { id, i } = parsed.data;
+    const stream = this.open.get(id);
+    if (!stream) {
+      if (this.rejected.has(id)) return null;
+      throw new ProtocolError(ErrorCode.BAD_FRAME, `chunk for unknown stream ${id}`);
+    }
+    const bytes = toBytes(data);
+    const expectedLength = Math.min(this.limits.chunkBytes, stream.bytes.length - stream.filled);
+    if (i !== stream.next || !bytes || bytes.length !== expectedLength) {
+      this.open.delete(id);
+      this.reject(id);
+      throw new ProtocolError(
+        ErrorCode.BAD_FRAME,
+        `stream ${id}: chunk ${i} of ${bytes?.length ?? 'non-binary'} bytes, expected chunk ${stream.next} of ${expectedLength}`,
+      );
+    }
+    stream.bytes.set(bytes, stream.filled);
+    stream.filled += bytes.length;
+    stream.next++;
+    if (stream.next < stream.chunks) return null;
+    this.open.delete(id);
+    return this.finish(id, stream);
+  }
+
+  /** Number of partially received vectors (for tests and metrics). */
+  get openStreams(): number {
+    return this.open.size;
+  }
+
+  private checkVectorShape(type: string, vec: FrameHead['vec']): void {
+    const needs = hasVector(type);
+    if (needs && !vec) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} needs a vector`);
+    if (!needs && vec) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no vector`);
+    if (!vec) return;
+    if (vec.bytes > this.limits.maxPayloadBytes) {
+      throw new ProtocolError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        `${type} vector of ${vec.bytes} bytes exceeds the limit of ${this.limits.maxPayloadBytes}`,
+      );
+    }
+    if (vec.bytes % 4 !== 0) throw new ProtocolError(ErrorCode.BAD_FRAME, `vector bytes ${vec.bytes} not a multiple of 4`);
+    if (vec.chunks !== Math.ceil(vec.bytes / this.limits.chunkBytes)) {
+      throw new ProtocolError(
+        ErrorCode.BAD_FRAME,
+        `${vec.bytes} bytes need ${Math.ceil(vec.bytes / this.limits.chunkBytes)} chunks of ${this.limits.chunkBytes}, head says ${vec.chunks}`,
+      );
+    }
+  }
+
+  private finish(id: number, stream: OpenStream): Message {
+    const vector = new Float32Array(stream.bytes.buffer, 0, stream.bytes.length / 4);
+    assertFiniteVector(vector, String(stream.header.type));
+    return { ...stream.header, vector } as unknown as Message;
+  }
+
+  private reject(id: number): void {
+    this.rejected.add(id);
+    if (this.rejected.size > 64) {
+      const oldest = this.rejected.values().next().value as number;
+      this.rejected.delete(oldest);
+    }
+  }
+}
+
+function toBytes(data: unknown): Uint8Array | undefined {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return undefined;
+}

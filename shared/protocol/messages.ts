@@ -1,0 +1,185 @@
+/**
+ * The messages of protocol version 1, as zod schemas. Each message is a JSON header plus, for the
+ * messages that carry one, a single binary vector (`vector`, a Float32Array) that travels in chunks
+ * (see framing.ts). Schemas are strict: unknown fields are a schema error, not silently ignored.
+ */
+import { z } from 'zod';
+import { ModelSpecSchema } from '../model/spec.ts';
+
+const finite = z.number().refine(Number.isFinite, 'must be finite');
+const roundNo = z.number().int().min(1).max(1e9);
+const count = z.number().int().min(0).max(2 ** 40);
+const id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._:@-]+$/, 'letters, digits and . _ : @ - only');
+
+export const TrainingParamsSchema = z
+  .object({
+    epochs: z.number().int().min(1).max(1000),
+    batchSize: z.number().int().min(1).max(1 << 16),
+    learningRate: finite.pipe(z.number().positive().max(100)),
+    proxMu: finite.pipe(z.number().min(0).max(1e6)),
+  })
+  .strict();
+export type TrainingParams = z.output<typeof TrainingParamsSchema>;
+
+const Metrics = z.record(z.string().max(64), finite);
+
+// ---- client -> server -------------------------------------------------------------------------
+
+export const HelloSchema = z
+  .object({
+    type: z.literal('hello'),
+    protocolVersion: z.number().int(),
+    clientId: id,
+    numExamples: count.optional(),
+    token: z.string().max(4096).optional(),
+    backend: z.string().max(64).optional(),
+  })
+  .strict();
+
+export const UpdateHeaderSchema = z
+  .object({
+    type: z.literal('update'),
+    jobId: id,
+    round: roundNo,
+    numExamples: count.pipe(z.number().min(1)),
+    metrics: Metrics,
+  })
+  .strict();
+
+export const EvalResultSchema = z
+  .object({
+    type: z.literal('eval_result'),
+    jobId: id,
+    round: roundNo,
+    numExamples: count,
+    loss: finite,
+    accuracy: finite.pipe(z.number().min(0).max(1)),
+  })
+  .strict();
+
+export const RefuseSchema = z
+  .object({
+    type: z.literal('refuse'),
+    jobId: id,
+    round: roundNo,
+    reason: z.string().max(1024),
+  })
+  .strict();
+
+// ---- server -> client -------------------------------------------------------------------------
+
+export const WelcomeSchema = z
+  .object({
+    type: z.literal('welcome'),
+    protocolVersion: z.number().int(),
+    jobId: id,
+    clientId: id,
+    limits: z
+      .object({
+        maxPayloadBytes: z.number().int().positive(),
+        chunkBytes: z.number().int().positive(),
+        maxHeaderBytes: z.number().int().positive(),
+        maxOpenStreams: z.number().int().positive(),
+      })
+      .strict(),
+  })
+  .strict();
+
+export const TrainHeaderSchema = z
+  .object({
+    type: z.literal('train'),
+    jobId: id,
+    round: roundNo,
+    modelChecksum: z.string().max(128),
+    model: ModelSpecSchema,
+    training: TrainingParamsSchema,
+    timeoutMs: z.number().int().positive(),
+  })
+  .strict();
+
+export const EvaluateHeaderSchema = z
+  .object({
+    type: z.literal('evaluate'),
+    jobId: id,
+    round: roundNo,
+    modelChecksum: z.string().max(128),
+    model: ModelSpecSchema,
+    batchSize: z.number().int().min(1).max(1 << 16),
+    timeoutMs: z.number().int().positive(),
+  })
+  .strict();
+
+export const ErrorMessageSchema = z
+  .object({
+    type: z.literal('error'),
+    code: z.string().max(64),
+    message: z.string().max(4096),
+    ref: z
+      .object({ type: z.string().max(64).optional(), round: z.number().int().optional() })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const RoundResultSchema = z
+  .object({
+    type: z.literal('round_result'),
+    jobId: id,
+    round: roundNo,
+    outcome: z.enum(['committed', 'aborted']),
+    included: z.boolean(),
+  })
+  .strict();
+
+export const JobEndSchema = z
+  .object({
+    type: z.literal('job_end'),
+    jobId: id,
+    status: z.string().max(64),
+    rounds: count,
+  })
+  .strict();
+
+type WithVector<T> = T & { vector: Float32Array };
+
+export type Hello = z.output<typeof HelloSchema>;
+export type Update = WithVector<z.output<typeof UpdateHeaderSchema>>;
+export type EvalResult = z.output<typeof EvalResultSchema>;
+export type Refuse = z.output<typeof RefuseSchema>;
+export type Welcome = z.output<typeof WelcomeSchema>;
+export type Train = WithVector<z.output<typeof TrainHeaderSchema>>;
+export type Evaluate = WithVector<z.output<typeof EvaluateHeaderSchema>>;
+export type ErrorMessage = z.output<typeof ErrorMessageSchema>;
+export type RoundResult = z.output<typeof RoundResultSchema>;
+export type JobEnd = z.output<typeof JobEndSchema>;
+
+export type ClientMessage = Hello | Update | EvalResult | Refuse;
+export type ServerMessage = Welcome | Train | Evaluate | ErrorMessage | RoundResult | JobEnd;
+export type Message = ClientMessage | ServerMessage;
+
+interface MessageKind {
+  /** Schema of the JSON header (the message without `vector`). */
+  header: z.ZodType;
+  /** Whether the message carries a binary vector. */
+  hasVector: boolean;
+  /** Who may send it. */
+  from: 'client' | 'server';
+}
+
+/** Every message type of protocol v1. */
+export const MESSAGE_KINDS: Record<Message['type'], MessageKind> = {
+  hello: { header: HelloSchema, hasVector: false, from: 'client' },
+  update: { header: UpdateHeaderSchema, hasVector: true, from: 'client' },
+  eval_result: { header: EvalResultSchema, hasVector: false, from: 'client' },
+  refuse: { header: RefuseSchema, hasVector: false, from: 'client' },
+  welcome: { header: WelcomeSchema, hasVector: false, from: 'server' },
+  train: { header: TrainHeaderSchema, hasVector: true, from: 'server' },
+  evaluate: { header: EvaluateHeaderSchema, hasVector: true, from: 'server' },
+  error: { header: ErrorMessageSchema, hasVector: false, from: 'server' },
+  round_result: { header: RoundResultSchema, hasVector: false, from: 'server' },
+  job_end: { header: JobEndSchema, hasVector: false, from: 'server' },
+};
