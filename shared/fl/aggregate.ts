@@ -24,7 +24,10 @@ export class WeightedSum {
     this.sum = new Float64Array(dim);
   }
 
-  /** Adds weight · vector to the running sum. The vector is not retained. */
+  /**
+   * Adds weight · vector to the running sum. The vector is not retained (callers may reuse the buffer).
+   * Its values are not checked here: callers that accept untrusted updates check isAllFinite() first.
+   */
   add(vector: Float32Array, weight: number): void {
     if (vector.length !== this.dim) {
       throw new CohortError('WRONG_LENGTH', `WeightedSum: expected length ${this.dim}, got ${vector.length}`, {
@@ -32,11 +35,10 @@ export class WeightedSum {
         actual: vector.length,
       });
     }
-    if (!Number.isFinite(weight) || weight < 0) {
-      throw new CohortError('NON_FINITE', `WeightedSum: weight must be finite and non-negative, got ${weight}`, {
-        weight,
-      });
+    if (!Number.isFinite(weight)) {
+      throw new CohortError('NON_FINITE', `WeightedSum: weight must be finite, got ${weight}`, { weight });
     }
+    if (weight < 0) throw new CohortError('BAD_WEIGHT', `WeightedSum: weight must be ≥ 0, got ${weight}`, { weight });
     const sum = this.sum;
     const d = this.dim;
     for (let i = 0; i < d; i++) sum[i] += weight * vector[i];
@@ -53,7 +55,7 @@ export class WeightedSum {
   }
 
   /** sum / totalWeight, rounded to float32. Throws EMPTY when nothing (or only zero weight) was added. */
-  mean(): Float32Array {
+  mean(): Float32Array<ArrayBuffer> {
     if (this.n === 0 || this.total === 0) {
       throw new CohortError('EMPTY', 'WeightedSum: mean of an empty sum', { count: this.n, totalWeight: this.total });
     }
@@ -61,7 +63,7 @@ export class WeightedSum {
   }
 
   /** sum · factor as float32 (e.g. a fixed-denominator estimator dividing by the expected weight). */
-  scaled(factor: number): Float32Array {
+  scaled(factor: number): Float32Array<ArrayBuffer> {
     if (!Number.isFinite(factor)) {
       throw new CohortError('NON_FINITE', `WeightedSum: scale factor must be finite, got ${factor}`, { factor });
     }

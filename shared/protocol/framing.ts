@@ -16,6 +16,9 @@ import { MESSAGE_KINDS, type Message } from './messages.ts';
 /** Version of the frame layout (independent of the message protocol version, negotiated at hello). */
 export const FRAME_VERSION = 1;
 
+/** Smallest chunk a sender may use (except the last), so a peer cannot flood us with tiny frames. */
+export const MIN_CHUNK_BYTES = 4096;
+
 export interface FrameHead {
   v: number;
   /** Sender-chosen id, unique among the sender's open streams. */
@@ -79,6 +82,21 @@ export function encodeMessage(msg: Message, streamId: number, chunkBytes: number
     head.vec = { bytes: bytes.length, chunks: chunks.length };
   }
   return { head, chunks };
+}
+
+/** Anything with Socket.IO's `emit` shape. */
+export interface FrameEmitter {
+  emit(event: string, ...args: unknown[]): unknown;
+}
+
+/**
+ * Sends a message as one `head` event plus one binary `chunk` event per chunk. The chunks are views
+ * of the vector (no copy); Socket.IO ships typed-array views as binary attachments.
+ */
+export function emitFrames(emitter: FrameEmitter, msg: Message, streamId: number, chunkBytes: number): void {
+  const { head, chunks } = encodeMessage(msg, streamId, chunkBytes);
+  emitter.emit('head', head);
+  for (let i = 0; i < chunks.length; i++) emitter.emit('chunk', { id: streamId, i } satisfies ChunkMeta, chunks[i]);
 }
 
 function firstIssue(error: z.ZodError): string {
@@ -221,13 +239,21 @@ export class Reassembler {
       throw new ProtocolError(ErrorCode.BAD_FRAME, `chunk for unknown stream ${id}`);
     }
     const bytes = toBytes(data);
-    const expectedLength = Math.min(this.limits.chunkBytes, stream.bytes.length - stream.filled);
-    if (i !== stream.next || !bytes || bytes.length !== expectedLength) {
+    const remaining = stream.bytes.length - stream.filled;
+    const chunksLeft = stream.chunks - i;
+    const sizeOk =
+      bytes !== undefined &&
+      bytes.length > 0 &&
+      bytes.length <= this.limits.chunkBytes &&
+      bytes.length <= remaining &&
+      (chunksLeft > 1 || bytes.length === remaining);
+    if (i !== stream.next || !sizeOk) {
       this.open.delete(id);
       this.reject(id);
       throw new ProtocolError(
         ErrorCode.BAD_FRAME,
-        `stream ${id}: chunk ${i} of ${bytes?.length ?? 'non-binary'} bytes, expected chunk ${stream.next} of ${expectedLength}`,
+        `stream ${id}: got chunk ${i} of ${bytes?.length ?? 'non-binary'} bytes; expected chunk ${stream.next}, ` +
+          `at most ${Math.min(this.limits.chunkBytes, remaining)} bytes, ${remaining} bytes left`,
       );
     }
     stream.bytes.set(bytes, stream.filled);
@@ -255,10 +281,13 @@ export class Reassembler {
       );
     }
     if (vec.bytes % 4 !== 0) throw new ProtocolError(ErrorCode.BAD_FRAME, `vector bytes ${vec.bytes} not a multiple of 4`);
-    if (vec.chunks !== Math.ceil(vec.bytes / this.limits.chunkBytes)) {
+    // Senders choose their chunk size up to our limit; the count must be consistent with it.
+    const fewest = Math.ceil(vec.bytes / this.limits.chunkBytes);
+    const most = Math.ceil(vec.bytes / MIN_CHUNK_BYTES);
+    if (vec.chunks < fewest || vec.chunks > most) {
       throw new ProtocolError(
         ErrorCode.BAD_FRAME,
-        `${vec.bytes} bytes need ${Math.ceil(vec.bytes / this.limits.chunkBytes)} chunks of ${this.limits.chunkBytes}, head says ${vec.chunks}`,
+        `${vec.bytes} bytes in ${vec.chunks} chunks: need between ${fewest} and ${most} (chunks of ${MIN_CHUNK_BYTES}..${this.limits.chunkBytes} bytes)`,
       );
     }
   }

@@ -1,0 +1,35 @@
+/**
+ * `npm run bench -- <name> [--flags]`: runs bench/<name>.ts. To add a benchmark, write a module exporting
+ * `run(args: string[]): Promise<void>` and register it below.
+ */
+export interface Benchmark {
+  run(args: string[]): Promise<void>;
+}
+
+const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
+  aggregate: () => import('./aggregate.ts'),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const load = name !== undefined && Object.hasOwn(BENCHMARKS, name) ? BENCHMARKS[name] : undefined;
+  if (!load) {
+    process.stderr.write(
+      `${name === undefined ? 'no benchmark given' : `unknown benchmark "${name}"`}\n` +
+        `usage: npm run bench -- <name> [--flags]\navailable: ${Object.keys(BENCHMARKS).join(', ')}\n`,
+    );
+    return 2;
+  }
+  await (await load()).run(rest);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

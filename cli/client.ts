@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto';
+import { loadClientConfig } from '../client/config.ts';
+import { splitTrainTest } from '../client/data/dataset.ts';
+import { loadDataset } from '../client/data/index.ts';
+import { ClientEngine } from '../client/engine/index.ts';
+import { selectBackend } from '../client/train/backend.ts';
+import { TfjsTask } from '../client/train/task.ts';
+import { SocketIoClientTransport } from '../client/transport/socketio.ts';
+import { ConfigError } from '../shared/errors.ts';
+import { createLogger, type LogLevel } from './log.ts';
+
+export interface ClientCommandOptions {
+  server?: string;
+  data?: string;
+  config?: string;
+  id?: string;
+  backend?: string;
+  logLevel: LogLevel;
+}
+
+/** `cohort client`: joins a coordinator, trains on local data each round, exits when the job ends. */
+export async function clientCommand(opts: ClientCommandOptions): Promise<number> {
+  const logger = createLogger(opts.logLevel);
+  const cfg = loadClientConfig(opts.config);
+  const server = opts.server ?? cfg.server;
+  const dataPath = opts.data ?? cfg.data;
+  if (!server) throw new ConfigError('no server: pass --server URL or set "server" in the client config');
+  if (!dataPath) throw new ConfigError('no data: pass --data PATH or set "data" in the client config');
+  const clientId = opts.id ?? cfg.clientId ?? `client-${randomUUID().slice(0, 8)}`;
+  const backend = await selectBackend({ prefer: opts.backend ?? cfg.backend, logger });
+  const data = await loadDataset(dataPath, {
+    labelColumn: cfg.labelColumn,
+    featureShape: cfg.featureShape,
+    numClasses: cfg.numClasses,
+  });
+  const { train, test } = cfg.testFraction > 0 ? splitTrainTest(data, cfg.testFraction, cfg.seed) : { train: data, test: data };
+  logger.info({ clientId, server, data: dataPath, train: train.size, test: test.size, backend }, 'client starting');
+  const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger });
+  const engine = new ClientEngine({ clientId, task: new TfjsTask({ train, test, seed: cfg.seed }), transport, logger, backend });
+  process.once('SIGINT', () => {
+    engine.stop();
+    process.exit(130);
+  });
+  engine.start();
+  const end = await engine.whenJobEnds();
+  engine.stop();
+  return end.status === 'completed' ? 0 : 1;
+}

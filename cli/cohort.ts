@@ -1,0 +1,85 @@
+/**
+ * `cohort`: the one command-line entry point.
+ *   cohort server --config job.json [--port 8080] [--host 127.0.0.1] [--data-dir ./cohort-data]
+ *   cohort client --server URL --data PATH [--config client.json] [--id NAME]
+ *   cohort demo [--rounds 10] [--clients 10] ...
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { CohortError } from '../shared/errors.ts';
+import { clientCommand } from './client.ts';
+import { demoCommand } from './demo.ts';
+import { LOG_LEVELS } from './log.ts';
+import { serverCommand } from './server.ts';
+
+function logLevel(value: string): string {
+  if (!(LOG_LEVELS as string[]).includes(value)) {
+    throw new InvalidArgumentError(`expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  return value;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('cohort')
+    .description('Private federated learning: a coordinator, clients, and research simulations')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('server')
+    .description('run a coordinator for one job (resumes the job if the data dir already has it)')
+    .requiredOption('-c, --config <file>', 'job config (JSON)')
+    .option('-p, --port <port>', 'Socket.IO port (0 = any free port)', '8080')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
+    .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
+    .action(async (o) => run(() => serverCommand(o)));
+
+  program
+    .command('client')
+    .description('join a coordinator and train on local data')
+    .option('-s, --server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .option('--data <path>', 'local data: .csv or .jsonl')
+    .option('-c, --config <file>', 'client config (JSON); flags override it')
+    .option('--id <clientId>', 'client id (default: from config, else random)')
+    .option('--backend <name>', 'tensorflow | wasm | cpu (default: fastest available)')
+    .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
+    .action(async (o) => run(() => clientCommand(o)));
+
+  program
+    .command('demo')
+    .description('coordinator + 10 clients in one process on real MNIST digits; last line is JSON')
+    .option('--rounds <n>', 'rounds of FedAvg')
+    .option('--clients <n>', 'number of clients')
+    .option('--epochs <n>', 'local epochs per round (E)')
+    .option('--batch-size <n>', 'local batch size (B)')
+    .option('--lr <x>', 'client learning rate')
+    .option('--seed <n>', 'seed for data split, model init and shuffling')
+    .option('--data-dir <dir>', 'keep the coordinator store here (default: a temp dir)')
+    .option('--backend <name>', 'tensorflow | wasm | cpu')
+    .option('--log-level <level>', `log level for stderr (${LOG_LEVELS.join('|')})`, logLevel, 'warn')
+    .action(async (o) => run(() => demoCommand(o)));
+
+  return program;
+}
+
+async function run(action: () => Promise<number>): Promise<void> {
+  try {
+    process.exitCode = await action();
+  } catch (err) {
+    if (err instanceof CohortError) {
+      process.stderr.write(`cohort: ${err.message}\n`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`cohort: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+const program = buildProgram();
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const code = (err as { exitCode?: number }).exitCode;
+  process.exitCode = typeof code === 'number' ? code : 1;
+}

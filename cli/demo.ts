@@ -1,0 +1,44 @@
+import { ConfigError } from '../shared/errors.ts';
+import { DEMO_DEFAULTS, runDemo, type DemoOptions } from '../simulations/demo.ts';
+import { createLogger, type LogLevel } from './log.ts';
+
+export interface DemoCommandOptions {
+  rounds?: string;
+  clients?: string;
+  epochs?: string;
+  batchSize?: string;
+  lr?: string;
+  seed?: string;
+  dataDir?: string;
+  backend?: string;
+  logLevel: LogLevel;
+}
+
+function num(value: string | undefined, flag: string, fallback: number, integer = true): number {
+  if (value === undefined) return fallback;
+  const x = Number(value);
+  if (!Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x))) {
+    throw new ConfigError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
+  }
+  return x;
+}
+
+/** `cohort demo`: progress lines on stdout, logs on stderr, a JSON summary as the last stdout line. */
+export async function demoCommand(o: DemoCommandOptions): Promise<number> {
+  const logger = createLogger(o.logLevel, 2);
+  const d = DEMO_DEFAULTS;
+  const opts: DemoOptions = {
+    ...d,
+    rounds: num(o.rounds, 'rounds', d.rounds),
+    clients: num(o.clients, 'clients', d.clients),
+    epochs: num(o.epochs, 'epochs', d.epochs),
+    batchSize: num(o.batchSize, 'batch-size', d.batchSize),
+    learningRate: num(o.lr, 'lr', d.learningRate, false),
+    seed: num(o.seed, 'seed', d.seed),
+    dataDir: o.dataDir,
+    backend: o.backend,
+  };
+  const result = await runDemo(opts, logger, (line) => process.stdout.write(`${line}\n`));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  return 0;
+}

@@ -1,0 +1,45 @@
+import { resolve } from 'node:path';
+import { startCoordinator } from '../server/coordinator.ts';
+import { loadJobConfig } from '../server/round/config.ts';
+import { createLogger, type LogLevel } from './log.ts';
+
+export interface ServerCommandOptions {
+  config: string;
+  port: string;
+  host: string;
+  dataDir: string;
+  logLevel: LogLevel;
+}
+
+/** `cohort server`: runs one job until it finishes; SIGINT/SIGTERM leave it resumable. */
+export async function serverCommand(opts: ServerCommandOptions): Promise<number> {
+  const logger = createLogger(opts.logLevel);
+  const config = loadJobConfig(opts.config);
+  const port = parsePort(opts.port);
+  const dataDir = resolve(opts.dataDir);
+  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger });
+  const { engine } = coordinator;
+  logger.info(
+    { url: coordinator.url, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
+    'coordinator listening',
+  );
+  const shutdown = async (signal: string) => {
+    logger.info({ signal, lastCommittedRound: engine.lastCommittedRound }, 'shutting down; the job stays resumable');
+    await coordinator.close();
+    process.exit(130);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  const summary = await engine.whenFinished();
+  // Let job_end messages reach the clients before the sockets close.
+  await new Promise((r) => setTimeout(r, 200));
+  await coordinator.close();
+  logger.info({ ...summary }, 'job finished');
+  return summary.status === 'completed' ? 0 : 1;
+}
+
+export function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0..65535, got ${text}`);
+  return port;
+}

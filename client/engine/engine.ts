@@ -1,0 +1,236 @@
+/**
+ * The client's protocol state machine, mirror of server/round:
+ *
+ *   connecting ──hello──▶ waiting-welcome ──welcome──▶ idle ──train──▶ training ──update|refuse──▶ idle
+ *                                                        └──evaluate──▶ evaluating ──eval_result──▶ idle
+ *   any ──disconnect──▶ connecting (the transport reconnects with backoff; we say hello again and are
+ *   eligible for the next round; work begun on the lost connection is discarded)
+ *   any ──job_end──▶ ended
+ *
+ * It never touches the network itself: it consumes messages from a `ClientTransport` and sends
+ * through it. Training and evaluation are delegated to a `ClientTask`, so the engine is testable with
+ * any model and data.
+ */
+import { EventEmitter } from 'node:events';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
+import {
+  PROTOCOL_VERSION,
+  type ClientTransport,
+  type ClientTransportSink,
+  type ErrorMessage,
+  type Evaluate,
+  type JobEnd,
+  type ProtocolError,
+  type RoundResult,
+  type ServerMessage,
+  type Train,
+  type TrainingParams,
+  type Welcome,
+} from '../../shared/protocol/index.ts';
+
+export interface FitResult {
+  /** w_local − w_global. */
+  delta: Float32Array;
+  numExamples: number;
+  metrics: Record<string, number>;
+}
+
+export interface EvaluationResult {
+  numExamples: number;
+  loss: number;
+  accuracy: number;
+}
+
+/** What the client does with its data: local training and evaluation. */
+export interface ClientTask {
+  readonly numExamples: number;
+  fit(weights: Float32Array, model: ModelSpec, training: TrainingParams, round: number): Promise<FitResult>;
+  evaluate(weights: Float32Array, model: ModelSpec, batchSize: number): Promise<EvaluationResult>;
+}
+
+/** Decides whether to take part in a round; returns a refusal reason or undefined to accept. */
+export type RoundPolicy = (train: Train) => string | undefined;
+
+export interface ClientEngineOptions {
+  clientId: string;
+  task: ClientTask;
+  transport: ClientTransport;
+  logger?: Logger;
+  /** Reported at hello (which training backend this client runs). */
+  backend?: string;
+  token?: string;
+  policy?: RoundPolicy;
+}
+
+type ClientState = 'connecting' | 'waiting-welcome' | 'idle' | 'training' | 'evaluating' | 'ended';
+
+export interface ClientEngineEvents {
+  welcome: [Welcome];
+  trained: [{ round: number; numExamples: number; metrics: Record<string, number>; ms: number }];
+  refused: [{ round: number; reason: string }];
+  evaluated: [{ round: number } & EvaluationResult];
+  roundResult: [RoundResult];
+  serverError: [ErrorMessage];
+  jobEnd: [JobEnd];
+  disconnected: [string];
+}
+
+export class ClientEngine extends EventEmitter<ClientEngineEvents> implements ClientTransportSink {
+  readonly clientId: string;
+  private state: ClientState = 'connecting';
+  private jobId?: string;
+  /** Bumped on every (re)connection; work finishing on an older one is discarded. */
+  private epoch = 0;
+  private readonly log: Logger;
+  private jobEnd?: JobEnd;
+
+  constructor(private readonly opts: ClientEngineOptions) {
+    super();
+    this.clientId = opts.clientId;
+    this.log = (opts.logger ?? silentLogger).child({ client: opts.clientId });
+  }
+
+  get status(): ClientState {
+    return this.state;
+  }
+
+  start(): void {
+    this.opts.transport.start(this);
+  }
+
+  stop(): void {
+    this.opts.transport.close();
+  }
+
+  /** Resolves when the server announces the end of the job. */
+  whenJobEnds(): Promise<JobEnd> {
+    if (this.jobEnd) return Promise.resolve(this.jobEnd);
+    return new Promise((resolve) => this.once('jobEnd', resolve));
+  }
+
+  onConnect(): void {
+    this.epoch++;
+    if (this.state === 'ended') return;
+    this.state = 'waiting-welcome';
+    this.opts.transport.send({
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      clientId: this.clientId,
+      numExamples: this.opts.task.numExamples,
+      ...(this.opts.backend ? { backend: this.opts.backend } : {}),
+      ...(this.opts.token ? { token: this.opts.token } : {}),
+    });
+  }
+
+  onDisconnect(reason: string): void {
+    this.epoch++;
+    if (this.state !== 'ended') this.state = 'connecting';
+    this.log.info({ reason }, 'disconnected; will rejoin when the connection is back');
+    this.emit('disconnected', reason);
+  }
+
+  onProtocolError(error: ProtocolError): void {
+    this.log.warn({ code: error.code, reason: error.message }, 'server message rejected');
+  }
+
+  onMessage(msg: ServerMessage): void {
+    switch (msg.type) {
+      case 'welcome':
+        this.jobId = msg.jobId;
+        this.state = 'idle';
+        this.log.info({ job: msg.jobId }, 'joined job');
+        this.emit('welcome', msg);
+        return;
+      case 'train':
+        void this.train(msg);
+        return;
+      case 'evaluate':
+        void this.evaluate(msg);
+        return;
+      case 'round_result':
+        this.emit('roundResult', msg);
+        return;
+      case 'error':
+        this.log.warn({ code: msg.code, reason: msg.message, ref: msg.ref }, 'server rejected a message');
+        this.emit('serverError', msg);
+        return;
+      case 'job_end':
+        this.state = 'ended';
+        this.jobEnd = msg;
+        this.log.info({ status: msg.status, rounds: msg.rounds }, 'job ended');
+        this.emit('jobEnd', msg);
+        return;
+    }
+  }
+
+  private refuse(msg: Train, reason: string): void {
+    this.log.warn({ round: msg.round, reason }, 'refusing round');
+    this.opts.transport.send({ type: 'refuse', jobId: msg.jobId, round: msg.round, reason });
+    this.emit('refused', { round: msg.round, reason });
+  }
+
+  private async train(msg: Train): Promise<void> {
+    if (this.state !== 'idle') return this.refuse(msg, `busy (${this.state})`);
+    if (weightsChecksum(msg.vector) !== msg.modelChecksum) {
+      return this.refuse(msg, 'global model checksum mismatch: the weights were corrupted in transit');
+    }
+    const refusal = this.opts.policy?.(msg);
+    if (refusal) return this.refuse(msg, refusal);
+    const epoch = this.epoch;
+    this.state = 'training';
+    const started = Date.now();
+    let result: FitResult;
+    try {
+      result = await this.opts.task.fit(msg.vector, msg.model, msg.training, msg.round);
+    } catch (err) {
+      if (epoch === this.epoch) this.state = 'idle';
+      this.log.error({ err, round: msg.round }, 'local training failed');
+      if (epoch === this.epoch) this.refuse(msg, `local training failed: ${(err as Error).message}`.slice(0, 1000));
+      return;
+    }
+    if (epoch !== this.epoch || (this.state as ClientState) === 'ended') {
+      this.log.info({ round: msg.round }, 'connection changed during training; update discarded');
+      return;
+    }
+    this.state = 'idle';
+    if (!isFinite32(result.delta)) return this.refuse(msg, 'local training diverged (non-finite update)');
+    const ms = Date.now() - started;
+    this.opts.transport.send({
+      type: 'update',
+      jobId: msg.jobId,
+      round: msg.round,
+      numExamples: result.numExamples,
+      metrics: result.metrics,
+      vector: result.delta,
+    });
+    this.log.info({ round: msg.round, examples: result.numExamples, ms, ...result.metrics }, 'update sent');
+    this.emit('trained', { round: msg.round, numExamples: result.numExamples, metrics: result.metrics, ms });
+  }
+
+  private async evaluate(msg: Evaluate): Promise<void> {
+    if (this.state !== 'idle') return;
+    if (weightsChecksum(msg.vector) !== msg.modelChecksum) {
+      this.log.warn({ round: msg.round }, 'evaluation model checksum mismatch; ignoring');
+      return;
+    }
+    const epoch = this.epoch;
+    this.state = 'evaluating';
+    let result: EvaluationResult;
+    try {
+      result = await this.opts.task.evaluate(msg.vector, msg.model, msg.batchSize);
+    } catch (err) {
+      this.log.error({ err, round: msg.round }, 'evaluation failed');
+      result = { numExamples: 0, loss: 0, accuracy: 0 };
+    }
+    if (epoch !== this.epoch || (this.state as ClientState) === 'ended') return;
+    this.state = 'idle';
+    this.opts.transport.send({ type: 'eval_result', jobId: msg.jobId, round: msg.round, ...result });
+    this.emit('evaluated', { round: msg.round, ...result });
+  }
+}
+
+function isFinite32(v: Float32Array): boolean {
+  for (let i = 0; i < v.length; i++) if (v[i] - v[i] !== 0) return false;
+  return true;
+}

@@ -1,0 +1,65 @@
+/**
+ * Wires a coordinator process together: SQLite store, Socket.IO transport, round engine. Used by
+ * `cohort server`, the demo and the integration tests, so all three run the same assembly.
+ */
+import { silentLogger, type Logger } from '../shared/log.ts';
+import { RoundEngine, type Clock } from './round/engine.ts';
+import type { JobConfig } from './round/config.ts';
+import { CohortStore } from './store/index.ts';
+import { SocketIoServerTransport } from './transport/socketio.ts';
+import type { Rng } from '../shared/random.ts';
+
+export interface CoordinatorOptions {
+  config: JobConfig;
+  dataDir: string;
+  host?: string;
+  port?: number;
+  logger?: Logger;
+  rng?: Rng;
+  clock?: Clock;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+}
+
+export interface Coordinator {
+  engine: RoundEngine;
+  store: CohortStore;
+  transport: SocketIoServerTransport;
+  url: string;
+  /** Closes sockets and the database; the job's status is left as it is (resumable). */
+  close(): Promise<void>;
+}
+
+export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
+  const logger = opts.logger ?? silentLogger;
+  const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep });
+  const transport = new SocketIoServerTransport({
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    limits: { maxHeaderBytes: 256 * 1024, maxOpenStreams: 4, ...opts.config.limits },
+    logger,
+    pingIntervalMs: opts.pingIntervalMs,
+    pingTimeoutMs: opts.pingTimeoutMs,
+  });
+  const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: opts.rng, clock: opts.clock });
+  try {
+    await engine.start();
+  } catch (err) {
+    await transport.close().catch(() => {});
+    store.close();
+    throw err;
+  }
+  let closed = false;
+  return {
+    engine,
+    store,
+    transport,
+    url: transport.url,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await engine.shutdown();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,152 @@
+/**
+ * The job configuration: one JSON file, validated in full before anything runs. Unknown keys are
+ * errors (a typo must not silently fall back to a default).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from '../../shared/errors.ts';
+import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
+import { ModelSpecSchema } from '../../shared/model/index.ts';
+import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
+
+const positiveMs = z.number().int().min(1).max(7 * 24 * 3600 * 1000);
+
+export const SamplingSchema = z.discriminatedUnion('mode', [
+  z
+    .object({
+      mode: z.literal('poisson'),
+      /** Each eligible client joins independently with this probability (what DP accounting assumes). */
+      rate: z.number().gt(0).max(1),
+    })
+    .strict(),
+  z
+    .object({
+      mode: z.literal('fixed'),
+      /** Uniformly sampled without replacement; fewer if fewer are eligible (but at least minClients). */
+      cohortSize: z.number().int().min(1).max(1_000_000),
+    })
+    .strict(),
+]);
+export type Sampling = z.output<typeof SamplingSchema>;
+
+export const JobConfigSchema = z
+  .object({
+    /** Job id: a job with this id in the data dir is resumed, not restarted. */
+    id: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (1-64 chars)')
+      .default('default'),
+    model: ModelSpecSchema.default({ zoo: 'mlp' } as never),
+    /** Seed of the initial global model. */
+    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    rounds: z.number().int().min(1).max(1_000_000).default(10),
+    sampling: SamplingSchema.default({ mode: 'fixed', cohortSize: 10 }),
+    /** A round starts only with at least this many sampled clients. */
+    minClients: z.number().int().min(1).default(2),
+    /** A round commits only with at least this many survivors (default: minClients). */
+    minSurvivors: z.number().int().min(1).optional(),
+    training: z
+      .object({
+        epochs: z.number().int().min(1).max(1000).default(1),
+        batchSize: z.number().int().min(1).max(65536).default(10),
+        learningRate: z.number().positive().max(100).default(0.05),
+        /** FedProx proximal term μ (Li et al. 2020); 0 = plain FedAvg local training. */
+        proxMu: z.number().min(0).max(1e6).default(0),
+      })
+      .strict()
+      .default({ epochs: 1, batchSize: 10, learningRate: 0.05, proxMu: 0 }),
+    optimizer: ServerOptimizerConfigSchema.default({ name: 'fedavg' } as never),
+    evaluation: z
+      .object({
+        /** Federated evaluation after every k-th committed round; 0 = never. */
+        every: z.number().int().min(0).default(1),
+        /** Fraction of connected idle clients asked to evaluate. */
+        fraction: z.number().gt(0).max(1).default(1),
+        batchSize: z.number().int().min(1).max(65536).default(100),
+      })
+      .strict()
+      .default({ every: 1, fraction: 1, batchSize: 100 }),
+    timeouts: z
+      .object({
+        /** Give up (job failed) if too few clients for this long; 0 = wait forever. */
+        waitForClientsMs: z.number().int().min(0).default(0),
+        trainMs: positiveMs.default(120_000),
+        evaluateMs: positiveMs.default(60_000),
+        /** Pause before retrying a round that could not start or was aborted. */
+        retryDelayMs: z.number().int().min(0).max(3_600_000).default(1_000),
+      })
+      .strict()
+      .default({ waitForClientsMs: 0, trainMs: 120_000, evaluateMs: 60_000, retryDelayMs: 1_000 }),
+    /** The job fails after this many aborted attempts at the same round. */
+    maxAttemptsPerRound: z.number().int().min(1).default(5),
+    limits: z
+      .object({
+        maxPayloadBytes: z.number().int().min(1024).max(2 ** 31).default(DEFAULT_LIMITS.maxPayloadBytes),
+        chunkBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_LIMITS.chunkBytes),
+      })
+      .strict()
+      .default({ maxPayloadBytes: DEFAULT_LIMITS.maxPayloadBytes, chunkBytes: DEFAULT_LIMITS.chunkBytes }),
+    checkpoints: z
+      .object({ keep: z.number().int().min(1).default(3) })
+      .strict()
+      .default({ keep: 3 }),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    if (cfg.minSurvivors !== undefined && cfg.minSurvivors > cfg.minClients) {
+      ctx.addIssue({ code: 'custom', path: ['minSurvivors'], message: `must be ≤ minClients (${cfg.minClients})` });
+    }
+    if (cfg.sampling.mode === 'fixed' && cfg.sampling.cohortSize < cfg.minClients) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['sampling', 'cohortSize'],
+        message: `cohortSize ${cfg.sampling.cohortSize} < minClients ${cfg.minClients}: no round could ever start`,
+      });
+    }
+  });
+
+export type JobConfig = z.output<typeof JobConfigSchema>;
+export type JobConfigInput = z.input<typeof JobConfigSchema>;
+
+/** Validates a job config; every problem is listed with its path. */
+export function parseJobConfig(raw: unknown, source = 'job config'): JobConfig {
+  const parsed = JobConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`${source} is invalid:\n${problems.join('\n')}`, { issues: parsed.error.issues });
+  }
+  return parsed.data;
+}
+
+export function loadJobConfig(path: string): JobConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read job config ${path}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`job config ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseJobConfig(raw, path);
+}
+
+/** Canonical JSON (sorted keys) of the validated config, hashed: detects a changed config on resume. */
+export function configHash(cfg: JobConfig): string {
+  return createHash('sha256').update(canonicalJson(cfg)).digest('hex');
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

@@ -1,0 +1,688 @@
+/**
+ * The round engine: an event-driven state machine that runs one federated job.
+ *
+ *   waiting ──(≥ minClients sampled)──▶ training ──(all replied | deadline)──▶ commit ──▶ evaluating? ──▶ waiting
+ *       ▲                                   │ (survivors < minSurvivors)                                    │
+ *       └──────────────── aborted: retry the same round after retryDelayMs ◀───────────────────────────────┘
+ *
+ * It consumes transport events (connect, message, disconnect) and timer events, and emits messages
+ * through a `ServerTransport`: it never touches Socket.IO, so the same code runs over sockets and in
+ * memory. Aggregation streams: each update is folded into a running weighted sum as it arrives and
+ * then dropped (O(d) memory however large the cohort). A round's new model is published (sent to
+ * anyone) only after its checkpoint is committed to the store.
+ */
+import { EventEmitter } from 'node:events';
+import { CohortError } from '../../shared/errors.ts';
+import { createServerOptimizer, WeightedSum, type ServerOptimizer } from '../../shared/fl/index.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
+import {
+  ErrorCode,
+  PROTOCOL_VERSION,
+  type ClientMessage,
+  type EvalResult,
+  type Hello,
+  type ProtocolError,
+  type ServerMessage,
+  type ServerTransport,
+  type ServerTransportSink,
+  type Update,
+  type WireLimits,
+  DEFAULT_LIMITS,
+} from '../../shared/protocol/index.ts';
+import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
+import type { CohortStore, EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
+import { configHash, type JobConfig } from './config.ts';
+
+/** Timer functions, injectable so tests can drive time. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export interface RoundEngineOptions {
+  config: JobConfig;
+  store: CohortStore;
+  transport: ServerTransport;
+  logger?: Logger;
+  /** Cohort sampling randomness; defaults to the CSPRNG (DP accounting assumes true randomness). */
+  rng?: Rng;
+  clock?: Clock;
+}
+
+type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'finished';
+type MemberStatus = 'pending' | 'completed' | 'dropped' | 'refused';
+
+interface ConnectedClient {
+  connId: string;
+  clientId: string;
+  numExamples?: number;
+}
+
+interface TrainingRound {
+  round: number;
+  attempt: number;
+  startedAt: number;
+  members: Map<string, { connId: string; status: MemberStatus }>;
+  sum: WeightedSum;
+  lossSum: number;
+  accuracySum: number;
+  timer: unknown;
+}
+
+interface EvaluationRound {
+  round: number;
+  members: Map<string, { connId: string; done: boolean }>;
+  lossSum: number;
+  accuracySum: number;
+  numExamples: number;
+  responders: number;
+  timer: unknown;
+}
+
+export interface RoundSummary {
+  round: number;
+  record: RoundRecord;
+  checksum: string;
+  evaluation?: EvaluationRecord;
+}
+
+export interface JobSummary {
+  jobId: string;
+  status: JobStatus;
+  rounds: number;
+  checksum: string;
+  reason?: string;
+}
+
+export interface RoundEngineEvents {
+  /** A round committed (and, if due, was evaluated). */
+  round: [RoundSummary];
+  /** A round attempt ended without a commit. */
+  aborted: [{ round: number; attempt: number; reason: string }];
+  /** The job reached a final state. */
+  finished: [JobSummary];
+}
+
+export class RoundEngine extends EventEmitter<RoundEngineEvents> implements ServerTransportSink {
+  readonly jobId: string;
+  private readonly config: JobConfig;
+  private readonly store: CohortStore;
+  private readonly transport: ServerTransport;
+  private readonly log: Logger;
+  private readonly rng: Rng;
+  private readonly clock: Clock;
+  private readonly limits: WireLimits;
+  private readonly minSurvivors: number;
+
+  private state: EngineState = 'idle';
+  private weights: Float32Array = new Float32Array(0);
+  private checksum = '';
+  private optimizer!: ServerOptimizer;
+  private committedRound = 0;
+  private attempt = 0;
+  private waitTimer: unknown;
+  private waitingSince = 0;
+  private current?: TrainingRound;
+  private evaluation?: EvaluationRound;
+  private pendingSummary?: RoundSummary;
+  private readonly clients = new Map<string, ConnectedClient>();
+  private readonly connByClient = new Map<string, string>();
+  private finishedSummary?: JobSummary;
+
+  constructor(opts: RoundEngineOptions) {
+    super();
+    this.config = opts.config;
+    this.jobId = opts.config.id;
+    this.store = opts.store;
+    this.transport = opts.transport;
+    this.log = (opts.logger ?? silentLogger).child({ job: this.jobId });
+    this.rng = opts.rng ?? cryptoRng();
+    this.clock = opts.clock ?? systemClock;
+    this.limits = { ...DEFAULT_LIMITS, ...opts.config.limits };
+    this.minSurvivors = opts.config.minSurvivors ?? opts.config.minClients;
+  }
+
+  /** The current global model (a copy). */
+  get globalWeights(): Float32Array {
+    return this.weights.slice();
+  }
+
+  get globalChecksum(): string {
+    return this.checksum;
+  }
+
+  get lastCommittedRound(): number {
+    return this.committedRound;
+  }
+
+  get connectedClients(): number {
+    return this.clients.size;
+  }
+
+  get status(): EngineState {
+    return this.state;
+  }
+
+  /** Loads (or creates) the job and its latest checkpoint, then starts the transport. */
+  async start(): Promise<void> {
+    this.loadJob();
+    await this.transport.start(this);
+    if (this.state === 'finished') return;
+    this.state = 'waiting';
+    this.waitingSince = this.clock.now();
+    this.tryStartRound();
+  }
+
+  /** Resolves when the job reaches a final state. */
+  whenFinished(): Promise<JobSummary> {
+    if (this.finishedSummary) return Promise.resolve(this.finishedSummary);
+    return new Promise((resolve) => this.once('finished', resolve));
+  }
+
+  /**
+   * Closes the transport and timers without changing the job's status (a process shutting down: the
+   * job resumes from its last committed round when the coordinator starts again).
+   */
+  async shutdown(): Promise<void> {
+    this.clearTimers();
+    this.current = undefined;
+    this.evaluation = undefined;
+    if (this.state !== 'finished') this.state = 'idle';
+    await this.transport.close();
+  }
+
+  /** Stops the job for good (status `stopped` unless it already finished) and closes the transport. */
+  async stop(reason = 'stopped by operator'): Promise<void> {
+    if (this.state !== 'finished') this.finish('stopped', reason);
+    await this.transport.close();
+  }
+
+  // ---- transport events -----------------------------------------------------------------------
+
+  onConnect(connId: string): void {
+    this.log.debug({ connId }, 'connection opened');
+  }
+
+  onDisconnect(connId: string, reason: string): void {
+    const client = this.clients.get(connId);
+    if (!client) return;
+    this.clients.delete(connId);
+    if (this.connByClient.get(client.clientId) === connId) this.connByClient.delete(client.clientId);
+    this.log.info({ client: client.clientId, reason }, 'client disconnected');
+    this.markGone(client.clientId, connId);
+  }
+
+  onProtocolError(connId: string, error: ProtocolError): void {
+    const client = this.clients.get(connId);
+    this.log.warn({ client: client?.clientId, connId, code: error.code, reason: error.message }, 'message rejected');
+  }
+
+  onMessage(connId: string, msg: ClientMessage): void {
+    try {
+      this.dispatch(connId, msg);
+    } catch (err) {
+      if (err instanceof CohortError) {
+        this.reject(connId, err.code, err.message, msg);
+      } else {
+        this.log.error({ err, connId, type: msg.type }, 'message handler failed');
+        this.reject(connId, ErrorCode.INTERNAL, 'internal error; the message was not applied', msg);
+      }
+    }
+  }
+
+  private dispatch(connId: string, msg: ClientMessage): void {
+    if (msg.type === 'hello') return this.onHello(connId, msg);
+    const client = this.clients.get(connId);
+    if (!client) throw new CohortError(ErrorCode.NOT_REGISTERED, `say hello before ${msg.type}`);
+    if (msg.jobId !== this.jobId) {
+      throw new CohortError(ErrorCode.UNKNOWN_JOB, `job ${msg.jobId} is not running here (this is ${this.jobId})`);
+    }
+    switch (msg.type) {
+      case 'update':
+        return this.onUpdate(client, msg);
+      case 'refuse':
+        return this.onRefuse(client, msg.round, msg.reason);
+      case 'eval_result':
+        return this.onEvalResult(client, msg);
+    }
+  }
+
+  private onHello(connId: string, msg: Hello): void {
+    if (msg.protocolVersion !== PROTOCOL_VERSION) {
+      this.reject(connId, ErrorCode.VERSION_MISMATCH, `server speaks protocol ${PROTOCOL_VERSION}, client ${msg.protocolVersion}`, msg);
+      this.transport.disconnect(connId);
+      return;
+    }
+    if (this.clients.has(connId)) {
+      throw new CohortError(ErrorCode.DUPLICATE, 'hello already received on this connection');
+    }
+    // The same client reconnecting before its old socket timed out: the new connection wins.
+    const previous = this.connByClient.get(msg.clientId);
+    if (previous !== undefined) {
+      this.log.info({ client: msg.clientId }, 'client reconnected; closing its previous connection');
+      this.clients.delete(previous);
+      this.markGone(msg.clientId, previous);
+      this.transport.disconnect(previous);
+    }
+    this.clients.set(connId, { connId, clientId: msg.clientId, numExamples: msg.numExamples });
+    this.connByClient.set(msg.clientId, connId);
+    this.store.upsertClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
+    this.transport.send(connId, {
+      type: 'welcome',
+      protocolVersion: PROTOCOL_VERSION,
+      jobId: this.jobId,
+      clientId: msg.clientId,
+      limits: this.limits,
+    });
+    this.log.info({ client: msg.clientId, clients: this.clients.size, backend: msg.backend }, 'client joined');
+    if (this.state === 'finished' && this.finishedSummary) {
+      this.transport.send(connId, this.jobEndMessage(this.finishedSummary));
+    } else if (this.state === 'waiting') {
+      // A new client may complete the cohort: check now rather than at the next poll.
+      if (this.waitTimer !== undefined && this.attempt === 0) {
+        this.clock.clearTimeout(this.waitTimer);
+        this.waitTimer = undefined;
+      }
+      this.tryStartRound();
+    }
+  }
+
+  private onUpdate(client: ConnectedClient, msg: Update): void {
+    const round = this.current;
+    const member = this.memberOf(round, client, msg.round, 'update');
+    if (msg.vector.length !== this.weights.length) {
+      throw new CohortError(
+        ErrorCode.WRONG_LENGTH,
+        `update has ${msg.vector.length} values, the model has ${this.weights.length}`,
+      );
+    }
+    round!.sum.add(msg.vector, msg.numExamples);
+    round!.lossSum += (msg.metrics.loss ?? 0) * msg.numExamples;
+    round!.accuracySum += (msg.metrics.accuracy ?? 0) * msg.numExamples;
+    member.status = 'completed';
+    this.log.debug({ client: client.clientId, round: msg.round, examples: msg.numExamples }, 'update folded in');
+    this.closeRoundIfSettled();
+  }
+
+  private onRefuse(client: ConnectedClient, roundNo: number, reason: string): void {
+    const member = this.memberOf(this.current, client, roundNo, 'refusal');
+    member.status = 'refused';
+    this.log.warn({ client: client.clientId, round: roundNo, reason }, 'client refused the round');
+    this.closeRoundIfSettled();
+  }
+
+  /** The caller's pending membership of the collecting round, or a typed rejection. */
+  private memberOf(round: TrainingRound | undefined, client: ConnectedClient, roundNo: number, what: string) {
+    const member = round && round.round === roundNo ? round.members.get(client.clientId) : undefined;
+    if (!round || this.state !== 'training' || !member || member.connId !== client.connId) {
+      throw new CohortError(ErrorCode.NOT_IN_ROUND, `${what} for round ${roundNo}: you are not in a collecting round ${roundNo}`);
+    }
+    if (member.status !== 'pending') {
+      throw new CohortError(ErrorCode.DUPLICATE, `${what} for round ${roundNo} already received`);
+    }
+    return member;
+  }
+
+  private onEvalResult(client: ConnectedClient, msg: EvalResult): void {
+    const ev = this.evaluation;
+    const member = ev && ev.round === msg.round ? ev.members.get(client.clientId) : undefined;
+    if (!ev || this.state !== 'evaluating' || !member || member.connId !== client.connId) {
+      throw new CohortError(ErrorCode.NOT_IN_ROUND, `evaluation of round ${msg.round}: you were not asked`);
+    }
+    if (member.done) throw new CohortError(ErrorCode.DUPLICATE, `evaluation of round ${msg.round} already received`);
+    member.done = true;
+    if (msg.numExamples > 0) {
+      ev.responders++;
+      ev.numExamples += msg.numExamples;
+      ev.lossSum += msg.loss * msg.numExamples;
+      ev.accuracySum += msg.accuracy * msg.numExamples;
+    }
+    if ([...ev.members.values()].every((m) => m.done)) this.closeEvaluation();
+  }
+
+  private markGone(clientId: string, connId: string): void {
+    const member = this.current?.members.get(clientId);
+    if (member && member.connId === connId && member.status === 'pending') {
+      member.status = 'dropped';
+      this.log.info({ client: clientId, round: this.current!.round }, 'cohort member dropped out');
+      this.closeRoundIfSettled();
+    }
+    const evMember = this.evaluation?.members.get(clientId);
+    if (evMember && evMember.connId === connId && !evMember.done) {
+      evMember.done = true;
+      if ([...this.evaluation!.members.values()].every((m) => m.done)) this.closeEvaluation();
+    }
+  }
+
+  private reject(connId: string, code: string, message: string, msg?: { type: string; round?: number }): void {
+    const client = this.clients.get(connId);
+    this.log.warn({ client: client?.clientId, connId, code, reason: message }, 'message rejected');
+    this.transport.send(connId, { type: 'error', code, message, ref: msg ? { type: msg.type, round: msg.round } : undefined });
+  }
+
+  // ---- job lifecycle --------------------------------------------------------------------------
+
+  private loadJob(): void {
+    const hash = configHash(this.config);
+    let job = this.store.getJob(this.jobId);
+    if (job && job.configHash !== hash) {
+      throw new CohortError(
+        'CONFIG_CHANGED',
+        `job ${this.jobId} exists in ${this.store.path} with a different config; use a new job id or the original config`,
+      );
+    }
+    if (!job) job = this.store.createJob({ id: this.jobId, config: this.config, configHash: hash });
+    const checkpoint = this.store.latestCheckpoint(this.jobId);
+    if (checkpoint) {
+      this.weights = checkpoint.weights;
+      this.committedRound = checkpoint.round;
+      this.optimizer = createServerOptimizer(this.config.optimizer, this.weights.length);
+      this.optimizer.importState(checkpoint.optimizerState);
+      this.checksum = weightsChecksum(this.weights);
+      if (this.checksum !== checkpoint.checksum) {
+        throw new CohortError('CORRUPT_CHECKPOINT', `checkpoint of round ${checkpoint.round} does not match its checksum`);
+      }
+      this.log.info({ round: checkpoint.round, checksum: this.checksum }, 'resumed from checkpoint');
+    } else {
+      this.weights = initialWeights(this.config.model, this.config.seed).weights;
+      this.optimizer = createServerOptimizer(this.config.optimizer, this.weights.length);
+      this.checksum = weightsChecksum(this.weights);
+      this.log.info({ params: this.weights.length, checksum: this.checksum }, 'initialised global model');
+    }
+    if (job.status !== 'created' && job.status !== 'running') {
+      this.state = 'finished';
+      this.finishedSummary = { jobId: this.jobId, status: job.status, rounds: this.committedRound, checksum: this.checksum, reason: job.reason ?? undefined };
+      this.log.info({ status: job.status }, 'job already finished; serving its final state');
+      return;
+    }
+    if (job.status === 'created') this.store.setJobStatus(this.jobId, 'running');
+  }
+
+  private finish(status: JobStatus, reason?: string): void {
+    if (this.state === 'finished') return;
+    this.clearTimers();
+    this.state = 'finished';
+    this.current = undefined;
+    this.evaluation = undefined;
+    this.store.setJobStatus(this.jobId, status, reason);
+    const summary: JobSummary = { jobId: this.jobId, status, rounds: this.committedRound, checksum: this.checksum, reason };
+    this.finishedSummary = summary;
+    this.log.info({ status, rounds: this.committedRound, reason }, 'job finished');
+    for (const connId of this.clients.keys()) this.transport.send(connId, this.jobEndMessage(summary));
+    this.emit('finished', summary);
+  }
+
+  private jobEndMessage(summary: JobSummary): ServerMessage {
+    return { type: 'job_end', jobId: this.jobId, status: summary.status, rounds: summary.rounds };
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.waitTimer, this.current?.timer, this.evaluation?.timer]) {
+      if (t !== undefined) this.clock.clearTimeout(t);
+    }
+    this.waitTimer = undefined;
+  }
+
+  // ---- select & configure ---------------------------------------------------------------------
+
+  private tryStartRound(): void {
+    if (this.state !== 'waiting' || this.waitTimer !== undefined) return;
+    if (this.committedRound >= this.config.rounds) return this.finish('completed');
+    const eligible = [...this.clients.values()];
+    const cohort = eligible.length >= this.config.minClients ? this.sample(eligible) : [];
+    if (cohort.length < this.config.minClients) {
+      const waited = this.clock.now() - this.waitingSince;
+      const limit = this.config.timeouts.waitForClientsMs;
+      if (limit > 0 && waited >= limit) {
+        return this.finish('failed', `fewer than ${this.config.minClients} clients for ${limit} ms`);
+      }
+      this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients }, 'waiting for clients');
+      // Re-check on the next connect, and periodically (Poisson sampling may come up short).
+      this.waitTimer = this.clock.setTimeout(() => {
+        this.waitTimer = undefined;
+        this.tryStartRound();
+      }, Math.max(this.config.timeouts.retryDelayMs, 50));
+      return;
+    }
+    this.beginRound(cohort);
+  }
+
+  private sample(eligible: ConnectedClient[]): ConnectedClient[] {
+    const sampling = this.config.sampling;
+    if (sampling.mode === 'fixed') return sampleWithoutReplacement(eligible, sampling.cohortSize, this.rng);
+    // Poisson sampling: each client joins independently with probability q.
+    return eligible.filter(() => this.rng.next() < sampling.rate);
+  }
+
+  private beginRound(cohort: ConnectedClient[]): void {
+    const roundNo = this.committedRound + 1;
+    this.attempt++;
+    const members = new Map<string, { connId: string; status: MemberStatus }>();
+    for (const c of cohort) members.set(c.clientId, { connId: c.connId, status: 'pending' });
+    this.current = {
+      round: roundNo,
+      attempt: this.attempt,
+      startedAt: this.clock.now(),
+      members,
+      sum: new WeightedSum(this.weights.length),
+      lossSum: 0,
+      accuracySum: 0,
+      timer: this.clock.setTimeout(() => this.onTrainDeadline(roundNo), this.config.timeouts.trainMs),
+    };
+    this.state = 'training';
+    this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.clients.size }, 'round started');
+    const { model, training, timeouts } = this.config;
+    for (const c of cohort) {
+      this.transport.send(c.connId, {
+        type: 'train',
+        jobId: this.jobId,
+        round: roundNo,
+        modelChecksum: this.checksum,
+        model,
+        training,
+        timeoutMs: timeouts.trainMs,
+        vector: this.weights,
+      });
+    }
+  }
+
+  // ---- collect & aggregate --------------------------------------------------------------------
+
+  private onTrainDeadline(roundNo: number): void {
+    const round = this.current;
+    if (!round || round.round !== roundNo || this.state !== 'training') return;
+    round.timer = undefined;
+    const late = [...round.members.values()].filter((m) => m.status === 'pending');
+    for (const m of late) m.status = 'dropped';
+    this.log.info({ round: roundNo, late: late.length }, 'training deadline reached');
+    this.closeRound();
+  }
+
+  private closeRoundIfSettled(): void {
+    const round = this.current;
+    if (!round || this.state !== 'training') return;
+    for (const m of round.members.values()) if (m.status === 'pending') return;
+    this.closeRound();
+  }
+
+  private closeRound(): void {
+    const round = this.current!;
+    if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
+    this.current = undefined;
+    const statuses = [...round.members.values()].map((m) => m.status);
+    const survivors = statuses.filter((s) => s === 'completed').length;
+    const endedAt = this.clock.now();
+    this.recordParticipation(round);
+    if (survivors < this.minSurvivors) {
+      return this.abortRound(round, survivors, endedAt, `${survivors} survivors < minSurvivors ${this.minSurvivors}`);
+    }
+    const record: RoundRecord = {
+      startedAt: round.startedAt,
+      endedAt,
+      cohortSize: round.members.size,
+      survivors,
+      dropouts: statuses.filter((s) => s === 'dropped').length,
+      numExamples: round.sum.totalWeight,
+      trainLoss: round.lossSum / round.sum.totalWeight,
+      trainAccuracy: round.accuracySum / round.sum.totalWeight,
+    };
+    if (!this.commit(round, record)) return;
+    this.attempt = 0;
+    this.notifyRoundResult(round, 'committed');
+    const summary: RoundSummary = { round: round.round, record, checksum: this.checksum };
+    const every = this.config.evaluation.every;
+    if (every > 0 && (round.round % every === 0 || round.round === this.config.rounds)) {
+      this.beginEvaluation(summary);
+    } else {
+      this.afterRound(summary);
+    }
+  }
+
+  /** Applies the server optimizer and commits round + checkpoint atomically; false if the store failed. */
+  private commit(round: TrainingRound, record: RoundRecord): boolean {
+    const stateBefore = this.optimizer.exportState();
+    const next = this.weights.slice();
+    // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017).
+    this.optimizer.step(next, round.sum.mean());
+    const checksum = weightsChecksum(next);
+    try {
+      this.store.commitRound({
+        jobId: this.jobId,
+        round: round.round,
+        weights: next,
+        optimizerState: this.optimizer.exportState(),
+        checksum,
+        record,
+      });
+    } catch (err) {
+      this.optimizer.importState(stateBefore);
+      this.log.error({ err, round: round.round }, 'commit failed; the round is discarded');
+      this.abortRound(round, record.survivors, record.endedAt, `commit failed: ${(err as Error).message}`);
+      return false;
+    }
+    this.weights = next;
+    this.checksum = checksum;
+    this.committedRound = round.round;
+    this.log.info(
+      { round: round.round, survivors: record.survivors, cohort: record.cohortSize, examples: record.numExamples, loss: record.trainLoss, checksum },
+      'round committed',
+    );
+    return true;
+  }
+
+  private abortRound(round: TrainingRound, survivors: number, endedAt: number, reason: string): void {
+    this.store.recordRoundAborted({
+      jobId: this.jobId,
+      round: round.round,
+      startedAt: round.startedAt,
+      endedAt,
+      cohortSize: round.members.size,
+      survivors,
+      reason,
+    });
+    this.log.warn({ round: round.round, attempt: round.attempt, reason }, 'round aborted; nothing was published');
+    this.notifyRoundResult(round, 'aborted');
+    this.emit('aborted', { round: round.round, attempt: round.attempt, reason });
+    if (this.attempt >= this.config.maxAttemptsPerRound) {
+      return this.finish('failed', `round ${round.round} aborted ${this.attempt} times (last: ${reason})`);
+    }
+    this.state = 'waiting';
+    this.waitingSince = this.clock.now();
+    this.waitTimer = this.clock.setTimeout(() => {
+      this.waitTimer = undefined;
+      this.tryStartRound();
+    }, this.config.timeouts.retryDelayMs);
+  }
+
+  private recordParticipation(round: TrainingRound): void {
+    for (const [clientId, m] of round.members) {
+      this.store.recordParticipation(this.jobId, round.round, clientId, m.status === 'pending' ? 'dropped' : m.status);
+    }
+  }
+
+  private notifyRoundResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {
+    for (const [clientId, m] of round.members) {
+      if (this.clients.get(m.connId)?.clientId !== clientId) continue;
+      this.transport.send(m.connId, {
+        type: 'round_result',
+        jobId: this.jobId,
+        round: round.round,
+        outcome,
+        included: outcome === 'committed' && m.status === 'completed',
+      });
+    }
+  }
+
+  // ---- evaluate -------------------------------------------------------------------------------
+
+  private beginEvaluation(summary: RoundSummary): void {
+    const idle = [...this.clients.values()];
+    const count = Math.max(1, Math.round(idle.length * this.config.evaluation.fraction));
+    const chosen = sampleWithoutReplacement(idle, count, this.rng);
+    if (chosen.length === 0) return this.afterRound(summary);
+    const members = new Map<string, { connId: string; done: boolean }>();
+    for (const c of chosen) members.set(c.clientId, { connId: c.connId, done: false });
+    this.pendingSummary = summary;
+    this.evaluation = {
+      round: summary.round,
+      members,
+      lossSum: 0,
+      accuracySum: 0,
+      numExamples: 0,
+      responders: 0,
+      timer: this.clock.setTimeout(() => this.closeEvaluation(), this.config.timeouts.evaluateMs),
+    };
+    this.state = 'evaluating';
+    for (const c of chosen) {
+      this.transport.send(c.connId, {
+        type: 'evaluate',
+        jobId: this.jobId,
+        round: summary.round,
+        modelChecksum: this.checksum,
+        model: this.config.model,
+        batchSize: this.config.evaluation.batchSize,
+        timeoutMs: this.config.timeouts.evaluateMs,
+        vector: this.weights,
+      });
+    }
+  }
+
+  private closeEvaluation(): void {
+    const ev = this.evaluation;
+    const summary = this.pendingSummary;
+    if (!ev || !summary || this.state !== 'evaluating') return;
+    this.clock.clearTimeout(ev.timer);
+    this.evaluation = undefined;
+    this.pendingSummary = undefined;
+    if (ev.numExamples > 0) {
+      const record: EvaluationRecord = {
+        kind: 'federated',
+        loss: ev.lossSum / ev.numExamples,
+        accuracy: ev.accuracySum / ev.numExamples,
+        numExamples: ev.numExamples,
+        clients: ev.responders,
+      };
+      this.store.recordEvaluation(this.jobId, ev.round, record);
+      summary.evaluation = record;
+      this.log.info({ round: ev.round, ...record }, 'federated evaluation');
+    } else {
+      this.log.warn({ round: ev.round }, 'federated evaluation got no results');
+    }
+    this.afterRound(summary);
+  }
+
+  private afterRound(summary: RoundSummary): void {
+    this.state = 'waiting';
+    this.waitingSince = this.clock.now();
+    this.emit('round', summary);
+    if (this.state === 'waiting') this.tryStartRound();
+  }
+}

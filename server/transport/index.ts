@@ -1,0 +1,2 @@
+export * from './socketio.ts';
+export * from './memory.ts';

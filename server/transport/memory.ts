@@ -1,0 +1,156 @@
+/**
+ * In-memory transport: the coordinator and any number of clients in one process, as simulations and
+ * tests use it. Messages pass the same validation as over Socket.IO (schema, size, finiteness) and
+ * vectors are copied, so no side can mutate what the other holds. Delivery is asynchronous (a
+ * microtask per message), preserving per-connection order, like a socket.
+ *
+ * `MemoryClientEnd` satisfies the client-side `ClientTransport` interface structurally, so simulations
+ * can hand it to the client engine without the server importing client code.
+ */
+import {
+  DEFAULT_LIMITS,
+  ErrorCode,
+  ProtocolError,
+  validateMessage,
+  type ClientMessage,
+  type ClientTransport,
+  type ClientTransportSink,
+  type ServerMessage,
+  type ServerTransport,
+  type ServerTransportSink,
+  type WireLimits,
+} from '../../shared/protocol/index.ts';
+
+export class MemoryServerTransport implements ServerTransport {
+  readonly kind = 'memory';
+  private sink?: ServerTransportSink;
+  private readonly ends = new Map<string, MemoryClientEnd>();
+  private nextId = 0;
+
+  constructor(readonly limits: WireLimits = DEFAULT_LIMITS) {}
+
+  async start(sink: ServerTransportSink): Promise<void> {
+    this.sink = sink;
+  }
+
+  /** Creates a client end; it connects when the client engine calls `start`. */
+  createClient(): MemoryClientEnd {
+    return new MemoryClientEnd(this, `mem-${this.nextId++}`);
+  }
+
+  send(connId: string, msg: ServerMessage): void {
+    const end = this.ends.get(connId);
+    if (!end) return;
+    let copy: ServerMessage;
+    try {
+      copy = validateMessage(msg, 'server', this.limits) as ServerMessage;
+    } catch (err) {
+      // The server produced an invalid message: a bug on our side, never the client's problem.
+      throw new Error(`memory transport: server sent an invalid message: ${(err as Error).message}`);
+    }
+    queueMicrotask(() => end.deliver(copy));
+  }
+
+  disconnect(connId: string): void {
+    this.ends.get(connId)?.drop('server disconnect');
+  }
+
+  async close(): Promise<void> {
+    for (const end of [...this.ends.values()]) end.drop('server shutting down');
+  }
+
+  /** @internal */
+  attach(end: MemoryClientEnd): void {
+    if (!this.sink) throw new Error('memory transport: server not started');
+    this.ends.set(end.connId, end);
+    const sink = this.sink;
+    queueMicrotask(() => sink.onConnect(end.connId));
+  }
+
+  /** @internal */
+  detach(end: MemoryClientEnd, reason: string): void {
+    if (!this.ends.delete(end.connId)) return;
+    const sink = this.sink;
+    queueMicrotask(() => sink?.onDisconnect(end.connId, reason));
+  }
+
+  /** @internal Validates a client message as the Socket.IO transport would. */
+  receive(end: MemoryClientEnd, msg: ClientMessage): void {
+    if (!this.ends.has(end.connId) || !this.sink) return;
+    const sink = this.sink;
+    let copy: ClientMessage;
+    try {
+      copy = validateMessage(msg, 'client', this.limits) as ClientMessage;
+    } catch (err) {
+      const error =
+        err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.INTERNAL, 'internal error handling a message');
+      queueMicrotask(() => {
+        end.deliver({ type: 'error', code: error.code, message: error.message });
+        sink.onProtocolError?.(end.connId, error);
+      });
+      return;
+    }
+    queueMicrotask(() => {
+      if (this.ends.has(end.connId)) sink.onMessage(end.connId, copy);
+    });
+  }
+}
+
+export class MemoryClientEnd implements ClientTransport {
+  readonly kind = 'memory';
+  private sink?: ClientTransportSink;
+  private isConnected = false;
+  private generation = 0;
+
+  constructor(
+    private readonly server: MemoryServerTransport,
+    private baseId: string,
+  ) {}
+
+  /** Connection id as the server sees it (changes on each reconnect). */
+  get connId(): string {
+    return `${this.baseId}#${this.generation}`;
+  }
+
+  get connected(): boolean {
+    return this.isConnected;
+  }
+
+  start(sink: ClientTransportSink): void {
+    this.sink = sink;
+    this.connect();
+  }
+
+  /** (Re)connects after a drop: a new connection id, like a fresh socket. */
+  connect(): void {
+    if (this.isConnected || !this.sink) return;
+    this.generation++;
+    this.isConnected = true;
+    this.server.attach(this);
+    const sink = this.sink;
+    queueMicrotask(() => sink.onConnect());
+  }
+
+  send(msg: ClientMessage): void {
+    if (this.isConnected) this.server.receive(this, msg);
+  }
+
+  /** Simulates a network drop (the client may `connect()` again later). */
+  drop(reason = 'transport close'): void {
+    if (!this.isConnected) return;
+    this.isConnected = false;
+    this.server.detach(this, reason);
+    const sink = this.sink;
+    queueMicrotask(() => sink?.onDisconnect(reason));
+  }
+
+  close(): void {
+    this.drop('client closed');
+    this.sink = undefined;
+  }
+
+  /** @internal */
+  deliver(msg: ServerMessage): void {
+    if (this.isConnected) this.sink?.onMessage(msg);
+  }
+}
