@@ -72,10 +72,11 @@ function printTable(results: AggregateResult[], ratio: number | undefined): void
     String(r.dim),
     mib(r.baselineRssBytes),
     mib(r.peakRssBytes),
+    mib(r.peakRssBytes - r.baselineRssBytes),
     r.ms.toFixed(0),
     r.msPerUpdate.toFixed(2),
   ]);
-  const header = ['clients', 'dim', 'baseline MiB', 'peak RSS MiB', 'ms', 'ms/update'];
+  const header = ['clients', 'dim', 'baseline MiB', 'peak RSS MiB', 'peak − baseline MiB', 'ms', 'ms/update'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(line(header));

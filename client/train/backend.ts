@@ -14,6 +14,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CohortError, ConfigError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
+import { installWasmMatMulFix } from './wasm-kernels.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -82,13 +83,15 @@ async function tryWasm(): Promise<Attempt> {
     return { ok: false, why: `${TFJS_WASM} not loadable: ${firstLine(err)}` };
   }
   try {
-    // Point the loader at the package's own .wasm files, so it works from any cwd and when bundled.
+    // Point the loader at the package's own .wasm files explicitly, independent of the cwd.
     const dist = path.dirname(createRequire(import.meta.url).resolve(TFJS_WASM));
     wasm.setWasmPaths(dist + path.sep);
   } catch (err) {
     return { ok: false, why: `cannot locate the ${TFJS_WASM} binaries: ${firstLine(err)}` };
   }
-  return activate('wasm');
+  const attempt = await activate('wasm');
+  if (attempt.ok) installWasmMatMulFix();
+  return attempt;
 }
 
 async function activate(name: BackendName): Promise<Attempt> {

@@ -1,11 +1,13 @@
 /**
  * Local training on a client: E epochs of minibatch SGD from the global weights, returning the update
  * Δ = w_local − w_global. Optional FedProx proximal term μ/2‖w − w_global‖² (Li et al. 2020,
- * "Federated Optimization in Heterogeneous Networks", MLSys).
+ * "Federated Optimization in Heterogeneous Networks", MLSys), applied through its gradient.
  *
- * The loop is our own (no model.fit): batches are slices of tensors built once per call, every step
- * runs inside tf.tidy, and the metrics are accumulated on the device and read once at the end, so
- * per-batch overhead is a handful of kernel launches and nothing leaks.
+ * The loop is our own (no model.fit). Batches are assembled on the JS side (a row copy per example)
+ * and uploaded as small tensors: on the wasm backend, Slice and Gather copy their whole source tensor
+ * per call, so slicing batches out of a device-resident dataset costs O(dataset) per batch. Every step
+ * runs inside tf.tidy, and the metrics are accumulated on the device and read once at the end of the
+ * epoch, so per-batch overhead is a few kernel launches and nothing leaks.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CohortError, ConfigError } from '../../shared/errors.ts';
@@ -96,10 +98,15 @@ function countCorrect(probs: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
   return tf.sum(tf.cast(tf.equal(tf.argMax(probs, -1), tf.argMax(oneHot, -1)), 'float32'));
 }
 
-/** μ/2 · Σ‖w_i − w_global,i‖² over the trainable variables. */
-function proximalTerm(vars: tf.Variable[], anchors: tf.Tensor[], mu: number): tf.Scalar {
-  const squares = vars.map((v, i) => tf.sum(tf.square(tf.sub(v, anchors[i]))));
-  return tf.mul(tf.addN(squares), mu / 2);
+/**
+ * Adds the gradient of the FedProx term μ/2·‖w − w_global‖², which is μ·(w − w_global), to each
+ * variable's data-loss gradient. Same objective as adding the term to the loss, without
+ * differentiating through it.
+ */
+function addProximalGradient(grads: tf.NamedTensorMap, vars: tf.Variable[], anchors: tf.Tensor[], mu: number): void {
+  vars.forEach((v, i) => {
+    grads[v.name] = tf.add(grads[v.name], tf.mul(tf.sub(v, anchors[i]), mu));
+  });
 }
 
 /** Running sums of one epoch's loss and correct predictions, kept on the device. */
@@ -115,11 +122,15 @@ class EpochStats {
     this.correctSum = right;
   }
 
-  /** Reads both sums (one sync) and frees them. */
+  /** Reads both sums and frees them. */
   finish(n: number): { loss: number; accuracy: number } {
     const [loss, correct] = [this.lossSum.dataSync()[0], this.correctSum.dataSync()[0]];
-    tf.dispose([this.lossSum, this.correctSum]);
+    this.dispose();
     return n === 0 ? { loss: 0, accuracy: 0 } : { loss: loss / n, accuracy: correct / n };
+  }
+
+  dispose(): void {
+    tf.dispose([this.lossSum, this.correctSum]);
   }
 }
 
@@ -134,27 +145,77 @@ interface StepContext {
 /** One SGD step on a batch; adds the batch's loss and hits to `stats` when given. */
 function trainStep(ctx: StepContext, xb: tf.Tensor, yb: tf.Tensor, stats: EpochStats | undefined): void {
   tf.tidy(() => {
-    const seen: { loss?: tf.Scalar; correct?: tf.Scalar } = {};
-    ctx.optimizer.minimize(
-      () => {
-        const probs = ctx.model.apply(xb, { training: true }) as tf.Tensor;
-        const loss = crossEntropy(probs, yb);
-        if (stats) {
-          // Kept so they survive the gradient tape's scope (the clone also survives minimize()
-          // disposing its return value); disposed below.
-          seen.loss = tf.keep(tf.clone(loss));
-          seen.correct = tf.keep(countCorrect(probs, yb));
-        }
-        return ctx.mu > 0 ? tf.add(loss, proximalTerm(ctx.vars, ctx.anchors, ctx.mu)) : loss;
-      },
-      false,
-      ctx.vars,
-    );
-    if (stats && seen.loss && seen.correct) {
-      stats.add(seen.loss, seen.correct, xb.shape[0]);
-      tf.dispose([seen.loss, seen.correct]);
+    const seen: { correct?: tf.Scalar } = {};
+    const { value, grads } = tf.variableGrads(() => {
+      const probs = ctx.model.apply(xb, { training: true }) as tf.Tensor;
+      // Kept so it survives the gradient tape's scope; disposed below.
+      if (stats) seen.correct = tf.keep(countCorrect(probs, yb));
+      return crossEntropy(probs, yb);
+    }, ctx.vars);
+    if (ctx.mu > 0) addProximalGradient(grads, ctx.vars, ctx.anchors, ctx.mu);
+    ctx.optimizer.applyGradients(grads);
+    if (stats && seen.correct) {
+      stats.add(value, seen.correct, xb.shape[0]);
+      seen.correct.dispose();
     }
   });
+}
+
+/**
+ * Turns dataset rows into batch tensors: features reshaped to the model's input, one-hot labels.
+ * Checks once that the data fits the model.
+ */
+class BatchMaker {
+  private readonly dims: number[];
+  private readonly width: number;
+  private readonly classes: number;
+
+  constructor(
+    model: tf.LayersModel,
+    private readonly data: Dataset,
+  ) {
+    const inputDims = model.inputs[0].shape.slice(1);
+    this.dims = inputDims.every((d): d is number => typeof d === 'number') ? inputDims : data.featureShape;
+    this.width = data.featureShape.reduce((a, b) => a * b, 1);
+    if (this.dims.reduce((a, b) => a * b, 1) !== this.width) {
+      throw new ShapeMismatchError(`data rows of shape [${data.featureShape}] do not fit model input [${inputDims}]`);
+    }
+    const outShape = model.outputs[0].shape;
+    const units = outShape[outShape.length - 1];
+    if (typeof units === 'number' && data.numClasses > units) {
+      throw new ShapeMismatchError(`data has ${data.numClasses} classes, the model outputs ${units}`);
+    }
+    this.classes = typeof units === 'number' ? units : data.numClasses;
+  }
+
+  /** The examples order[start .. start+len), copied into fresh tensors (caller disposes). */
+  pick(order: Int32Array, start: number, len: number): { x: tf.Tensor; y: tf.Tensor } {
+    const { features, labels } = this.data;
+    const w = this.width;
+    const x = new Float32Array(len * w);
+    const y = new Float32Array(len * this.classes);
+    for (let k = 0; k < len; k++) {
+      const i = order[start + k];
+      x.set(features.subarray(i * w, (i + 1) * w), k * w);
+      y[k * this.classes + labels[i]] = 1;
+    }
+    return { x: tf.tensor(x, [len, ...this.dims], 'float32'), y: tf.tensor2d(y, [len, this.classes], 'float32') };
+  }
+
+  /** The examples [start, start+len) in dataset order. */
+  range(start: number, len: number): { x: tf.Tensor; y: tf.Tensor } {
+    return this.pick(Int32Array.from({ length: len }, (_, k) => start + k), 0, len);
+  }
+}
+
+function runEpoch(ctx: StepContext, batches: BatchMaker, order: Int32Array, batchSize: number, stats: EpochStats | undefined): void {
+  for (let start = 0; start < order.length; start += batchSize) {
+    const len = Math.min(batchSize, order.length - start);
+    tf.tidy(() => {
+      const { x, y } = batches.pick(order, start, len);
+      trainStep(ctx, x, y, stats);
+    });
+  }
 }
 
 function shuffledOrder(n: number, rng: Rng): Int32Array {
@@ -188,7 +249,7 @@ export class LocalTrainer {
     const model = await this.ready();
     this.checkTrainable(model);
     setFlatWeights(model, globalWeights);
-    const { xs, ys } = this.toTensors(model, data);
+    const batches = new BatchMaker(model, data);
     const optimizer = tf.train.sgd(cfg.learningRate);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     // tf.clone shares the buffer until the optimizer reassigns the variable, so this is cheap.
@@ -197,16 +258,20 @@ export class LocalTrainer {
     const rng = seededRng(cfg.seed ?? cryptoRng().nextUint32());
     let metrics = { loss: 0, accuracy: 0 };
     try {
-      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
-        const last = epoch === cfg.epochs - 1;
-        const stats = last ? new EpochStats() : undefined;
-        this.runEpoch(ctx, xs, ys, shuffledOrder(data.size, rng), cfg.batchSize, stats);
-        if (stats) metrics = stats.finish(data.size);
+      for (let epoch = 0; epoch < cfg.epochs - 1; epoch++) {
+        runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, undefined);
+      }
+      const stats = new EpochStats(); // only the last epoch's metrics are reported
+      try {
+        runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, stats);
+        metrics = stats.finish(data.size);
+      } finally {
+        stats.dispose();
       }
     } catch (err) {
       throw wrapKernelError(err);
     } finally {
-      tf.dispose([xs, ys, ...anchors]);
+      tf.dispose(anchors);
       optimizer.dispose();
     }
     const delta = flattenWeights(model);
@@ -220,21 +285,26 @@ export class LocalTrainer {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`evaluate: batchSize must be an integer >= 1`);
     const model = await this.ready();
     setFlatWeights(model, weights);
-    const { xs, ys } = this.toTensors(model, data);
+    const batches = new BatchMaker(model, data);
     const stats = new EpochStats();
     try {
       for (let start = 0; start < data.size; start += batchSize) {
         const len = Math.min(batchSize, data.size - start);
         tf.tidy(() => {
-          const yb = ys.slice(start, len);
-          const probs = model.apply(xs.slice(start, len), { training: false }) as tf.Tensor;
-          stats.add(crossEntropy(probs, yb), countCorrect(probs, yb), len);
+          const { x, y } = batches.range(start, len);
+          const probs = model.apply(x, { training: false }) as tf.Tensor;
+          stats.add(crossEntropy(probs, y), countCorrect(probs, y), len);
         });
       }
+      return { numExamples: data.size, ...stats.finish(data.size) };
     } finally {
-      tf.dispose([xs, ys]);
+      stats.dispose();
     }
-    return { numExamples: data.size, ...stats.finish(data.size) };
+  }
+
+  /** The model's current weights: after train(), the locally trained ones. */
+  currentWeights(): Float32Array {
+    return flattenWeights(this.buildOnce());
   }
 
   /** Frees the model's weights. The trainer rebuilds the model if used again. */
@@ -260,47 +330,6 @@ export class LocalTrainer {
         if (!tf.getKernel(kernel, backend)) throw unsupportedError(kernel, backend);
       }
     }
-  }
-
-  private runEpoch(
-    ctx: StepContext,
-    xs: tf.Tensor,
-    ys: tf.Tensor,
-    order: Int32Array,
-    batchSize: number,
-    stats: EpochStats | undefined,
-  ): void {
-    const [xe, ye] = tf.tidy(() => {
-      const idx = tf.tensor1d(order, 'int32');
-      return [tf.gather(xs, idx), tf.gather(ys, idx)];
-    });
-    try {
-      for (let start = 0; start < order.length; start += batchSize) {
-        const len = Math.min(batchSize, order.length - start);
-        tf.tidy(() => trainStep(ctx, xe.slice(start, len), ye.slice(start, len), stats));
-      }
-    } finally {
-      tf.dispose([xe, ye]);
-    }
-  }
-
-  /** Uploads features (reshaped to the model's input) and one-hot labels. */
-  private toTensors(model: tf.LayersModel, data: Dataset): { xs: tf.Tensor; ys: tf.Tensor } {
-    const inputDims = model.inputs[0].shape.slice(1);
-    const featureDims = inputDims.every((d): d is number => typeof d === 'number') ? inputDims : data.featureShape;
-    const width = data.featureShape.reduce((a, b) => a * b, 1);
-    if (featureDims.reduce((a, b) => a * b, 1) !== width) {
-      throw new ShapeMismatchError(`data rows of shape [${data.featureShape}] do not fit model input [${inputDims}]`);
-    }
-    const units = model.outputs[0].shape[model.outputs[0].shape.length - 1];
-    if (typeof units === 'number' && data.numClasses > units) {
-      throw new ShapeMismatchError(`data has ${data.numClasses} classes, the model outputs ${units}`);
-    }
-    const numClasses = typeof units === 'number' ? units : data.numClasses;
-    return tf.tidy(() => ({
-      xs: tf.tensor(data.features, [data.size, ...featureDims], 'float32'),
-      ys: tf.cast(tf.oneHot(tf.tensor1d(data.labels, 'int32'), numClasses), 'float32'),
-    }));
   }
 }
 

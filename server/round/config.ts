@@ -37,11 +37,11 @@ export const JobConfigSchema = z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - (1-64 chars)')
       .default('default'),
-    model: ModelSpecSchema.default({ zoo: 'mlp' } as never),
+    model: ModelSpecSchema.prefault('mlp'),
     /** Seed of the initial global model. */
     seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
     rounds: z.number().int().min(1).max(1_000_000).default(10),
-    sampling: SamplingSchema.default({ mode: 'fixed', cohortSize: 10 }),
+    sampling: SamplingSchema.prefault({ mode: 'fixed', cohortSize: 10 }),
     /** A round starts only with at least this many sampled clients. */
     minClients: z.number().int().min(1).default(2),
     /** A round commits only with at least this many survivors (default: minClients). */
@@ -55,8 +55,8 @@ export const JobConfigSchema = z
         proxMu: z.number().min(0).max(1e6).default(0),
       })
       .strict()
-      .default({ epochs: 1, batchSize: 10, learningRate: 0.05, proxMu: 0 }),
-    optimizer: ServerOptimizerConfigSchema.default({ name: 'fedavg' } as never),
+      .prefault({}),
+    optimizer: ServerOptimizerConfigSchema.prefault({ name: 'fedavg' }),
     evaluation: z
       .object({
         /** Federated evaluation after every k-th committed round; 0 = never. */
@@ -66,7 +66,7 @@ export const JobConfigSchema = z
         batchSize: z.number().int().min(1).max(65536).default(100),
       })
       .strict()
-      .default({ every: 1, fraction: 1, batchSize: 100 }),
+      .prefault({}),
     timeouts: z
       .object({
         /** Give up (job failed) if too few clients for this long; 0 = wait forever. */
@@ -77,7 +77,7 @@ export const JobConfigSchema = z
         retryDelayMs: z.number().int().min(0).max(3_600_000).default(1_000),
       })
       .strict()
-      .default({ waitForClientsMs: 0, trainMs: 120_000, evaluateMs: 60_000, retryDelayMs: 1_000 }),
+      .prefault({}),
     /** The job fails after this many aborted attempts at the same round. */
     maxAttemptsPerRound: z.number().int().min(1).default(5),
     limits: z
@@ -86,11 +86,11 @@ export const JobConfigSchema = z
         chunkBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_LIMITS.chunkBytes),
       })
       .strict()
-      .default({ maxPayloadBytes: DEFAULT_LIMITS.maxPayloadBytes, chunkBytes: DEFAULT_LIMITS.chunkBytes }),
+      .prefault({}),
     checkpoints: z
       .object({ keep: z.number().int().min(1).default(3) })
       .strict()
-      .default({ keep: 3 }),
+      .prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

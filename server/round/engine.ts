@@ -258,7 +258,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private onHello(connId: string, msg: Hello): void {
     if (msg.protocolVersion !== PROTOCOL_VERSION) {
       this.reject(connId, ErrorCode.VERSION_MISMATCH, `server speaks protocol ${PROTOCOL_VERSION}, client ${msg.protocolVersion}`, msg);
-      this.transport.disconnect(connId);
+      // Give the error time to reach the peer before closing.
+      this.clock.setTimeout(() => this.transport.disconnect(connId), 100);
       return;
     }
     if (this.clients.has(connId)) {

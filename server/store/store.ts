@@ -295,7 +295,10 @@ export class CohortStore {
     const file = path.join(dataDir, DB_FILE);
     const db = new Database(file);
     try {
-      db.pragma('journal_mode = WAL');
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (mode !== 'wal') {
+        throw new CohortError('STORE_UNSUPPORTED', `${file}: cannot use WAL journal mode (got ${String(mode)})`);
+      }
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       db.pragma('busy_timeout = 5000');
