@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{shared,server,client,simulations,bench,cli}/**/*.test.ts'],
+    include: ['{shared,server,client,simulations,bench,cli,test}/**/*.test.ts'],
     // tfjs backends are process-global: each test file runs in its own process.
     pool: 'forks',
     maxWorkers: 2,

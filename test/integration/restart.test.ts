@@ -1,0 +1,158 @@
+/**
+ * Crash recovery of the real `cohort server` process: SIGKILL after a round committed, restart on
+ * the same data dir, and the job carries on at the next round from the identical global model
+ * (checksum equal), with the same clients reconnecting by themselves.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
+import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
+import { CohortStore } from '../../server/store/index.ts';
+import { weightsChecksum } from '../../shared/model/index.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const DIM = 8 * 2 + 2;
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+interface LogLine {
+  msg?: string;
+  round?: number;
+  checksum?: string;
+  [k: string]: unknown;
+}
+
+/** Starts `cohort server` and exposes its JSON log lines as they arrive. */
+function startServer(args: string[]) {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/cohort.mjs'), 'server', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: LogLine[] = [];
+  const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      return;
+    }
+    lines.push(line);
+    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => stderr,
+    waitFor(match: (l: LogLine) => boolean, ms = 60_000): Promise<LogLine> {
+      const hit = lines.find(match);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`timed out; stderr: ${stderr}`)), ms);
+        waiters.push({ match, resolve: (l) => (clearTimeout(timer), res(l)) });
+      });
+    },
+  };
+}
+
+/** Sends a fixed delta after a short pause, and remembers which model each round started from. */
+class SlowTask implements ClientTask {
+  readonly seen = new Map<number, string>();
+  constructor(readonly index: number) {}
+  get numExamples() {
+    return 10 + this.index;
+  }
+  async fit(weights: Float32Array, _m: unknown, _t: unknown, round: number) {
+    this.seen.set(round, weightsChecksum(weights));
+    await new Promise((r) => setTimeout(r, 250));
+    const delta = new Float32Array(DIM).fill(0.01 * (this.index + 1));
+    return { delta, numExamples: this.numExamples, metrics: { loss: 1 } };
+  }
+  async evaluate() {
+    return { numExamples: 1, loss: 1, accuracy: 1 };
+  }
+}
+
+describe('coordinator restart after SIGKILL', () => {
+  const children: ChildProcess[] = [];
+  const engines: ClientEngine[] = [];
+  afterAll(() => {
+    for (const e of engines) e.stop();
+    for (const c of children) c.kill('SIGKILL');
+  });
+
+  it('resumes at round k+1 from the committed model of round k', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cohort-restart-'));
+    const configPath = join(dataDir, 'job.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        id: 'restart',
+        model: { zoo: 'logreg', inputShape: [8], numClasses: 2 },
+        rounds: 5,
+        sampling: { mode: 'fixed', cohortSize: 3 },
+        minClients: 3,
+        evaluation: { every: 0 },
+        timeouts: { trainMs: 30_000, retryDelayMs: 100 },
+      }),
+    );
+    const port = await freePort();
+    const args = ['--config', configPath, '--port', String(port), '--data-dir', dataDir];
+
+    const first = startServer(args);
+    children.push(first.child);
+    await first.waitFor((l) => l.msg === 'coordinator listening');
+    const tasks = [0, 1, 2].map((i) => new SlowTask(i));
+    for (const task of tasks) {
+      const transport = new SocketIoClientTransport({
+        url: `http://127.0.0.1:${port}`,
+        reconnect: { initialDelayMs: 100, maxDelayMs: 400 },
+      });
+      const engine = new ClientEngine({ clientId: `c${task.index}`, task, transport });
+      engine.start();
+      engines.push(engine);
+    }
+    await first.waitFor((l) => l.msg === 'round committed' && l.round === 2);
+    first.child.kill('SIGKILL');
+    expect(await first.exited).toBeNull(); // killed, not exited
+
+    const store = CohortStore.open(dataDir);
+    const k = store.latestCheckpoint('restart')!;
+    expect(store.getJob('restart')!.status).toBe('running');
+    store.close();
+    expect(k.round).toBeGreaterThanOrEqual(2);
+
+    const second = startServer(args);
+    children.push(second.child);
+    const resumed = await second.waitFor((l) => l.msg === 'resumed from checkpoint');
+    expect(resumed.round).toBe(k.round);
+    expect(resumed.checksum).toBe(k.checksum);
+    const code = await second.exited;
+    expect(code, second.stderr()).toBe(0);
+
+    // Every client started round k+1 from exactly the model committed in round k.
+    for (const task of tasks) expect(task.seen.get(k.round + 1)).toBe(k.checksum);
+    const after = CohortStore.open(dataDir);
+    try {
+      expect(after.listRounds('restart').map((r) => r.round)).toEqual([1, 2, 3, 4, 5]);
+      expect(after.getJob('restart')!.status).toBe('completed');
+    } finally {
+      after.close();
+    }
+  });
+});
