@@ -1,8 +1,9 @@
 /**
- * `npm run bench -- aggregate [--json] [--dim 1663370] [--clients 10,200] [--seed 1]`
+ * `npm run bench -- aggregate [--json] [--dim 1663370] [--clients 10,200] [--seed 1] [--mode engine|sum]`
  *
- * Server memory while aggregating: for each cohort size n a fresh process folds n updates of length d
- * into a WeightedSum and applies FedAvg. Streaming aggregation is O(d) in memory, so peak RSS should not
+ * Server memory while aggregating: for each cohort size n a fresh process runs one round of the real
+ * round engine (mode `engine`: in-memory transport, client engines, SQLite commit) or folds n updates
+ * into a bare WeightedSum (mode `sum`), and applies FedAvg. Streaming aggregation is O(d) in memory, so peak RSS should not
  * grow with n; the acceptance bound is RSS(n_max) ≤ 1.3 × RSS(n_min). The default d = 1,663,370 is the
  * parameter count of the CNN of McMahan et al. 2017 ("Communication-Efficient Learning of Deep Networks
  * from Decentralized Data", MNIST CNN).
@@ -29,6 +30,7 @@ interface Options {
   dim: number;
   clients: number[];
   seed: number;
+  mode: 'engine' | 'sum';
 }
 
 function parseOptions(args: string[]): Options {
@@ -40,6 +42,7 @@ function parseOptions(args: string[]): Options {
       dim: { type: 'string', default: '1663370' },
       clients: { type: 'string', default: '10,200' },
       seed: { type: 'string', default: '1' },
+      mode: { type: 'string', default: 'engine' },
     },
   });
   const int = (text: string, what: string): number => {
@@ -52,13 +55,19 @@ function parseOptions(args: string[]): Options {
     dim: int(values.dim, 'dim'),
     clients: values.clients.split(',').map((s) => int(s.trim(), 'clients')),
     seed: int(values.seed, 'seed'),
+    mode: parseMode(values.mode),
   };
 }
 
-async function runWorker(clients: number, dim: number, seed: number): Promise<AggregateResult> {
+function parseMode(text: string): 'engine' | 'sum' {
+  if (text !== 'engine' && text !== 'sum') throw new Error(`bench aggregate: --mode must be engine or sum, got "${text}"`);
+  return text;
+}
+
+async function runWorker(clients: number, dim: number, seed: number, mode: string): Promise<AggregateResult> {
   // Resolve tsx from here so the bench does not depend on the caller's working directory.
   const tsx = import.meta.resolve('tsx');
-  const { stdout } = await execFileAsync(process.execPath, ['--import', tsx, WORKER, String(clients), String(dim), String(seed)], {
+  const { stdout } = await execFileAsync(process.execPath, ['--import', tsx, WORKER, String(clients), String(dim), String(seed), mode], {
     maxBuffer: 1 << 20,
   });
   return JSON.parse(stdout.trim()) as AggregateResult;
@@ -92,7 +101,7 @@ export async function run(args: string[]): Promise<void> {
   const results: AggregateResult[] = [];
   const lines: string[] = [];
   for (const n of opts.clients) {
-    const r = await runWorker(n, opts.dim, opts.seed);
+    const r = await runWorker(n, opts.dim, opts.seed, opts.mode);
     results.push(r);
     lines.push(JSON.stringify(r));
     if (opts.json) process.stdout.write(`${lines[lines.length - 1]}\n`);

@@ -1,8 +1,11 @@
 /**
  * In-memory transport: the coordinator and any number of clients in one process, as simulations and
- * tests use it. Messages pass the same validation as over Socket.IO (schema, size, finiteness) and
- * vectors are copied, so no side can mutate what the other holds. Delivery is asynchronous (a
- * microtask per message), preserving per-connection order, like a socket.
+ * tests use it. Messages pass the same validation as over Socket.IO (schema, size, finiteness). Client
+ * vectors are copied at send time, so a client may reuse its buffer. Server vectors (the global model)
+ * are shared by all clients, not copied: the round engine never mutates a model it has published (each
+ * round makes a new array) and clients only read it, so a simulation of thousands of clients holds one
+ * model, not one per client. Delivery is asynchronous (a microtask per message), preserving
+ * per-connection order, like a socket.
  *
  * `MemoryClientEnd` satisfies the client-side `ClientTransport` interface structurally, so simulations
  * can hand it to the client engine without the server importing client code.
@@ -43,7 +46,7 @@ export class MemoryServerTransport implements ServerTransport {
     if (!end) return;
     let copy: ServerMessage;
     try {
-      copy = validateMessage(msg, 'server', this.limits) as ServerMessage;
+      copy = validateMessage(msg, 'server', this.limits, { copyVector: false }) as ServerMessage;
     } catch (err) {
       // The server produced an invalid message: a bug on our side, never the client's problem.
       throw new Error(`memory transport: server sent an invalid message: ${(err as Error).message}`);

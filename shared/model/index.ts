@@ -2,4 +2,4 @@ export * from './spec.ts';
 export { buildModel, ModelSpecError } from './build.ts';
 export { buildZooModel } from './zoo.ts';
 export * from './weights.ts';
-export { weightsChecksum } from './checksum.ts';
+export { weightsChecksum, weightsChecksumPortable } from './checksum.ts';

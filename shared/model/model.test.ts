@@ -13,6 +13,7 @@ import {
   ModelSpecSchema,
   setFlatWeights,
   weightsChecksum,
+  weightsChecksumPortable,
   type ModelSpec,
 } from './index.ts';
 
@@ -235,6 +236,12 @@ describe('weightsChecksum', () => {
     const expected = createHash('sha512').update(Buffer.from(v.buffer)).digest('hex').slice(0, 64);
     expect(weightsChecksum(v)).toBe(expected);
     expect(weightsChecksum(v)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('gives the same answer through the native and the portable (tweetnacl) SHA-512', () => {
+    const v = new Float32Array(12_345).map((_, i) => Math.cos(i) * 1e3);
+    expect(weightsChecksumPortable(v)).toBe(weightsChecksum(v));
+    expect(weightsChecksumPortable(v.subarray(7, 5000))).toBe(weightsChecksum(v.subarray(7, 5000)));
   });
 
   it('is stable, respects byteOffset, and changes when one float changes by one ulp', () => {

@@ -140,10 +140,15 @@ function hasVector(type: string): boolean {
 
 /**
  * Validates a whole message object as it would arrive through framing: header schema, vector
- * presence, finiteness. The vector is copied, so sender and receiver never share memory. Used by the
- * in-memory transport so simulations pass through the same checks as Socket.IO.
+ * presence, finiteness. The vector is copied (unless `copyVector: false`), so sender and receiver
+ * never share memory. Used by the in-memory transport so simulations pass the same checks as Socket.IO.
  */
-export function validateMessage(raw: unknown, from: 'client' | 'server', limits: WireLimits): Message {
+export function validateMessage(
+  raw: unknown,
+  from: 'client' | 'server',
+  limits: WireLimits,
+  opts: { copyVector?: boolean } = {},
+): Message {
   const { vector, ...header } = (raw ?? {}) as Record<string, unknown>;
   const parsed = parseHeader(header, from);
   const type = parsed.type as string;
@@ -160,9 +165,9 @@ export function validateMessage(raw: unknown, from: 'client' | 'server', limits:
       `${type} vector of ${vector.byteLength} bytes exceeds the limit of ${limits.maxPayloadBytes}`,
     );
   }
-  const copy = new Float32Array(vector);
-  assertFiniteVector(copy, type);
-  return { ...parsed, vector: copy } as unknown as Message;
+  const out = opts.copyVector === false ? vector : new Float32Array(vector);
+  assertFiniteVector(out, type);
+  return { ...parsed, vector: out } as unknown as Message;
 }
 
 interface OpenStream {
