@@ -604,9 +604,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   private recordParticipation(round: TrainingRound): void {
-    for (const [clientId, m] of round.members) {
-      this.store.recordParticipation(this.jobId, round.round, clientId, m.status === 'pending' ? 'dropped' : m.status);
-    }
+    const entries = [...round.members].map(([clientId, m]) => ({
+      clientId,
+      status: m.status === 'pending' ? ('dropped' as const) : m.status,
+    }));
+    this.store.recordParticipation(this.jobId, round.round, entries);
   }
 
   private notifyRoundResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {

@@ -12,6 +12,7 @@ export {
   type EvaluationRecord,
   type JobRow,
   type JobStatus,
+  type ParticipationEntry,
   type ParticipationStatus,
   type RoundAttemptRow,
   type RoundRecord,

@@ -292,19 +292,19 @@ describe('CohortStore: clients', () => {
     store.upsertClient('alice', { lastSeen: 3_000 });
     store.upsertClient('alice', { lastSeen: 2_000 }); // out-of-order report does not move lastSeen back
     store.upsertClient('bob', { lastSeen: 1_500 });
-    store.recordParticipation('j', 1, 'alice', 'completed'); // aborted attempt
-    store.recordParticipation('j', 1, 'alice', 'completed'); // retry of round 1
-    store.recordParticipation('j', 2, 'alice', 'completed');
-    store.recordParticipation('j', 3, 'alice', 'dropped');
-    store.recordParticipation('j', 1, 'bob', 'refused');
-    store.recordParticipation('j', 2, 'carol', 'rejected'); // unknown client is registered
+    store.recordParticipation('j', 1, [{ clientId: 'alice', status: 'completed' }]); // aborted attempt
+    store.recordParticipation('j', 1, [{ clientId: 'alice', status: 'completed' }]); // retry of round 1
+    store.recordParticipation('j', 2, [{ clientId: 'alice', status: 'completed' }]);
+    store.recordParticipation('j', 3, [{ clientId: 'alice', status: 'dropped' }]);
+    store.recordParticipation('j', 1, [{ clientId: 'bob', status: 'refused' }]);
+    store.recordParticipation('j', 2, [{ clientId: 'carol', status: 'rejected' }]); // unknown client is registered
     const clients = store.listClients();
     expect(clients.map((c) => c.id)).toEqual(['alice', 'bob', 'carol']);
     expect(clients[0]).toEqual({ id: 'alice', firstSeen: 1_000, lastSeen: 3_000, numExamples: 50, roundsCompleted: 2 });
     expect(clients[1]).toMatchObject({ roundsCompleted: 0, numExamples: null });
     expect(clients[2].roundsCompleted).toBe(0);
-    expect(codeOf(() => store.recordParticipation('nope', 1, 'alice', 'completed'))).toBe('UNKNOWN_JOB');
-    expect(codeOf(() => store.recordParticipation('j', 1, 'alice', 'won' as never))).toBe('BAD_INPUT');
+    expect(codeOf(() => store.recordParticipation('nope', 1, [{ clientId: 'alice', status: 'completed' }]))).toBe('UNKNOWN_JOB');
+    expect(codeOf(() => store.recordParticipation('j', 1, [{ clientId: 'alice', status: 'won' as never }]))).toBe('BAD_INPUT');
     expect(codeOf(() => store.upsertClient('', { lastSeen: 1 }))).toBe('BAD_INPUT');
     expect(codeOf(() => store.upsertClient('x', { lastSeen: Number.NaN }))).toBe('BAD_INPUT');
   });

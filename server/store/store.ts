@@ -25,6 +25,7 @@ import {
   type EvaluationRecord,
   type JobRow,
   type JobStatus,
+  type ParticipationEntry,
   type ParticipationStatus,
   type RoundAttemptRow,
   type RoundRow,
@@ -256,7 +257,7 @@ export class CohortStore {
   private readonly commitTx: Database.Transaction<(p: CommitParams) => void>;
   private readonly abortTx: Database.Transaction<(p: AttemptParams) => void>;
   private readonly participationTx: Database.Transaction<
-    (jobId: string, round: number, clientId: string, status: ParticipationStatus) => void
+    (jobId: string, round: number, entries: readonly ParticipationEntry[]) => void
   >;
 
   private constructor(file: string, db: Database.Database, opts: StoreOptions) {
@@ -280,10 +281,12 @@ export class CohortStore {
       const attempt = (this.st.nextAttempt.get(p.jobId, p.round) as { next: number }).next;
       this.st.insertAttempt.run({ ...p, attempt });
     });
-    this.participationTx = db.transaction((jobId: string, round: number, clientId: string, status: ParticipationStatus) => {
+    this.participationTx = db.transaction((jobId: string, round: number, entries: readonly ParticipationEntry[]) => {
       const now = this.now();
-      this.st.ensureClient.run(clientId, now, now);
-      this.st.insertParticipation.run(jobId, round, clientId, status, now);
+      for (const e of entries) {
+        this.st.ensureClient.run(e.clientId, now, now);
+        this.st.insertParticipation.run(jobId, round, e.clientId, e.status, now);
+      }
     });
   }
 
@@ -454,13 +457,18 @@ export class CohortStore {
     this.st.upsertClient.run(id, lastSeen, lastSeen, numExamples);
   }
 
-  /** Appends a participation record; an unknown client is registered first (seen now). */
-  recordParticipation(jobId: string, round: number, clientId: string, status: ParticipationStatus): void {
+  /**
+   * Appends participation records of one round attempt, in one transaction (one fsync however large
+   * the cohort); unknown clients are registered first (seen now).
+   */
+  recordParticipation(jobId: string, round: number, entries: readonly ParticipationEntry[]): void {
     v.nonEmptyString('jobId', jobId);
     v.roundNumber('round', round);
-    v.nonEmptyString('clientId', clientId);
-    v.oneOf('status', status, PARTICIPATION_STATUSES);
-    this.withJob(jobId, () => this.participationTx(jobId, round, clientId, status));
+    for (const e of entries) {
+      v.nonEmptyString('clientId', e.clientId);
+      v.oneOf('status', e.status, PARTICIPATION_STATUSES);
+    }
+    this.withJob(jobId, () => this.participationTx(jobId, round, entries));
   }
 
   listClients(): ClientRow[] {

@@ -6,6 +6,12 @@ export type JobStatus = (typeof JOB_STATUSES)[number];
 export const PARTICIPATION_STATUSES = ['completed', 'dropped', 'refused', 'rejected'] as const;
 export type ParticipationStatus = (typeof PARTICIPATION_STATUSES)[number];
 
+/** One client's part in one round attempt. */
+export interface ParticipationEntry {
+  clientId: string;
+  status: ParticipationStatus;
+}
+
 export const EVALUATION_KINDS = ['federated', 'server'] as const;
 export type EvaluationKind = (typeof EVALUATION_KINDS)[number];
 
