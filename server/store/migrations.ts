@@ -93,8 +93,38 @@ CREATE INDEX participation_by_client ON participation(client_id, status);
 CREATE INDEX participation_by_round ON participation(job_id, round);
 `;
 
-/** Ordered schema steps; append new ones (v2: privacy ledger, audit log) at the end. */
-export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [(db) => db.exec(V1)];
+/**
+ * v2: the privacy ledger. Append-only, one row per committed round of a DP job, written in the same
+ * transaction as the round and its checkpoint (a model whose privacy cost is not recorded is never
+ * published). `event` is the round's DP event as JSON (shared/privacy events); `epsilon` is the
+ * cumulative ε at `delta` after this round, from the accountant over all events so far.
+ */
+const V2 = `
+CREATE TABLE privacy_ledger (
+  job_id           TEXT    NOT NULL,
+  round            INTEGER NOT NULL CHECK (round >= 1),
+  mode             TEXT    NOT NULL CHECK (mode IN ('central','local','distributed')),
+  mechanism        TEXT    NOT NULL,
+  sampling         TEXT    NOT NULL CHECK (sampling IN ('poisson','fixed')),
+  sampling_rate    REAL    NOT NULL CHECK (sampling_rate > 0 AND sampling_rate <= 1),
+  population       INTEGER NOT NULL CHECK (population >= 1),
+  cohort_size      INTEGER NOT NULL CHECK (cohort_size >= 0),
+  survivors        INTEGER NOT NULL CHECK (survivors >= 0),
+  noise_multiplier REAL    NOT NULL CHECK (noise_multiplier >= 0),
+  clip_norm        REAL    NOT NULL CHECK (clip_norm > 0),
+  event            TEXT    NOT NULL,
+  epsilon          REAL    NOT NULL CHECK (epsilon >= 0),
+  delta            REAL    NOT NULL CHECK (delta > 0 AND delta < 1),
+  rdp_order        REAL,
+  trust            TEXT    NOT NULL,
+  recorded_at      INTEGER NOT NULL,
+  PRIMARY KEY (job_id, round),
+  FOREIGN KEY (job_id, round) REFERENCES rounds(job_id, round)
+) STRICT;
+`;
+
+/** Ordered schema steps; append new ones (next: audit log) at the end. */
+export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [(db) => db.exec(V1), (db) => db.exec(V2)];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CohortError } from '../../shared/errors.ts';
-import { CohortStore, SCHEMA_VERSION, type RoundRecord } from './index.ts';
+import { CohortStore, SCHEMA_VERSION, type LedgerEntry, type RoundRecord } from './index.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -238,6 +238,52 @@ describe('CohortStore: rounds and checkpoints', () => {
     }
     commit(store, 'j', 3);
     expect(store.latestCheckpoint('j')?.round).toBe(3);
+  });
+
+  it('commits the privacy ledger row atomically with the round and its checkpoint', () => {
+    const entry = (round: number, epsilon: number): LedgerEntry => ({
+      mode: 'central',
+      mechanism: 'gaussian',
+      sampling: 'poisson',
+      samplingRate: 0.1,
+      population: 100,
+      cohortSize: 9 + round,
+      survivors: 8 + round,
+      noiseMultiplier: 1.1,
+      clipNorm: 0.5,
+      event: { kind: 'poissonSampled', samplingProbability: 0.1, event: { kind: 'gaussian', noiseMultiplier: 1.1 } },
+      epsilon,
+      delta: 1e-5,
+      rdpOrder: 12,
+      trust: 'trusted server adds the noise',
+    });
+    const commitWith = (round: number, ledger: LedgerEntry) => {
+      const weights = weightsFor(round);
+      store.commitRound({ jobId: 'j', round, weights, optimizerState: new Uint8Array(0), checksum: sha(weights), record: record(round), ledger });
+    };
+    commitWith(1, entry(1, 0.5));
+    const other = new Database(store.path);
+    other.exec(`CREATE TRIGGER fail_ledger BEFORE INSERT ON privacy_ledger WHEN NEW.round = 2
+                BEGIN SELECT RAISE(ABORT, 'ledger write failed'); END`);
+    try {
+      expect(() => commitWith(2, entry(2, 0.7))).toThrow(/ledger write failed/);
+      // No ledger row, so no round and no checkpoint: the model of round 2 was never published.
+      expect(store.getJob('j')?.currentRound).toBe(1);
+      expect(store.checkpointRounds('j')).toEqual([1]);
+    } finally {
+      other.exec('DROP TRIGGER fail_ledger');
+      other.close();
+    }
+    expect(codeOf(() => commitWith(2, { ...entry(2, 0.7), delta: 2 }))).toBe('BAD_INPUT');
+    expect(codeOf(() => commitWith(2, { ...entry(2, 0.7), mode: 'psychic' as never }))).toBe('BAD_INPUT');
+    commitWith(2, entry(2, 0.7));
+    const ledger = store.listLedger('j');
+    expect(ledger.map((r) => [r.round, r.epsilon, r.cohortSize, r.survivors])).toEqual([
+      [1, 0.5, 10, 9],
+      [2, 0.7, 11, 10],
+    ]);
+    expect(ledger[0].event).toEqual(entry(1, 0.5).event);
+    expect(ledger[1]).toMatchObject({ mode: 'central', samplingRate: 0.1, noiseMultiplier: 1.1, rdpOrder: 12 });
   });
 
   it('aborted attempts do not advance the round, and the round can be retried', () => {

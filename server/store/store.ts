@@ -18,6 +18,7 @@ import {
   EVALUATION_KINDS,
   JOB_STATUSES,
   PARTICIPATION_STATUSES,
+  DP_MODES,
   type AbortedRoundInput,
   type Checkpoint,
   type ClientRow,
@@ -25,6 +26,8 @@ import {
   type EvaluationRecord,
   type JobRow,
   type JobStatus,
+  type LedgerEntry,
+  type LedgerRow,
   type ParticipationEntry,
   type ParticipationStatus,
   type RoundAttemptRow,
@@ -134,6 +137,14 @@ function prepareAll(db: Database.Database) {
       `INSERT INTO checkpoints (job_id, round, weights, optimizer_state, checksum, created_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
+    insertLedger: db.prepare(
+      `INSERT INTO privacy_ledger (job_id, round, mode, mechanism, sampling, sampling_rate, population, cohort_size,
+                                   survivors, noise_multiplier, clip_norm, event, epsilon, delta, rdp_order, trust,
+                                   recorded_at)
+       VALUES (@jobId, @round, @mode, @mechanism, @sampling, @samplingRate, @population, @cohortSize, @survivors,
+               @noiseMultiplier, @clipNorm, @event, @epsilon, @delta, @rdpOrder, @trust, @now)`,
+    ),
+    listLedger: db.prepare<[string], LedgerSql>('SELECT * FROM privacy_ledger WHERE job_id = ? ORDER BY round'),
     advanceJob: db.prepare<[number, number, string]>('UPDATE jobs SET current_round = ?, updated_at = ? WHERE id = ?'),
     pruneCheckpoints: db.prepare<[string, string, number]>(
       `DELETE FROM checkpoints WHERE job_id = ? AND round NOT IN
@@ -273,6 +284,7 @@ export class CohortStore {
       const now = this.now();
       this.st.insertRound.run({ ...p.row, now });
       this.st.insertCheckpoint.run(p.row.jobId, p.row.round, p.weights, p.state, p.checksum, now);
+      if (p.ledger) this.st.insertLedger.run({ jobId: p.row.jobId, round: p.row.round, ...p.ledger, now });
       this.st.advanceJob.run(p.row.round, now, p.row.jobId);
       this.st.pruneCheckpoints.run(p.row.jobId, p.row.jobId, this.keep);
     });
@@ -370,7 +382,8 @@ export class CohortStore {
     const row = { jobId, round, ...roundRecordParams(input.record) };
     const weights = float32ToBlob(input.weights);
     const state = bytesToBlob(input.optimizerState);
-    this.commitTx.immediate({ row, weights, state, checksum });
+    const ledger = input.ledger === undefined ? undefined : ledgerParams(input.ledger);
+    this.commitTx.immediate({ row, weights, state, checksum, ledger });
   }
 
   /** Records an attempt at round `round` that did not commit; current_round does not move. */
@@ -398,6 +411,11 @@ export class CohortStore {
       survivors: r.survivors,
       reason: r.reason,
     }));
+  }
+
+  /** The privacy ledger of a job, one row per committed DP round, ascending. */
+  listLedger(jobId: string): LedgerRow[] {
+    return this.st.listLedger.all(v.nonEmptyString('jobId', jobId)).map(toLedgerRow);
   }
 
   /** Committed rounds, ascending. */
@@ -532,6 +550,81 @@ interface CommitParams {
   weights: Buffer;
   state: Buffer;
   checksum: string;
+  ledger?: ReturnType<typeof ledgerParams>;
+}
+
+interface LedgerSql {
+  round: number;
+  mode: LedgerEntry['mode'];
+  mechanism: string;
+  sampling: LedgerEntry['sampling'];
+  sampling_rate: number;
+  population: number;
+  cohort_size: number;
+  survivors: number;
+  noise_multiplier: number;
+  clip_norm: number;
+  event: string;
+  epsilon: number;
+  delta: number;
+  rdp_order: number | null;
+  trust: string;
+  recorded_at: number;
+}
+
+function ledgerParams(e: LedgerEntry) {
+  if (typeof e !== 'object' || e === null) throw new CohortError('BAD_INPUT', 'ledger: must be an object');
+  const positive = (field: string, x: unknown) => {
+    const n = v.finite(field, x);
+    if (n <= 0) throw new CohortError('BAD_INPUT', `${field}: must be > 0`);
+    return n;
+  };
+  const epsilon = v.finite('ledger.epsilon', e.epsilon);
+  if (epsilon < 0) throw new CohortError('BAD_INPUT', 'ledger.epsilon: must be ≥ 0');
+  const noiseMultiplier = v.finite('ledger.noiseMultiplier', e.noiseMultiplier);
+  if (noiseMultiplier < 0) throw new CohortError('BAD_INPUT', 'ledger.noiseMultiplier: must be ≥ 0');
+  const unitInterval = (field: string, x: unknown, closed: boolean) => {
+    const n = positive(field, x);
+    if (closed ? n > 1 : n >= 1) throw new CohortError('BAD_INPUT', `${field}: must be ${closed ? '≤' : '<'} 1`);
+    return n;
+  };
+  return {
+    mode: v.oneOf('ledger.mode', e.mode, DP_MODES),
+    mechanism: v.nonEmptyString('ledger.mechanism', e.mechanism),
+    sampling: v.oneOf('ledger.sampling', e.sampling, ['poisson', 'fixed'] as const),
+    samplingRate: unitInterval('ledger.samplingRate', e.samplingRate, true),
+    population: v.count('ledger.population', e.population),
+    cohortSize: v.count('ledger.cohortSize', e.cohortSize),
+    survivors: v.count('ledger.survivors', e.survivors),
+    noiseMultiplier,
+    clipNorm: positive('ledger.clipNorm', e.clipNorm),
+    event: v.json('ledger.event', e.event),
+    epsilon,
+    delta: unitInterval('ledger.delta', e.delta, false),
+    rdpOrder: e.rdpOrder === null ? null : v.finite('ledger.rdpOrder', e.rdpOrder),
+    trust: v.nonEmptyString('ledger.trust', e.trust),
+  };
+}
+
+function toLedgerRow(r: LedgerSql): LedgerRow {
+  return {
+    round: r.round,
+    mode: r.mode,
+    mechanism: r.mechanism,
+    sampling: r.sampling,
+    samplingRate: r.sampling_rate,
+    population: r.population,
+    cohortSize: r.cohort_size,
+    survivors: r.survivors,
+    noiseMultiplier: r.noise_multiplier,
+    clipNorm: r.clip_norm,
+    event: JSON.parse(r.event) as unknown,
+    epsilon: r.epsilon,
+    delta: r.delta,
+    rdpOrder: r.rdp_order,
+    trust: r.trust,
+    recordedAt: r.recorded_at,
+  };
 }
 
 function roundRecordParams(r: CommitRoundInput['record']) {

@@ -54,6 +54,37 @@ export interface RoundRow extends RoundRecord {
   evaluation: EvaluationRecord | null;
 }
 
+export const DP_MODES = ['central', 'local', 'distributed'] as const;
+export type LedgerMode = (typeof DP_MODES)[number];
+
+/** What one committed round of a DP job spent, and under which assumptions. */
+export interface LedgerEntry {
+  mode: LedgerMode;
+  /** e.g. 'gaussian' (central/local), 'distributed_discrete_gaussian'. */
+  mechanism: string;
+  sampling: 'poisson' | 'fixed';
+  /** q: the Poisson rate, or cohort/population for fixed-size cohorts. */
+  samplingRate: number;
+  population: number;
+  cohortSize: number;
+  survivors: number;
+  noiseMultiplier: number;
+  clipNorm: number;
+  /** The round's DP event (shared/privacy), as JSON-able data. */
+  event: unknown;
+  /** Cumulative ε at `delta` after this round. */
+  epsilon: number;
+  delta: number;
+  rdpOrder: number | null;
+  /** The trust assumption the guarantee rests on, in words. */
+  trust: string;
+}
+
+export interface LedgerRow extends LedgerEntry {
+  round: number;
+  recordedAt: number;
+}
+
 export interface CommitRoundInput {
   jobId: string;
   round: number;
@@ -61,6 +92,8 @@ export interface CommitRoundInput {
   optimizerState: Uint8Array;
   checksum: string;
   record: RoundRecord;
+  /** Required for DP jobs: the round's privacy cost, committed atomically with the model. */
+  ledger?: LedgerEntry;
 }
 
 export interface AbortedRoundInput {
