@@ -1,0 +1,59 @@
+export { type ClipResult, checkClipNorm, clipL2InPlace, l2Norm } from './clip.ts';
+export { addGaussianNoise, checkNoiseStddev, gaussianPair, gaussianSample } from './gaussian.ts';
+export {
+  type BitSource,
+  type Rational,
+  bernoulliRational,
+  isqrt,
+  rational,
+  rationalFromNumber,
+  toRational,
+  uniformBelow,
+} from './rational.ts';
+export {
+  type DiscreteGaussianSampler,
+  addDiscreteGaussianNoise,
+  createDiscreteGaussianSampler,
+  discreteGaussianNormalizer,
+  discreteGaussianPmf,
+  discreteGaussianVariance,
+  sampleBernoulliExp,
+  sampleDiscreteGaussian,
+  sampleDiscreteLaplace,
+} from './discrete-gaussian.ts';
+export {
+  type CentralNoisyMeanParams,
+  cappedClientWeight,
+  centralNoisyMean,
+  expectedCohortWeight,
+  fixedDenominatorEstimate,
+  sumSensitivity,
+} from './fixed-denominator.ts';
+export {
+  ADAPTIVE_CLIPPING_DEFAULTS,
+  type AdaptiveClippingParams,
+  type ClipNormStep,
+  clippingBit,
+  defaultCountNoiseStddev,
+  geometricClipUpdate,
+  nextClipNorm,
+  noisyUnclippedFraction,
+  valueNoiseMultiplier,
+} from './adaptive-clipping.ts';
+export {
+  AdaptiveClippingConfigSchema,
+  type CohortSampling,
+  DP_MODES,
+  DP_MODE_SPECS,
+  type DpConfig,
+  type DpConfigInput,
+  DpConfigSchema,
+  type DpMode,
+  type DpModeSpec,
+  PrivacyBudgetSchema,
+  type RoundEventParams,
+  centralNoiseStddev,
+  distributedNoiseStddev,
+  localNoiseStddev,
+  roundDpEvent,
+} from './modes.ts';

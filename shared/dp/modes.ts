@@ -1,0 +1,256 @@
+/**
+ * Where the noise is added, as data: the DP modes of DESIGN.md §2 step 4 and §3, the job-config schema
+ * that selects one, and the DP event each round appends to the privacy ledger.
+ *
+ * Throughout, z is the noise multiplier and C the clip norm of the job; the *aggregate* (the sum over the
+ * cohort) must carry Gaussian noise of standard deviation σ = z·C (DP-FedAvg, McMahan et al. 2018).
+ *
+ * - off:         no clipping requirement, no noise, no accounting.
+ * - central:     clients clip; the server adds N(0, σ²) to the sum (`centralNoisyMean`). Trusts the
+ *                server with individual updates unless SecAgg hides them.
+ * - local:       every client adds the full N(0, σ²) to its own clipped update. Needs no trust, costs
+ *                m times the variance in the aggregate. Accounted as an unsampled Gaussian per round:
+ *                the server knows who took part, so sampling does not amplify privacy against it.
+ * - distributed: every client adds noise of variance σ²/m_min (discrete Gaussian in the integer domain,
+ *                `distributedNoiseStddev`), so the sum over any s ≥ m_min survivors carries variance
+ *                s·σ²/m_min ≥ σ². Requires secure aggregation, otherwise each update is only protected
+ *                by its own small share of noise. Accounted exactly like central mode at the worst case
+ *                the round allows, s = m_min (a round with fewer survivors must be aborted, never
+ *                released). Weak point: the sum of discrete Gaussians is not exactly a discrete Gaussian,
+ *                and we account it as the continuous Gaussian of the same variance; Kairouz, Liu,
+ *                Steinke 2021 ("The Distributed Discrete Gaussian Mechanism for Federated Learning with
+ *                Secure Aggregation") bound the gap; it decays like exp(−π²σ_i²) in the per-client
+ *                integer-domain σ_i (negligible from σ_i of a few units) but is not added to our ε.
+ *                Rounding/modular-wrap effects of the integer encoding are not accounted here either
+ *                (they are the SecAgg encoder's responsibility).
+ */
+import { z } from 'zod';
+import { CohortError } from '../errors.ts';
+import {
+  type DpEvent,
+  composedEvent,
+  gaussianEvent,
+  poissonSampledEvent,
+  sampledWithoutReplacementEvent,
+} from '../privacy/events.ts';
+import { ADAPTIVE_CLIPPING_DEFAULTS, valueNoiseMultiplier } from './adaptive-clipping.ts';
+import { checkClipNorm } from './clip.ts';
+
+export const DP_MODES = ['off', 'central', 'local', 'distributed'] as const;
+export type DpMode = (typeof DP_MODES)[number];
+
+export interface DpModeSpec {
+  readonly mode: DpMode;
+  /** Who adds noise. */
+  readonly noiseAddedBy: 'nobody' | 'server' | 'each client';
+  /** Per-client share of the aggregate noise variance σ² (1 = the full σ², 1/m_min = split). */
+  readonly noiseShare: 'none' | 'full' | 'split';
+  readonly requiresSecureAggregation: boolean;
+  /** Whether the privacy guarantee holds against the coordinator itself. */
+  readonly protectsAgainstServer: boolean;
+  /** Which DP event a round contributes (see `roundDpEvent`). */
+  readonly accounting: string;
+}
+
+export const DP_MODE_SPECS: Readonly<Record<DpMode, DpModeSpec>> = Object.freeze({
+  off: {
+    mode: 'off',
+    noiseAddedBy: 'nobody',
+    noiseShare: 'none',
+    requiresSecureAggregation: false,
+    protectsAgainstServer: false,
+    accounting: 'none',
+  },
+  central: {
+    mode: 'central',
+    noiseAddedBy: 'server',
+    noiseShare: 'full',
+    requiresSecureAggregation: false,
+    protectsAgainstServer: false,
+    accounting: 'sampled Gaussian with z per round (Poisson: MTZ 2019; fixed cohort: WBK 2019, replace-one)',
+  },
+  local: {
+    mode: 'local',
+    noiseAddedBy: 'each client',
+    noiseShare: 'full',
+    requiresSecureAggregation: false,
+    protectsAgainstServer: true,
+    accounting: 'unsampled Gaussian with z per round (no amplification: the server sees who took part)',
+  },
+  distributed: {
+    mode: 'distributed',
+    noiseAddedBy: 'each client',
+    noiseShare: 'split',
+    requiresSecureAggregation: true,
+    protectsAgainstServer: true,
+    accounting: 'as central, at the worst case of m_min survivors (continuous-Gaussian approximation of the discrete sum)',
+  },
+});
+
+function checkNoiseMultiplier(noiseMultiplier: number): void {
+  if (!(noiseMultiplier >= 0) || !Number.isFinite(noiseMultiplier)) {
+    throw new CohortError('BAD_DP_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
+  }
+}
+
+/** Central mode: the server adds N(0, σ²) to the sum, σ = z·C. */
+export function centralNoiseStddev(noiseMultiplier: number, clipNorm: number): number {
+  checkNoiseMultiplier(noiseMultiplier);
+  checkClipNorm(clipNorm);
+  return noiseMultiplier * clipNorm;
+}
+
+/** Local mode: each client adds N(0, σ²) to its own update, σ = z·C. */
+export function localNoiseStddev(noiseMultiplier: number, clipNorm: number): number {
+  return centralNoiseStddev(noiseMultiplier, clipNorm);
+}
+
+/**
+ * Distributed mode: each client's noise standard deviation z·C/√m_min, so that the sum over at least
+ * `minSurvivors` clients carries standard deviation ≥ z·C. (In the integer domain of SecAgg, after
+ * scaling by s, the discrete Gaussian variance per client is (s·z·C)²/m_min.)
+ */
+export function distributedNoiseStddev(noiseMultiplier: number, clipNorm: number, minSurvivors: number): number {
+  if (!Number.isInteger(minSurvivors) || minSurvivors < 1) {
+    throw new CohortError('BAD_DP_PARAMETER', `minSurvivors must be an integer ≥ 1, got ${minSurvivors}`, { minSurvivors });
+  }
+  return centralNoiseStddev(noiseMultiplier, clipNorm) / Math.sqrt(minSurvivors);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Job configuration.
+
+const positive = (name: string) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .positive({ error: `${name} must be > 0` })
+    .finite({ error: `${name} must be finite` });
+
+export const AdaptiveClippingConfigSchema = z
+  .object({
+    initialClipNorm: positive('dp.adaptiveClipping.initialClipNorm').default(ADAPTIVE_CLIPPING_DEFAULTS.initialClipNorm),
+    targetQuantile: z
+      .number({ error: 'dp.adaptiveClipping.targetQuantile must be a number' })
+      .gt(0, { error: 'dp.adaptiveClipping.targetQuantile must be in (0, 1)' })
+      .lt(1, { error: 'dp.adaptiveClipping.targetQuantile must be in (0, 1)' })
+      .default(ADAPTIVE_CLIPPING_DEFAULTS.targetQuantile),
+    learningRate: positive('dp.adaptiveClipping.learningRate').default(ADAPTIVE_CLIPPING_DEFAULTS.learningRate),
+    /** σ_b; default (when absent) is expected cohort size / 20, decided at run time. */
+    countNoiseStddev: z
+      .number({ error: 'dp.adaptiveClipping.countNoiseStddev must be a number' })
+      .min(0, { error: 'dp.adaptiveClipping.countNoiseStddev must be ≥ 0' })
+      .finite({ error: 'dp.adaptiveClipping.countNoiseStddev must be finite' })
+      .optional(),
+  })
+  .strict();
+
+export const PrivacyBudgetSchema = z
+  .object({
+    epsilon: positive('dp.budget.epsilon'),
+    delta: z
+      .number({ error: 'dp.budget.delta must be a number' })
+      .gt(0, { error: 'dp.budget.delta must be in (0, 1)' })
+      .lt(1, { error: 'dp.budget.delta must be in (0, 1)' }),
+  })
+  .strict();
+
+/**
+ * The `dp` section of a job config. Output: `adaptiveClipping` is filled with its defaults exactly when
+ * `clipNorm` is 'adaptive', and absent otherwise.
+ */
+export const DpConfigSchema = z
+  .object({
+    mode: z.enum(DP_MODES, { error: `dp.mode must be one of ${DP_MODES.map((m) => `'${m}'`).join(', ')}` }),
+    noiseMultiplier: z
+      .number({ error: 'dp.noiseMultiplier must be a number' })
+      .min(0, { error: 'dp.noiseMultiplier must be ≥ 0' })
+      .finite({ error: 'dp.noiseMultiplier must be finite' })
+      .default(0),
+    clipNorm: z
+      .union([positive('dp.clipNorm'), z.literal('adaptive')], {
+        error: "dp.clipNorm must be a number > 0 or 'adaptive'",
+      })
+      .optional(),
+    adaptiveClipping: AdaptiveClippingConfigSchema.optional(),
+    budget: PrivacyBudgetSchema.optional(),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const issue = (path: string, message: string): void => {
+      ctx.addIssue({ code: 'custom', path: [path], message });
+    };
+    if (cfg.mode !== 'off') {
+      if (cfg.clipNorm === undefined) issue('clipNorm', `dp.clipNorm is required when dp.mode is '${cfg.mode}'`);
+      if (cfg.noiseMultiplier === 0) {
+        issue('noiseMultiplier', `dp.noiseMultiplier must be > 0 when dp.mode is '${cfg.mode}' (0 gives no privacy; use mode 'off')`);
+      }
+    } else if (cfg.budget !== undefined) {
+      issue('budget', "dp.budget needs a DP mode: it cannot be met with dp.mode 'off'");
+    }
+    if (cfg.adaptiveClipping !== undefined && cfg.clipNorm !== 'adaptive') {
+      issue('adaptiveClipping', "dp.adaptiveClipping is only allowed when dp.clipNorm is 'adaptive'");
+    }
+    if (cfg.clipNorm === 'adaptive' && cfg.mode === 'local') {
+      issue('clipNorm', "adaptive clipping is not supported in 'local' mode (the clipping-bit sum would need local noise too)");
+    }
+    const sigmaB = cfg.adaptiveClipping?.countNoiseStddev;
+    if (cfg.clipNorm === 'adaptive' && sigmaB !== undefined && cfg.mode !== 'off' && 2 * sigmaB <= cfg.noiseMultiplier) {
+      issue(
+        'adaptiveClipping',
+        `dp.adaptiveClipping.countNoiseStddev ${sigmaB} is too small for noiseMultiplier ${cfg.noiseMultiplier}: ` +
+          `need countNoiseStddev > noiseMultiplier / 2 = ${cfg.noiseMultiplier / 2}`,
+      );
+    }
+  })
+  .transform((cfg) => ({
+    ...cfg,
+    adaptiveClipping: cfg.clipNorm === 'adaptive' ? (cfg.adaptiveClipping ?? AdaptiveClippingConfigSchema.parse({})) : undefined,
+  }));
+
+export type DpConfig = z.output<typeof DpConfigSchema>;
+export type DpConfigInput = z.input<typeof DpConfigSchema>;
+
+// ---------------------------------------------------------------------------------------------------------
+// Accounting: the DP event of one round.
+
+export type CohortSampling =
+  /** Each eligible client independently with probability q. */
+  | { readonly kind: 'poisson'; readonly q: number }
+  /** Exactly `sampleSize` of `populationSize` clients, uniformly without replacement. */
+  | { readonly kind: 'fixed'; readonly sampleSize: number; readonly populationSize: number };
+
+export interface RoundEventParams {
+  readonly mode: DpMode;
+  /** The job's total z (value query and, with adaptive clipping, count query together). */
+  readonly noiseMultiplier: number;
+  readonly sampling: CohortSampling;
+  /** Present when the round also ran the adaptive-clipping count query with this σ_b. */
+  readonly countNoiseStddev?: number;
+}
+
+/**
+ * The DP event one round adds to the ledger; null for mode 'off'.
+ *
+ * Noise multipliers in the event are relative to the sensitivity under the event's neighbouring
+ * relation (events.ts): under add-or-remove (Poisson) the value sum has sensitivity C and the centred
+ * clipping-bit sum 1/2, so the event carries z_Δ and 2σ_b; under replace-one (fixed cohorts) both
+ * sensitivities double, so it carries z_Δ/2 and σ_b. Without adaptive clipping z_Δ = z.
+ */
+export function roundDpEvent(params: RoundEventParams): DpEvent | null {
+  const { mode, noiseMultiplier, sampling, countNoiseStddev } = params;
+  if (mode === 'off') return null;
+  checkNoiseMultiplier(noiseMultiplier);
+  if (mode === 'local') {
+    if (countNoiseStddev !== undefined) {
+      throw new CohortError('UNSUPPORTED_EVENT', "adaptive clipping is not supported in 'local' mode");
+    }
+    return gaussianEvent(noiseMultiplier);
+  }
+  const valueZ = countNoiseStddev === undefined ? noiseMultiplier : valueNoiseMultiplier(noiseMultiplier, countNoiseStddev);
+  const inner = (relationFactor: number): DpEvent =>
+    countNoiseStddev === undefined
+      ? gaussianEvent(valueZ / relationFactor)
+      : composedEvent([gaussianEvent(valueZ / relationFactor), gaussianEvent((2 * countNoiseStddev) / relationFactor)]);
+  if (sampling.kind === 'poisson') return poissonSampledEvent(sampling.q, inner(1));
+  return sampledWithoutReplacementEvent(sampling.sampleSize, sampling.populationSize, inner(2));
+}
