@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { silentLogger, type Logger } from '../../shared/log.ts';
+import { privatiseUpdate } from './privatise.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import {
   PROTOCOL_VERSION,
@@ -195,13 +196,18 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     }
     this.state = 'idle';
     if (!isFinite32(result.delta)) return this.refuse(msg, 'local training diverged (non-finite update)');
+    if (result.numExamples < 1) return this.refuse(msg, 'no local training examples');
+    // Privatise before anything leaves the device: clip to C (and, in local mode, add the noise).
+    const privatised = msg.privacy ? privatiseUpdate(result.delta, msg.privacy) : undefined;
     const ms = Date.now() - started;
     this.opts.transport.send({
       type: 'update',
       jobId: msg.jobId,
       round: msg.round,
       numExamples: result.numExamples,
-      metrics: result.metrics,
+      // Per-client training metrics are not privatised: only a trusted (central-DP) server gets them.
+      metrics: msg.privacy && msg.privacy.mode !== 'central' ? {} : result.metrics,
+      ...(privatised?.clipBit === undefined ? {} : { clipBit: privatised.clipBit }),
       vector: result.delta,
     });
     this.log.info({ round: msg.round, examples: result.numExamples, ms, ...result.metrics }, 'update sent');

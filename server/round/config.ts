@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.ts';
+import { DpConfigSchema } from '../../shared/dp/index.ts';
 import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
@@ -57,6 +58,8 @@ export const JobConfigSchema = z
       .strict()
       .prefault({}),
     optimizer: ServerOptimizerConfigSchema.prefault({ name: 'fedavg' }),
+    /** Differential privacy (shared/dp): mode, noise multiplier z, clip norm C, budget (ε, δ). */
+    dp: DpConfigSchema.prefault({ mode: 'off' }),
     evaluation: z
       .object({
         /** Federated evaluation after every k-th committed round; 0 = never. */
@@ -96,6 +99,13 @@ export const JobConfigSchema = z
   .superRefine((cfg, ctx) => {
     if (cfg.minSurvivors !== undefined && cfg.minSurvivors > cfg.minClients) {
       ctx.addIssue({ code: 'custom', path: ['minSurvivors'], message: `must be ≤ minClients (${cfg.minClients})` });
+    }
+    if (cfg.dp.mode === 'distributed') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dp', 'mode'],
+        message: "'distributed' DP needs secure aggregation, which this build does not run yet: use 'central' or 'local'",
+      });
     }
     if (cfg.sampling.mode === 'fixed' && cfg.sampling.cohortSize < cfg.minClients) {
       ctx.addIssue({

@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { CohortError } from '../../shared/errors.ts';
+import { clipL2InPlace } from '../../shared/dp/index.ts';
 import { createServerOptimizer, WeightedSum, type ServerOptimizer } from '../../shared/fl/index.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
@@ -33,6 +34,7 @@ import {
 import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
 import type { CohortStore, EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
 import { configHash, type JobConfig } from './config.ts';
+import { PrivacyController, type RoundPlan } from './privacy.ts';
 
 /** Timer functions, injectable so tests can drive time. */
 export interface Clock {
@@ -74,6 +76,12 @@ interface TrainingRound {
   sum: WeightedSum;
   lossSum: number;
   accuracySum: number;
+  /** Examples reported by survivors (metrics only: DP rounds weight clients uniformly). */
+  examples: number;
+  /** Σ of adaptive-clipping bits. */
+  bitSum: number;
+  /** The round's DP plan (event, announced parameters), if the job uses DP. */
+  plan?: RoundPlan;
   timer: unknown;
 }
 
@@ -92,6 +100,8 @@ export interface RoundSummary {
   record: RoundRecord;
   checksum: string;
   evaluation?: EvaluationRecord;
+  /** Cumulative ε at the job's δ after this round (DP jobs). */
+  epsilon?: number;
 }
 
 export interface JobSummary {
@@ -126,6 +136,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private weights: Float32Array = new Float32Array(0);
   private checksum = '';
   private optimizer!: ServerOptimizer;
+  private privacy!: PrivacyController;
   private committedRound = 0;
   private attempt = 0;
   private waitTimer: unknown;
@@ -305,7 +316,18 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         `update has ${msg.vector.length} values, the model has ${this.weights.length}`,
       );
     }
-    round!.sum.add(msg.vector, msg.numExamples);
+    const plan = round!.plan;
+    if (plan?.announce.adaptiveClipping && msg.clipBit === undefined) {
+      throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses adaptive clipping: the update must carry clipBit');
+    }
+    if (plan && plan.announce.mode === 'central') {
+      // Defence in depth: the sensitivity bound must not rest on the client having clipped.
+      clipL2InPlace(msg.vector, plan.announce.clipNorm);
+    }
+    // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples.
+    round!.sum.add(msg.vector, plan ? 1 : msg.numExamples);
+    round!.examples += msg.numExamples;
+    round!.bitSum += msg.clipBit ?? 0;
     round!.lossSum += (msg.metrics.loss ?? 0) * msg.numExamples;
     round!.accuracySum += (msg.metrics.accuracy ?? 0) * msg.numExamples;
     member.status = 'completed';
@@ -398,6 +420,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       this.checksum = weightsChecksum(this.weights);
       this.log.info({ params: this.weights.length, checksum: this.checksum }, 'initialised global model');
     }
+    const rounds = this.store.listRounds(this.jobId);
+    const lastClipNormNext = rounds.at(-1)?.metrics?.clipNormNext;
+    this.privacy = new PrivacyController(this.config, this.store.listLedger(this.jobId), lastClipNormNext);
+    if (this.privacy.enabled) {
+      this.log.info({ epsilon: this.privacy.epsilonSpent, delta: this.privacy.delta, mode: this.config.dp.mode }, 'privacy ledger loaded');
+    }
     if (job.status !== 'created' && job.status !== 'running') {
       this.state = 'finished';
       this.finishedSummary = { jobId: this.jobId, status: job.status, rounds: this.committedRound, checksum: this.checksum, reason: job.reason ?? undefined };
@@ -453,7 +481,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       }, Math.max(this.config.timeouts.retryDelayMs, 50));
       return;
     }
-    this.beginRound(cohort);
+    this.beginRound(cohort, eligible.length);
   }
 
   private sample(eligible: ConnectedClient[]): ConnectedClient[] {
@@ -463,8 +491,17 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     return eligible.filter(() => this.rng.next() < sampling.rate);
   }
 
-  private beginRound(cohort: ConnectedClient[]): void {
+  private beginRound(cohort: ConnectedClient[], population: number): void {
     const roundNo = this.committedRound + 1;
+    let plan: RoundPlan | undefined;
+    if (this.privacy.enabled) {
+      const planned = this.privacy.plan(cohort.length, population, this.minSurvivors);
+      if ('exhausted' in planned) {
+        this.log.warn({ round: roundNo, epsilon: this.privacy.epsilonSpent, reason: planned.exhausted }, 'privacy budget exhausted');
+        return this.finish('budget_exhausted', planned.exhausted);
+      }
+      plan = planned;
+    }
     this.attempt++;
     const members = new Map<string, { connId: string; status: MemberStatus }>();
     for (const c of cohort) members.set(c.clientId, { connId: c.connId, status: 'pending' });
@@ -476,6 +513,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       sum: new WeightedSum(this.weights.length),
       lossSum: 0,
       accuracySum: 0,
+      examples: 0,
+      bitSum: 0,
+      plan,
       timer: this.clock.setTimeout(() => this.onTrainDeadline(roundNo), this.config.timeouts.trainMs),
     };
     this.state = 'training';
@@ -490,6 +530,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         model,
         training,
         timeoutMs: timeouts.trainMs,
+        ...(plan ? { privacy: plan.announce } : {}),
         vector: this.weights,
       });
     }
@@ -531,14 +572,20 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       cohortSize: round.members.size,
       survivors,
       dropouts: statuses.filter((s) => s === 'dropped').length,
-      numExamples: round.sum.totalWeight,
-      trainLoss: round.lossSum / round.sum.totalWeight,
-      trainAccuracy: round.accuracySum / round.sum.totalWeight,
+      numExamples: round.examples,
+      // Local and distributed DP clients send no per-client metrics (they are not privatised).
+      trainLoss: round.plan && round.plan.announce.mode !== 'central' ? null : round.lossSum / round.examples,
+      trainAccuracy: round.plan && round.plan.announce.mode !== 'central' ? null : round.accuracySum / round.examples,
     };
     if (!this.commit(round, record)) return;
     this.attempt = 0;
     this.notifyRoundResult(round, 'committed');
-    const summary: RoundSummary = { round: round.round, record, checksum: this.checksum };
+    const summary: RoundSummary = {
+      round: round.round,
+      record,
+      checksum: this.checksum,
+      ...(round.plan ? { epsilon: this.privacy.epsilonSpent } : {}),
+    };
     const every = this.config.evaluation.every;
     if (every > 0 && (round.round % every === 0 || round.round === this.config.rounds)) {
       this.beginEvaluation(summary);
@@ -551,9 +598,16 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private commit(round: TrainingRound, record: RoundRecord): boolean {
     const stateBefore = this.optimizer.exportState();
     const next = this.weights.slice();
-    // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017).
-    this.optimizer.step(next, round.sum.mean());
+    const plan = round.plan;
+    // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017);
+    // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018).
+    const pseudoGradient = plan ? this.privacy.noisyMean(round.sum, plan) : round.sum.mean();
+    this.optimizer.step(next, pseudoGradient);
     const checksum = weightsChecksum(next);
+    const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;
+    if (plan) {
+      record.metrics = { clipNorm: plan.announce.clipNorm, ...(clipNormNext === undefined ? {} : { clipNormNext }) };
+    }
     try {
       this.store.commitRound({
         jobId: this.jobId,
@@ -562,6 +616,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         optimizerState: this.optimizer.exportState(),
         checksum,
         record,
+        // A model whose privacy cost is not recorded is never published: same transaction.
+        ...(plan ? { ledger: this.privacy.ledgerEntry(plan, record.survivors) } : {}),
       });
     } catch (err) {
       this.optimizer.importState(stateBefore);
@@ -572,8 +628,17 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.weights = next;
     this.checksum = checksum;
     this.committedRound = round.round;
+    if (plan) this.privacy.committed(plan, clipNormNext);
     this.log.info(
-      { round: round.round, survivors: record.survivors, cohort: record.cohortSize, examples: record.numExamples, loss: record.trainLoss, checksum },
+      {
+        round: round.round,
+        survivors: record.survivors,
+        cohort: record.cohortSize,
+        examples: record.numExamples,
+        loss: record.trainLoss,
+        checksum,
+        ...(plan ? { epsilon: this.privacy.epsilonSpent, delta: this.privacy.delta, clipNorm: plan.announce.clipNorm } : {}),
+      },
       'round committed',
     );
     return true;

@@ -50,6 +50,11 @@ export class WeightedSum {
     return this.n;
   }
 
+  /** The running Σ wᵢ·vᵢ itself (float64, not a copy: read it, do not keep or modify it). */
+  get rawSum(): Float64Array {
+    return this.sum;
+  }
+
   get totalWeight(): number {
     return this.total;
   }

@@ -27,6 +27,31 @@ export type TrainingParams = z.output<typeof TrainingParamsSchema>;
 
 const Metrics = z.record(z.string().max(64), finite);
 
+/**
+ * The privacy parameters of a round, announced with `train` so a client can check them against its
+ * own floor before it trains (and refuse, saying why).
+ */
+export const RoundPrivacySchema = z
+  .object({
+    mode: z.enum(['central', 'local', 'distributed']),
+    noiseMultiplier: finite.pipe(z.number().min(0)),
+    /** L2 clip norm C the client must apply to its update. */
+    clipNorm: finite.pipe(z.number().positive()),
+    sampling: z.enum(['poisson', 'fixed']),
+    /** q: Poisson rate, or cohort / population for a fixed cohort. */
+    samplingRate: finite.pipe(z.number().gt(0).max(1)),
+    cohortSize: count,
+    minSurvivors: count,
+    delta: finite.pipe(z.number().gt(0).lt(1)),
+    /** Cumulative ε at delta before this round, and what it will be if this round commits. */
+    epsilonSpent: finite.pipe(z.number().min(0)),
+    epsilonAfterRound: finite.pipe(z.number().min(0)),
+    /** Whether the client must also report its clipping bit (Andrew et al. 2021). */
+    adaptiveClipping: z.boolean(),
+  })
+  .strict();
+export type RoundPrivacy = z.output<typeof RoundPrivacySchema>;
+
 // ---- client -> server -------------------------------------------------------------------------
 
 export const HelloSchema = z
@@ -47,6 +72,8 @@ export const UpdateHeaderSchema = z
     round: roundNo,
     numExamples: count.pipe(z.number().min(1)),
     metrics: Metrics,
+    /** Adaptive clipping: 1[‖Δ‖ ≤ C] − 1/2 (Andrew et al. 2021), present iff the round asked for it. */
+    clipBit: z.union([z.literal(0.5), z.literal(-0.5)]).optional(),
   })
   .strict();
 
@@ -98,6 +125,7 @@ export const TrainHeaderSchema = z
     model: ModelSpecSchema,
     training: TrainingParamsSchema,
     timeoutMs: z.number().int().positive(),
+    privacy: RoundPrivacySchema.optional(),
   })
   .strict();
 
