@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { loadClientConfig } from '../client/config.ts';
 import { splitTrainTest } from '../client/data/dataset.ts';
 import { loadDataset } from '../client/data/index.ts';
-import { ClientEngine } from '../client/engine/index.ts';
+import { ClientEngine, privacyFloorPolicy } from '../client/engine/index.ts';
 import { selectBackend } from '../client/train/backend.ts';
 import { TfjsTask } from '../client/train/task.ts';
 import { SocketIoClientTransport } from '../client/transport/socketio.ts';
@@ -36,7 +36,14 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   const { train, test } = cfg.testFraction > 0 ? splitTrainTest(data, cfg.testFraction, cfg.seed) : { train: data, test: data };
   logger.info({ clientId, server, data: dataPath, train: train.size, test: test.size, backend }, 'client starting');
   const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger });
-  const engine = new ClientEngine({ clientId, task: new TfjsTask({ train, test, seed: cfg.seed }), transport, logger, backend });
+  const engine = new ClientEngine({
+    clientId,
+    task: new TfjsTask({ train, test, seed: cfg.seed }),
+    transport,
+    logger,
+    backend,
+    ...(cfg.privacyFloor ? { policy: privacyFloorPolicy(cfg.privacyFloor) } : {}),
+  });
   process.once('SIGINT', () => {
     engine.stop();
     process.exit(130);

@@ -6,10 +6,15 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { CohortError } from '../shared/errors.ts';
-import { clientCommand } from './client.ts';
-import { demoCommand } from './demo.ts';
 import { LOG_LEVELS } from './log.ts';
-import { serverCommand } from './server.ts';
+
+// Subcommands are imported when run, so `cohort server` never loads the training stack.
+const serverCommand = async (o: never) => (await import('./server.ts')).serverCommand(o);
+const clientCommand = async (o: never) => (await import('./client.ts')).clientCommand(o);
+const demoCommand = async (o: never) => (await import('./demo.ts')).demoCommand(o);
+const privacyEpsilon = async (o: never) => (await import('./privacy.ts')).privacyEpsilon(o);
+const privacyCalibrate = async (o: never) => (await import('./privacy.ts')).privacyCalibrate(o);
+const privacyLedger = async (o: never) => (await import('./privacy.ts')).privacyLedger(o);
 
 function logLevel(value: string): string {
   if (!(LOG_LEVELS as string[]).includes(value)) {
@@ -32,7 +37,7 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
-    .action(async (o) => run(() => serverCommand(o)));
+    .action(async (o) => run(() => serverCommand(o as never)));
 
   program
     .command('client')
@@ -43,7 +48,7 @@ export function buildProgram(): Command {
     .option('--id <clientId>', 'client id (default: from config, else random)')
     .option('--backend <name>', 'tensorflow | wasm | cpu (default: fastest available)')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
-    .action(async (o) => run(() => clientCommand(o)));
+    .action(async (o) => run(() => clientCommand(o as never)));
 
   program
     .command('demo')
@@ -56,8 +61,42 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed for data split, model init and shuffling')
     .option('--data-dir <dir>', 'keep the coordinator store here (default: a temp dir)')
     .option('--backend <name>', 'tensorflow | wasm | cpu')
+    .option('--dp <mode>', 'differential privacy: off | central | local', 'off')
+    .option('--noise <z>', 'DP noise multiplier (default 1)')
+    .option('--clip <C>', 'DP clip norm (default 1)')
+    .option('--budget <epsilon>', 'DP budget: stop before ε would exceed it')
+    .option('--delta <d>', 'δ for ε (default 1e-5)')
     .option('--log-level <level>', `log level for stderr (${LOG_LEVELS.join('|')})`, logLevel, 'warn')
-    .action(async (o) => run(() => demoCommand(o)));
+    .action(async (o) => run(() => demoCommand(o as never)));
+
+  const privacy = program.command('privacy').description('privacy accounting: ε for a schedule, noise calibration, a job\'s ledger');
+  privacy
+    .command('epsilon')
+    .description('ε after T rounds of the Poisson-subsampled Gaussian (RDP accountant)')
+    .requiredOption('--q <q>', 'sampling probability per round')
+    .requiredOption('--noise <z>', 'noise multiplier')
+    .requiredOption('--steps <T>', 'number of rounds')
+    .requiredOption('--delta <d>', 'target δ')
+    .option('--orders <orders>', 'default | integer | comma-separated list', 'default')
+    .option('--conversion <c>', 'improved | classic', 'improved')
+    .option('--json', 'print {"epsilon":E,"order":A}')
+    .action(async (o) => run(() => privacyEpsilon(o as never)));
+  privacy
+    .command('calibrate')
+    .description('smallest noise multiplier meeting (ε, δ) for q and T rounds')
+    .requiredOption('--epsilon <e>', 'target ε')
+    .requiredOption('--delta <d>', 'target δ')
+    .requiredOption('--q <q>', 'sampling probability per round')
+    .requiredOption('--steps <T>', 'number of rounds')
+    .option('--json', 'print {"noiseMultiplier":Z}')
+    .action(async (o) => run(() => privacyCalibrate(o as never)));
+  privacy
+    .command('ledger')
+    .description("a job's privacy ledger, one row per committed round")
+    .requiredOption('-d, --data-dir <dir>', 'the coordinator data dir')
+    .requiredOption('--job <id>', 'job id')
+    .option('--json', 'one JSON object per round')
+    .action(async (o) => run(() => privacyLedger(o as never)));
 
   return program;
 }
@@ -75,6 +114,12 @@ async function run(action: () => Promise<number>): Promise<void> {
     }
   }
 }
+
+// `cohort … | head` closes stdout early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 const program = buildProgram();
 try {

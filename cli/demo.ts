@@ -11,6 +11,11 @@ export interface DemoCommandOptions {
   seed?: string;
   dataDir?: string;
   backend?: string;
+  dp?: string;
+  noise?: string;
+  clip?: string;
+  budget?: string;
+  delta?: string;
   logLevel: LogLevel;
 }
 
@@ -21,6 +26,29 @@ function num(value: string | undefined, flag: string, fallback: number, integer 
     throw new ConfigError(`--${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${value}`);
   }
   return x;
+}
+
+function parseDp(o: DemoCommandOptions): DemoOptions['dp'] {
+  const mode = o.dp ?? 'off';
+  if (mode !== 'off' && mode !== 'central' && mode !== 'local') {
+    throw new ConfigError(
+      `--dp must be off, central or local, got ${mode}` +
+        (mode === 'distributed' ? " ('distributed' needs secure aggregation, not in this build yet)" : ''),
+    );
+  }
+  if (mode === 'off') {
+    if (o.noise ?? o.clip ?? o.budget) throw new ConfigError('--noise, --clip and --budget need --dp central or --dp local');
+    return undefined;
+  }
+  const delta = o.delta === undefined ? 1e-5 : Number(o.delta);
+  if (!(delta > 0 && delta < 1)) throw new ConfigError(`--delta must be in (0, 1), got ${o.delta}`);
+  return {
+    mode,
+    noiseMultiplier: num(o.noise, 'noise', 1, false),
+    clipNorm: num(o.clip, 'clip', 1, false),
+    budget: o.budget === undefined ? undefined : num(o.budget, 'budget', 1, false),
+    delta,
+  };
 }
 
 /** `cohort demo`: progress lines on stdout, logs on stderr, a JSON summary as the last stdout line. */
@@ -37,6 +65,7 @@ export async function demoCommand(o: DemoCommandOptions): Promise<number> {
     seed: num(o.seed, 'seed', d.seed),
     dataDir: o.dataDir,
     backend: o.backend,
+    dp: parseDp(o),
   };
   const result = await runDemo(opts, logger, (line) => process.stdout.write(`${line}\n`));
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../shared/errors.ts';
+import { PrivacyFloorSchema } from './engine/privacy-floor.ts';
 
 export const ClientConfigSchema = z
   .object({
@@ -19,6 +20,8 @@ export const ClientConfigSchema = z
     labelColumn: z.union([z.string(), z.number().int().min(0)]).optional(),
     featureShape: z.array(z.number().int().positive()).optional(),
     numClasses: z.number().int().min(2).optional(),
+    /** The weakest privacy this client accepts; rounds announced with less are refused. */
+    privacyFloor: PrivacyFloorSchema.optional(),
     reconnect: z
       .object({
         initialDelayMs: z.number().int().min(10).default(500),

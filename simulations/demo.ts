@@ -29,6 +29,8 @@ export interface DemoOptions {
   /** Where the coordinator keeps its SQLite file; a fresh temp dir by default. */
   dataDir?: string;
   backend?: string;
+  /** Differential privacy: off (default), central or local; noise multiplier z, clip norm C, budget. */
+  dp?: { mode: 'off' | 'central' | 'local'; noiseMultiplier: number; clipNorm: number; budget?: number; delta: number };
 }
 
 export const DEMO_DEFAULTS: DemoOptions = {
@@ -49,6 +51,10 @@ export interface DemoResult {
   clients: number;
   backend: string;
   durationMs: number;
+  /** DP runs: cumulative ε at δ, and the job's final status (budget_exhausted stops early). */
+  epsilon?: number;
+  delta?: number;
+  status?: string;
 }
 
 export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: string) => void): Promise<DemoResult> {
@@ -56,6 +62,7 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
   const backend = await selectBackend({ prefer: opts.backend, logger });
   const { train, test } = loadMnist({ trainSize: opts.trainSize, testSize: opts.testSize, seed: opts.seed });
   const trainShards = partitionIid(train, opts.clients, opts.seed);
+  const dp = opts.dp;
   const testShards = partitionIid(test, opts.clients, opts.seed + 1);
   const config = parseJobConfig({
     id: 'demo',
@@ -67,6 +74,16 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
     minSurvivors: Math.max(1, Math.ceil(opts.clients / 2)),
     training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, proxMu: 0 },
     optimizer: { name: 'fedavg' },
+    ...(dp && dp.mode !== 'off'
+      ? {
+          dp: {
+            mode: dp.mode,
+            noiseMultiplier: dp.noiseMultiplier,
+            clipNorm: dp.clipNorm,
+            ...(dp.budget !== undefined ? { budget: { epsilon: dp.budget, delta: dp.delta } } : {}),
+          },
+        }
+      : {}),
     evaluation: { every: 1, fraction: 1, batchSize: 500 },
     timeouts: { trainMs: 600_000, evaluateMs: 120_000, retryDelayMs: 200 },
   });
@@ -75,10 +92,17 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
   print(
     `cohort demo: ${opts.clients} clients, ${train.size} training / ${test.size} held-out MNIST digits, ` +
       `2NN (mlp), FedAvg, ${opts.rounds} rounds, E=${opts.epochs} B=${opts.batchSize} lr=${opts.learningRate}, ` +
-      `backend ${backend}, coordinator ${coordinator.url}, data dir ${dataDir}`,
+      `backend ${backend}, coordinator ${coordinator.url}, data dir ${dataDir}` +
+      (dp && dp.mode !== 'off'
+        ? `\nDP ${dp.mode}: noise multiplier ${dp.noiseMultiplier}, clip norm ${dp.clipNorm}, ε reported at δ=${dp.delta}` +
+          (dp.budget !== undefined ? `, budget ε=${dp.budget}` : '') +
+          ` (ledger: cohort privacy ledger --data-dir ${dataDir} --job demo)`
+        : ''),
   );
   let roundStarted = Date.now();
+  let lastEpsilon: number | undefined;
   coordinator.engine.on('round', (s: RoundSummary) => {
+    if (s.epsilon !== undefined) lastEpsilon = s.epsilon;
     print(progressLine(s, opts.rounds, Date.now() - roundStarted));
     roundStarted = Date.now();
   });
@@ -108,9 +132,11 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
     clients: 0,
   });
   await coordinator.close();
-  if (summary.status !== 'completed') {
+  const privateRun = dp !== undefined && dp.mode !== 'off';
+  if (summary.status !== 'completed' && !(privateRun && summary.status === 'budget_exhausted')) {
     throw new Error(`demo job ended with status ${summary.status}: ${summary.reason ?? ''}`);
   }
+  if (summary.status === 'budget_exhausted') print(`stopped: privacy budget exhausted (${summary.reason})`);
   return {
     rounds: summary.rounds,
     accuracy: round4(heldOut.accuracy),
@@ -118,6 +144,7 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
     clients: opts.clients,
     backend,
     durationMs: Date.now() - started,
+    ...(privateRun ? { epsilon: lastEpsilon ?? 0, delta: dp.delta, status: summary.status } : {}),
   };
 }
 
@@ -127,8 +154,8 @@ function progressLine(s: RoundSummary, total: number, ms: number): string {
   return (
     `round ${String(s.round).padStart(String(total).length)}/${total} | ` +
     `${r.survivors}/${r.cohortSize} clients | ` +
-    `train loss ${(r.trainLoss ?? NaN).toFixed(4)} acc ${(r.trainAccuracy ?? NaN).toFixed(4)} | ` +
-    `${ev} | ${(ms / 1000).toFixed(1)} s`
+    (r.trainLoss === null ? '' : `train loss ${r.trainLoss.toFixed(4)} acc ${(r.trainAccuracy ?? NaN).toFixed(4)} | `) +
+    `${ev} | ${s.epsilon === undefined ? '' : `ε ${s.epsilon.toFixed(4)} | `}${(ms / 1000).toFixed(1)} s`
   );
 }
 

@@ -2,36 +2,13 @@
  * The `cohort` command as a user runs it: a server and two clients as separate processes, clients
  * reading CSV files, everything over Socket.IO on loopback. Plus the errors a user sees for bad input.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CohortStore } from '../../server/store/index.ts';
 import { seededRng } from '../../shared/random.ts';
-
-const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/cohort.mjs');
-
-function cohort(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((res) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (code) => res({ code, stdout, stderr }));
-  });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+import { cohort, freePort } from './helpers.ts';
 
 function writeCsv(path: string, rows: number, seed: number): void {
   const rng = seededRng(seed);

@@ -3,72 +3,18 @@
  * the same data dir, and the job carries on at the next round from the identical global model
  * (checksum equal), with the same clients reconnecting by themselves.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
 import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { CohortStore } from '../../server/store/index.ts';
 import { weightsChecksum } from '../../shared/model/index.ts';
+import { freePort, startServer } from './helpers.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 const DIM = 8 * 2 + 2;
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-interface LogLine {
-  msg?: string;
-  round?: number;
-  checksum?: string;
-  [k: string]: unknown;
-}
-
-/** Starts `cohort server` and exposes its JSON log lines as they arrive. */
-function startServer(args: string[]) {
-  const child = spawn(process.execPath, [join(ROOT, 'bin/cohort.mjs'), 'server', ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: LogLine[] = [];
-  const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: LogLine;
-    try {
-      line = JSON.parse(text);
-    } catch {
-      return;
-    }
-    lines.push(line);
-    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
-  });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  return {
-    child,
-    lines,
-    exited,
-    stderr: () => stderr,
-    waitFor(match: (l: LogLine) => boolean, ms = 60_000): Promise<LogLine> {
-      const hit = lines.find(match);
-      if (hit) return Promise.resolve(hit);
-      return new Promise((res, rej) => {
-        const timer = setTimeout(() => rej(new Error(`timed out; stderr: ${stderr}`)), ms);
-        waiters.push({ match, resolve: (l) => (clearTimeout(timer), res(l)) });
-      });
-    },
-  };
-}
 
 /** Sends a fixed delta after a short pause, and remembers which model each round started from. */
 class SlowTask implements ClientTask {

@@ -1,0 +1,75 @@
+/** Shared plumbing for the multi-process tests: the `cohort` binary, free ports, JSON log lines. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+export const BIN = join(ROOT, 'bin/cohort.mjs');
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Runs `cohort ARGS` to completion. */
+export function cohort(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => res({ code, stdout, stderr }));
+  });
+}
+
+export interface LogLine {
+  msg?: string;
+  round?: number;
+  checksum?: string;
+  [k: string]: unknown;
+}
+
+/** Starts `cohort server ARGS` and exposes its JSON log lines as they arrive. */
+export function startServer(args: string[]): {
+  child: ChildProcess;
+  lines: LogLine[];
+  exited: Promise<number | null>;
+  stderr: () => string;
+  waitFor(match: (l: LogLine) => boolean, ms?: number): Promise<LogLine>;
+} {
+  const child = spawn(process.execPath, [BIN, 'server', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: LogLine[] = [];
+  const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: LogLine;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      return;
+    }
+    lines.push(line);
+    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return {
+    child,
+    lines,
+    exited,
+    stderr: () => stderr,
+    waitFor(match, ms = 60_000) {
+      const hit = lines.find(match);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`timed out; stderr: ${stderr}`)), ms);
+        waiters.push({ match, resolve: (l) => (clearTimeout(timer), res(l)) });
+      });
+    },
+  };
+}
