@@ -59,6 +59,8 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'local batch size (B)')
     .option('--lr <x>', 'client learning rate')
     .option('--seed <n>', 'seed for data split, model init and shuffling')
+    .option('--train-size <n>', 'MNIST digits to train on (default 8000)')
+    .option('--test-size <n>', 'held-out digits (default 2000; train + test ≤ 10000)')
     .option('--data-dir <dir>', 'keep the coordinator store here (default: a temp dir)')
     .option('--backend <name>', 'tensorflow | wasm | cpu')
     .option('--dp <mode>', 'differential privacy: off | central | local', 'off')

@@ -9,6 +9,8 @@ export interface DemoCommandOptions {
   batchSize?: string;
   lr?: string;
   seed?: string;
+  trainSize?: string;
+  testSize?: string;
   dataDir?: string;
   backend?: string;
   dp?: string;
@@ -63,6 +65,8 @@ export async function demoCommand(o: DemoCommandOptions): Promise<number> {
     batchSize: num(o.batchSize, 'batch-size', d.batchSize),
     learningRate: num(o.lr, 'lr', d.learningRate, false),
     seed: num(o.seed, 'seed', d.seed),
+    trainSize: num(o.trainSize, 'train-size', d.trainSize),
+    testSize: num(o.testSize, 'test-size', d.testSize),
     dataDir: o.dataDir,
     backend: o.backend,
     dp: parseDp(o),
