@@ -71,6 +71,17 @@ export function buildProgram(): Command {
     .option('--log-level <level>', `log level for stderr (${LOG_LEVELS.join('|')})`, logLevel, 'warn')
     .action(async (o) => run(() => demoCommand(o as never)));
 
+  program
+    .command('sim')
+    .description('run a research experiment (fedavg, dp-fedavg, …); --help after the name lists its flags')
+    .argument('<experiment>')
+    .allowUnknownOption(true)
+    .helpOption(false)
+    .argument('[flags...]')
+    .action(async (name: string, flags: string[]) =>
+      run(async () => (await import('../simulations/index.ts')).runExperiment([name, ...flags])),
+    );
+
   const privacy = program.command('privacy').description('privacy accounting: ε for a schedule, noise calibration, a job\'s ledger');
   privacy
     .command('epsilon')

@@ -57,6 +57,8 @@ export interface RoundEngineOptions {
   /** Cohort sampling randomness; defaults to the CSPRNG (DP accounting assumes true randomness). */
   rng?: Rng;
   clock?: Clock;
+  /** Accept connections but start no round until `release()` (simulations connect all clients first). */
+  held?: boolean;
 }
 
 type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'finished';
@@ -147,6 +149,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly clients = new Map<string, ConnectedClient>();
   private readonly connByClient = new Map<string, string>();
   private finishedSummary?: JobSummary;
+  private held: boolean;
 
   constructor(opts: RoundEngineOptions) {
     super();
@@ -159,6 +162,18 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.clock = opts.clock ?? systemClock;
     this.limits = { ...DEFAULT_LIMITS, ...opts.config.limits };
     this.minSurvivors = opts.config.minSurvivors ?? opts.config.minClients;
+    this.held = opts.held ?? false;
+  }
+
+  /** Lets a held engine start rounds. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.waitTimer !== undefined) {
+      this.clock.clearTimeout(this.waitTimer);
+      this.waitTimer = undefined;
+    }
+    this.tryStartRound();
   }
 
   /** The current global model (a copy). */
@@ -463,7 +478,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   // ---- select & configure ---------------------------------------------------------------------
 
   private tryStartRound(): void {
-    if (this.state !== 'waiting' || this.waitTimer !== undefined) return;
+    if (this.state !== 'waiting' || this.waitTimer !== undefined || this.held) return;
     if (this.committedRound >= this.config.rounds) return this.finish('completed');
     const eligible = [...this.clients.values()];
     const cohort = eligible.length >= this.config.minClients ? this.sample(eligible) : [];
