@@ -1,0 +1,130 @@
+/**
+ * What SecAgg signs and derives, byte for byte. Every transcript and KDF input is a list of
+ * length-prefixed fields (frameFields), so distinct inputs never collide.
+ *
+ * - Round config hash: SHA-256 over everything the server announces in AdvertiseRequest (job, round,
+ *   ordered cohort, graph seed, k, t, b, d, minimum survivors). Signatures and key derivations bind
+ *   it, so messages from another round — or another attempt of the same round, which has a fresh
+ *   graph seed — never verify or decrypt, and clients that saw different configurations cannot
+ *   complete the protocol together.
+ * - AdvertiseKeys signature (Bonawitz et al. CCS 2017, §4, Round 0): Sign(d_u^SK, cfg ‖ u ‖ c_u^PK ‖ s_u^PK).
+ * - ConsistencyCheck signature (§4, Round 3): Sign(d_u^SK, cfg ‖ U3), U3 as a bitmap over the cohort.
+ * - Share encryption key (§4, Round 1): HKDF(X25519(c_u^SK, c_v^PK), salt = cfg,
+ *   info = "share-key" ‖ sender index ‖ receiver index), so each direction has its own key.
+ * - Pairwise mask seed (§4, Round 2): s_{u,v} = HKDF(X25519(s_u^SK, s_v^PK), salt = cfg,
+ *   info = "pair-mask" ‖ min(u,v) ‖ max(u,v)), the same for both ends.
+ * - Share plaintext: version 1 ‖ sender index ‖ receiver index (u32 BE) ‖ b_u share ‖ s_u^SK share
+ *   (66 bytes each): the u ‖ v ‖ shares of Bonawitz's Round 1.
+ */
+import { concatBytes, frameFields, toBase64Url, u32be } from './crypto/bytes.ts';
+import { hkdf } from './crypto/hkdf.ts';
+import { sha256 } from './crypto/sha256.ts';
+import { decodeShareValue, encodeShareValue, SHARE_VALUE_BYTES } from './crypto/shamir.ts';
+
+const PROTOCOL = 'cohort/secagg/v1';
+
+export interface RoundConfig {
+  jobId: string;
+  round: number;
+  cohort: readonly string[];
+  graphSeed: Uint8Array;
+  neighbors: number;
+  threshold: number;
+  bits: number;
+  dim: number;
+  minSurvivors: number;
+}
+
+export function roundConfigHash(c: RoundConfig): Uint8Array {
+  return sha256(
+    frameFields(
+      `${PROTOCOL}/config`,
+      c.jobId,
+      c.round,
+      c.cohort.length,
+      ...c.cohort,
+      c.graphSeed,
+      c.neighbors,
+      c.threshold,
+      c.bits,
+      c.dim,
+      c.minSurvivors,
+    ),
+  );
+}
+
+/** The `session` field of every message: base64url of the first 12 bytes of the config hash. */
+export function sessionId(configHash: Uint8Array): string {
+  return toBase64Url(configHash.subarray(0, 12));
+}
+
+export function advertiseTranscript(configHash: Uint8Array, clientId: string, cPk: Uint8Array, sPk: Uint8Array): Uint8Array {
+  return frameFields(`${PROTOCOL}/advertise`, configHash, clientId, cPk, sPk);
+}
+
+export function consistencyTranscript(configHash: Uint8Array, survivors: Uint8Array): Uint8Array {
+  return frameFields(`${PROTOCOL}/consistency`, configHash, survivors);
+}
+
+export function shareEncryptionKey(dh: Uint8Array, configHash: Uint8Array, sender: number, receiver: number): Uint8Array {
+  return hkdf(dh, configHash, frameFields(`${PROTOCOL}/share-key`, sender, receiver), 32);
+}
+
+export function pairMaskSeed(dh: Uint8Array, configHash: Uint8Array, a: number, b: number): Uint8Array {
+  return hkdf(dh, configHash, frameFields(`${PROTOCOL}/pair-mask`, Math.min(a, b), Math.max(a, b)), 32);
+}
+
+const SHARE_PLAINTEXT_VERSION = 1;
+export const SHARE_PLAINTEXT_BYTES = 1 + 4 + 4 + 2 * SHARE_VALUE_BYTES;
+
+export interface SharePlaintext {
+  sender: number;
+  receiver: number;
+  selfMaskShare: bigint;
+  keyShare: bigint;
+}
+
+export function encodeSharePlaintext(p: SharePlaintext): Uint8Array {
+  return concatBytes(
+    new Uint8Array([SHARE_PLAINTEXT_VERSION]),
+    u32be(p.sender),
+    u32be(p.receiver),
+    encodeShareValue(p.selfMaskShare),
+    encodeShareValue(p.keyShare),
+  );
+}
+
+/** Throws (RangeError / ShamirError) on a malformed plaintext. */
+export function decodeSharePlaintext(bytes: Uint8Array): SharePlaintext {
+  if (bytes.length !== SHARE_PLAINTEXT_BYTES || bytes[0] !== SHARE_PLAINTEXT_VERSION) throw new RangeError('bad share plaintext');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return {
+    sender: view.getUint32(1),
+    receiver: view.getUint32(5),
+    selfMaskShare: decodeShareValue(bytes.subarray(9, 9 + SHARE_VALUE_BYTES)),
+    keyShare: decodeShareValue(bytes.subarray(9 + SHARE_VALUE_BYTES)),
+  };
+}
+
+/** Survivor set as a bitmap over cohort indices (bit i of byte i>>3, least significant first). */
+export function encodeMembers(n: number, members: Iterable<number>): Uint8Array {
+  const out = new Uint8Array(Math.ceil(n / 8));
+  for (const i of members) {
+    if (!Number.isInteger(i) || i < 0 || i >= n) throw new RangeError(`member ${i} outside cohort of ${n}`);
+    out[i >> 3] |= 1 << (i & 7);
+  }
+  return out;
+}
+
+/** Inverse of encodeMembers; throws RangeError on a wrong length or bits beyond n. */
+export function decodeMembers(n: number, bitmap: Uint8Array): Set<number> {
+  if (bitmap.length !== Math.ceil(n / 8)) throw new RangeError('member bitmap has the wrong length');
+  const out = new Set<number>();
+  for (let i = 0; i < bitmap.length * 8; i++) {
+    if ((bitmap[i >> 3] >> (i & 7)) & 1) {
+      if (i >= n) throw new RangeError('member bitmap has bits beyond the cohort');
+      out.add(i);
+    }
+  }
+  return out;
+}
