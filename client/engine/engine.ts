@@ -14,6 +14,7 @@
 import { EventEmitter } from 'node:events';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { privatiseUpdate } from './privatise.ts';
+import { SecureAggregation } from './secure-aggregation.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import {
   PROTOCOL_VERSION,
@@ -24,6 +25,7 @@ import {
   type JobEnd,
   type ProtocolError,
   type RoundResult,
+  type SecAggDown,
   type ServerMessage,
   type Train,
   type TrainingParams,
@@ -85,6 +87,8 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
   private epoch = 0;
   private readonly log: Logger;
   private jobEnd?: JobEnd;
+  /** The current round's secure aggregation, if the round uses it. */
+  private secagg?: SecureAggregation;
 
   constructor(private readonly opts: ClientEngineOptions) {
     super();
@@ -126,6 +130,7 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
 
   onDisconnect(reason: string): void {
     this.epoch++;
+    this.secagg = undefined;
     if (this.state !== 'ended') this.state = 'connecting';
     this.log.info({ reason }, 'disconnected; will rejoin when the connection is back');
     this.emit('disconnected', reason);
@@ -150,7 +155,11 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
         void this.evaluate(msg);
         return;
       case 'round_result':
+        if (this.secagg?.round === msg.round) this.secagg = undefined;
         this.emit('roundResult', msg);
+        return;
+      case 'secagg_down':
+        this.onSecAgg(msg);
         return;
       case 'error':
         this.log.warn({ code: msg.code, reason: msg.message, ref: msg.ref }, 'server rejected a message');
@@ -163,6 +172,19 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
         this.emit('jobEnd', msg);
         return;
     }
+  }
+
+  private onSecAgg(msg: SecAggDown): void {
+    const secagg = this.secagg;
+    if (!secagg || secagg.round !== msg.round || msg.jobId !== this.jobId) {
+      this.log.warn({ round: msg.round }, 'secagg message for a round this client is not aggregating; ignored');
+      return;
+    }
+    this.sendSecAgg(secagg.handle(msg.body));
+  }
+
+  private sendSecAgg(messages: ReturnType<SecureAggregation['handle']>): void {
+    for (const m of messages) this.opts.transport.send(m);
   }
 
   private refuse(msg: Train, reason: string): void {
@@ -180,6 +202,8 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     if (refusal) return this.refuse(msg, refusal);
     const epoch = this.epoch;
     this.state = 'training';
+    // Secure aggregation starts now (key exchange runs while we train), keyed to this connection.
+    this.secagg = msg.secagg ? new SecureAggregation(this.clientId, msg, this.log) : undefined;
     const started = Date.now();
     let result: FitResult;
     try {
@@ -197,6 +221,12 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     this.state = 'idle';
     if (!isFinite32(result.delta)) return this.refuse(msg, 'local training diverged (non-finite update)');
     if (result.numExamples < 1) return this.refuse(msg, 'no local training examples');
+    if (this.secagg && this.secagg.round === msg.round) {
+      // Clip, rotate, round, noise (distributed DP), mask: only masked integers leave the device.
+      this.sendSecAgg(this.secagg.setUpdate(result.delta));
+      this.emit('trained', { round: msg.round, numExamples: result.numExamples, metrics: {}, ms: Date.now() - started });
+      return;
+    }
     // Privatise before anything leaves the device: clip to C (and, in local mode, add the noise).
     const privatised = msg.privacy ? privatiseUpdate(result.delta, msg.privacy) : undefined;
     const ms = Date.now() - started;

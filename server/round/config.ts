@@ -10,6 +10,7 @@ import { DpConfigSchema } from '../../shared/dp/index.ts';
 import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
+import { SecAggConfigSchema } from './secagg.ts';
 
 const positiveMs = z.number().int().min(1).max(7 * 24 * 3600 * 1000);
 
@@ -60,6 +61,8 @@ export const JobConfigSchema = z
     optimizer: ServerOptimizerConfigSchema.prefault({ name: 'fedavg' }),
     /** Differential privacy (shared/dp): mode, noise multiplier z, clip norm C, budget (ε, δ). */
     dp: DpConfigSchema.prefault({ mode: 'off' }),
+    /** Secure aggregation (SecAgg+): the coordinator learns only the sum of the cohort's updates. */
+    secagg: SecAggConfigSchema.prefault({}),
     evaluation: z
       .object({
         /** Federated evaluation after every k-th committed round; 0 = never. */
@@ -100,12 +103,23 @@ export const JobConfigSchema = z
     if (cfg.minSurvivors !== undefined && cfg.minSurvivors > cfg.minClients) {
       ctx.addIssue({ code: 'custom', path: ['minSurvivors'], message: `must be ≤ minClients (${cfg.minClients})` });
     }
-    if (cfg.dp.mode === 'distributed') {
+    if (cfg.dp.mode === 'distributed' && !cfg.secagg.enabled) {
       ctx.addIssue({
         code: 'custom',
         path: ['dp', 'mode'],
-        message: "'distributed' DP needs secure aggregation, which this build does not run yet: use 'central' or 'local'",
+        message: "'distributed' DP needs secure aggregation: set secagg.enabled to true (or use 'central' or 'local')",
       });
+    }
+    if (cfg.secagg.enabled) {
+      if (cfg.dp.clipNorm === 'adaptive') {
+        ctx.addIssue({ code: 'custom', path: ['dp', 'clipNorm'], message: 'adaptive clipping is not supported with secure aggregation yet: use a number' });
+      }
+      if (cfg.dp.mode === 'off' && cfg.secagg.clipNorm === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['secagg', 'clipNorm'], message: 'secure aggregation encodes clipped updates: set secagg.clipNorm (or a DP mode with dp.clipNorm)' });
+      }
+      if (cfg.minClients < 2) {
+        ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients per round' });
+      }
     }
     if (cfg.sampling.mode === 'fixed' && cfg.sampling.cohortSize < cfg.minClients) {
       ctx.addIssue({

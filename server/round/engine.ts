@@ -35,6 +35,9 @@ import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/rand
 import type { CohortStore, EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
 import { configHash, type JobConfig } from './config.ts';
 import { PrivacyController, type RoundPlan } from './privacy.ts';
+import { SecAggRound, type SecAggOutcome } from './secagg.ts';
+import { decodeSum, fromBase64Url, SecAggError } from '../../shared/secagg/index.ts';
+import type { SecAggUp } from '../../shared/protocol/index.ts';
 
 /** Timer functions, injectable so tests can drive time. */
 export interface Clock {
@@ -84,6 +87,9 @@ interface TrainingRound {
   bitSum: number;
   /** The round's DP plan (event, announced parameters), if the job uses DP. */
   plan?: RoundPlan;
+  /** Secure aggregation of this round, if enabled; then `secaggSum` is the decoded sum. */
+  secagg?: SecAggRound;
+  secaggSum?: Float64Array;
   timer: unknown;
 }
 
@@ -278,6 +284,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         return this.onRefuse(client, msg.round, msg.reason);
       case 'eval_result':
         return this.onEvalResult(client, msg);
+      case 'secagg_up':
+        return this.onSecAggUp(client, msg);
     }
   }
 
@@ -332,6 +340,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       );
     }
     const plan = round!.plan;
+    if (round!.secagg) throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses secure aggregation: send secagg messages, not a plain update');
     if (plan?.announce.adaptiveClipping && msg.clipBit === undefined) {
       throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses adaptive clipping: the update must carry clipBit');
     }
@@ -350,11 +359,25 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.closeRoundIfSettled();
   }
 
+  private onSecAggUp(client: ConnectedClient, msg: SecAggUp): void {
+    const round = this.current;
+    const member = this.memberOf(round, client, msg.round, 'secagg message');
+    if (!round!.secagg) throw new CohortError(ErrorCode.NOT_IN_ROUND, `round ${msg.round} does not use secure aggregation`);
+    void member;
+    try {
+      round!.secagg.receive(client.clientId, msg.body, msg.payload);
+    } catch (err) {
+      if (err instanceof SecAggError) throw new CohortError(err.code, err.message);
+      throw err;
+    }
+  }
+
   private onRefuse(client: ConnectedClient, roundNo: number, reason: string): void {
     const member = this.memberOf(this.current, client, roundNo, 'refusal');
     member.status = 'refused';
     this.log.warn({ client: client.clientId, round: roundNo, reason }, 'client refused the round');
-    this.closeRoundIfSettled();
+    if (this.current!.secagg) this.current!.secagg.memberGone();
+    else this.closeRoundIfSettled();
   }
 
   /** The caller's pending membership of the collecting round, or a typed rejection. */
@@ -391,7 +414,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (member && member.connId === connId && member.status === 'pending') {
       member.status = 'dropped';
       this.log.info({ client: clientId, round: this.current!.round }, 'cohort member dropped out');
-      this.closeRoundIfSettled();
+      if (this.current!.secagg) this.current!.secagg.memberGone();
+      else this.closeRoundIfSettled();
     }
     const evMember = this.evaluation?.members.get(clientId);
     if (evMember && evMember.connId === connId && !evMember.done) {
@@ -536,6 +560,24 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.state = 'training';
     this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.clients.size }, 'round started');
     const { model, training, timeouts } = this.config;
+    const current = this.current;
+    if (this.config.secagg.enabled) {
+      try {
+        current.secagg = this.createSecAgg(roundNo, cohort, plan);
+      } catch (err) {
+        this.log.error({ err, round: roundNo }, 'cannot configure secure aggregation for this cohort');
+        this.current = undefined;
+        this.clock.clearTimeout(current.timer);
+        return this.finish('failed', `secure aggregation: ${(err as Error).message}`);
+      }
+      // The round-level deadline becomes a safety net: SecAgg runs its own phase deadlines.
+      this.clock.clearTimeout(current.timer);
+      current.timer = this.clock.setTimeout(
+        () => this.onTrainDeadline(roundNo),
+        timeouts.trainMs + 5 * this.config.secagg.phaseTimeoutMs,
+      );
+      if (plan) plan.announce.minSurvivors = current.secagg.announce.minSurvivors;
+    }
     for (const c of cohort) {
       this.transport.send(c.connId, {
         type: 'train',
@@ -546,9 +588,57 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         training,
         timeoutMs: timeouts.trainMs,
         ...(plan ? { privacy: plan.announce } : {}),
+        ...(current.secagg ? { secagg: current.secagg.announce } : {}),
         vector: this.weights,
       });
     }
+    current.secagg?.start();
+  }
+
+  private createSecAgg(roundNo: number, cohort: ConnectedClient[], plan: RoundPlan | undefined): SecAggRound {
+    const dp = this.config.dp;
+    const clipNorm = dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!;
+    return new SecAggRound({
+      jobId: this.jobId,
+      round: roundNo,
+      members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId })),
+      config: this.config.secagg,
+      dim: this.weights.length,
+      clipNorm,
+      minSurvivors: this.minSurvivors,
+      // Only distributed DP puts noise into the encoding; central noise is added to the decoded sum.
+      noiseMultiplier: plan && dp.mode === 'distributed' ? dp.noiseMultiplier : 0,
+      trainMs: this.config.timeouts.trainMs,
+      clock: this.clock,
+      log: this.log,
+      send: (connId, msg) => this.transport.send(connId, msg),
+      isConnected: (clientId) => this.connByClient.has(clientId),
+      onDone: (outcome) => this.onSecAggDone(roundNo, outcome),
+    });
+  }
+
+  private onSecAggDone(roundNo: number, outcome: SecAggOutcome): void {
+    const round = this.current;
+    if (!round || round.round !== roundNo || !round.secagg || this.state !== 'training') return;
+    if (outcome.status === 'ok') {
+      const included = new Set(outcome.included);
+      for (const [clientId, m] of round.members) {
+        if (included.has(clientId)) m.status = 'completed';
+        else if (m.status === 'pending') m.status = 'dropped';
+      }
+      const a = round.secagg.announce;
+      round.secaggSum = decodeSum(outcome.sum, {
+        dim: this.weights.length,
+        clipNorm: a.clipNorm,
+        gamma: a.gamma,
+        bits: a.bits,
+        rotationSeed: fromBase64Url(a.rotationSeed),
+      });
+    } else {
+      for (const m of round.members.values()) if (m.status === 'pending') m.status = 'dropped';
+      this.log.warn({ round: roundNo, reason: outcome.reason }, 'secure aggregation aborted');
+    }
+    this.closeRound(outcome.status === 'aborted' ? outcome.reason : undefined);
   }
 
   // ---- collect & aggregate --------------------------------------------------------------------
@@ -557,6 +647,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const round = this.current;
     if (!round || round.round !== roundNo || this.state !== 'training') return;
     round.timer = undefined;
+    round.secagg?.close();
     const late = [...round.members.values()].filter((m) => m.status === 'pending');
     for (const m of late) m.status = 'dropped';
     this.log.info({ round: roundNo, late: late.length }, 'training deadline reached');
@@ -570,17 +661,23 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.closeRound();
   }
 
-  private closeRound(): void {
+  private closeRound(secaggAbort?: string): void {
     const round = this.current!;
     if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
+    round.secagg?.close();
     this.current = undefined;
     const statuses = [...round.members.values()].map((m) => m.status);
     const survivors = statuses.filter((s) => s === 'completed').length;
     const endedAt = this.clock.now();
     this.recordParticipation(round);
+    if (secaggAbort !== undefined || (round.secagg && !round.secaggSum)) {
+      return this.abortRound(round, 0, endedAt, `secure aggregation aborted: ${secaggAbort ?? 'deadline'}`);
+    }
     if (survivors < this.minSurvivors) {
       return this.abortRound(round, survivors, endedAt, `${survivors} survivors < minSurvivors ${this.minSurvivors}`);
     }
+    // Local/distributed DP and SecAgg clients send no per-client metrics (they are not privatised).
+    const reportsMetrics = round.examples > 0 && !(round.plan && round.plan.announce.mode !== 'central');
     const record: RoundRecord = {
       startedAt: round.startedAt,
       endedAt,
@@ -588,9 +685,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       survivors,
       dropouts: statuses.filter((s) => s === 'dropped').length,
       numExamples: round.examples,
-      // Local and distributed DP clients send no per-client metrics (they are not privatised).
-      trainLoss: round.plan && round.plan.announce.mode !== 'central' ? null : round.lossSum / round.examples,
-      trainAccuracy: round.plan && round.plan.announce.mode !== 'central' ? null : round.accuracySum / round.examples,
+      trainLoss: reportsMetrics ? round.lossSum / round.examples : null,
+      trainAccuracy: reportsMetrics ? round.accuracySum / round.examples : null,
     };
     if (!this.commit(round, record)) return;
     this.attempt = 0;
@@ -616,7 +712,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const plan = round.plan;
     // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017);
     // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018).
-    const pseudoGradient = plan ? this.privacy.noisyMean(round.sum, plan) : round.sum.mean();
+    const pseudoGradient = this.aggregate(round, record.survivors);
     this.optimizer.step(next, pseudoGradient);
     const checksum = weightsChecksum(next);
     const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;
@@ -657,6 +753,20 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       'round committed',
     );
     return true;
+  }
+
+  /**
+   * The round's pseudo-gradient. Plain: the example-weighted mean. DP: the noisy fixed-denominator
+   * mean of uniformly weighted clipped updates. SecAgg: the decoded sum (the coordinator never saw
+   * anything else), divided by the fixed denominator (DP) or by the number of included clients.
+   */
+  private aggregate(round: TrainingRound, survivors: number): Float32Array {
+    const plan = round.plan;
+    if (round.secaggSum) {
+      if (plan) return this.privacy.noisyMean(round.secaggSum, plan);
+      return Float32Array.from(round.secaggSum, (x) => x / survivors);
+    }
+    return plan ? this.privacy.noisyMean(round.sum.rawSum, plan) : round.sum.mean();
   }
 
   private abortRound(round: TrainingRound, survivors: number, endedAt: number, reason: string): void {

@@ -9,7 +9,6 @@
 import { centralNoisyMean, defaultCountNoiseStddev, DP_MODE_SPECS, fixedDenominatorEstimate, nextClipNorm, roundDpEvent } from '../../shared/dp/index.ts';
 import type { DpConfig, DpMode } from '../../shared/dp/index.ts';
 import { CohortError } from '../../shared/errors.ts';
-import type { WeightedSum } from '../../shared/fl/index.ts';
 import {
   DEFAULT_ORDERS,
   DpEventSchema,
@@ -138,15 +137,15 @@ export class PrivacyController {
   }
 
   /** The privatised mean of the round: fixed denominator, plus the server's noise in central mode. */
-  noisyMean(sum: WeightedSum, plan: RoundPlan, rng?: Rng): Float32Array {
+  noisyMean(sum: Float64Array, plan: RoundPlan, rng?: Rng): Float32Array {
     if (this.dp.mode === 'central') {
       const countSigma = plan.announce.adaptiveClipping ? this.countNoiseStddev(plan.announce.cohortSize, plan.population) : undefined;
       // With adaptive clipping the value query gets z_Δ < z (Andrew et al. 2021, Thm 1); the event says so.
       const z = countSigma === undefined ? this.dp.noiseMultiplier : valueZ(plan.event);
-      return centralNoisyMean({ sum: sum.rawSum, clipNorm: this.clipNorm, noiseMultiplier: z, expectedWeight: plan.expectedWeight, rng });
+      return centralNoisyMean({ sum, clipNorm: this.clipNorm, noiseMultiplier: z, expectedWeight: plan.expectedWeight, rng });
     }
     // local: the clients already added the noise; distributed: SecAgg delivers the noised sum.
-    return fixedDenominatorEstimate(sum.rawSum, plan.expectedWeight);
+    return fixedDenominatorEstimate(sum, plan.expectedWeight);
   }
 
   /** Adaptive clipping: the clip norm for the next round from the survivors' clipping bits. */

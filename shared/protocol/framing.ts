@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { ErrorCode, PROTOCOL_VERSION, ProtocolError } from './errors.ts';
 import type { WireLimits } from './limits.ts';
-import { MESSAGE_KINDS, type Message } from './messages.ts';
+import { MESSAGE_KINDS, type BinaryKind, type Message } from './messages.ts';
 
 /** Version of the frame layout (independent of the message protocol version, negotiated at hello). */
 export const FRAME_VERSION = 1;
@@ -64,18 +64,19 @@ export function assertLittleEndian(): void {
 }
 assertLittleEndian();
 
-function vectorOf(msg: Message): Float32Array | undefined {
-  return 'vector' in msg ? msg.vector : undefined;
+/** The binary part of a message (vector or payload) as a byte view, and the header without it. */
+function splitBinary(msg: Message): { header: Record<string, unknown>; bytes?: Uint8Array } {
+  const { vector, payload, ...header } = msg as Message & { vector?: Float32Array; payload?: Uint8Array };
+  const binary = vector ?? payload;
+  return { header, bytes: binary ? new Uint8Array(binary.buffer, binary.byteOffset, binary.byteLength) : undefined };
 }
 
-/** Splits a message into a head and chunk views of its vector. */
+/** Splits a message into a head and chunk views of its vector or payload. */
 export function encodeMessage(msg: Message, streamId: number, chunkBytes: number): EncodedMessage {
-  const vector = vectorOf(msg);
-  const { vector: _omit, ...header } = msg as Message & { vector?: Float32Array };
+  const { header, bytes } = splitBinary(msg);
   const head: FrameHead = { v: FRAME_VERSION, id: streamId, msg: header };
   const chunks: Uint8Array[] = [];
-  if (vector) {
-    const bytes = new Uint8Array(vector.buffer, vector.byteOffset, vector.byteLength);
+  if (bytes) {
     for (let off = 0; off < bytes.length; off += chunkBytes) {
       chunks.push(bytes.subarray(off, Math.min(off + chunkBytes, bytes.length)));
     }
@@ -134,8 +135,8 @@ export function assertFiniteVector(v: Float32Array, what: string): void {
   }
 }
 
-function hasVector(type: string): boolean {
-  return MESSAGE_KINDS[type as Message['type']].hasVector;
+function binaryKind(type: string): BinaryKind {
+  return MESSAGE_KINDS[type as Message['type']].binary;
 }
 
 /**
@@ -149,12 +150,20 @@ export function validateMessage(
   limits: WireLimits,
   opts: { copyVector?: boolean } = {},
 ): Message {
-  const { vector, ...header } = (raw ?? {}) as Record<string, unknown>;
+  const { vector, payload, ...header } = (raw ?? {}) as Record<string, unknown>;
   const parsed = parseHeader(header, from);
   const type = parsed.type as string;
-  if (!hasVector(type)) {
-    if (vector !== undefined) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no vector`);
-    return parsed as unknown as Message;
+  const kind = binaryKind(type);
+  if (kind !== 'f32' && vector !== undefined) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no vector`);
+  if (kind !== 'bytes' && payload !== undefined) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no payload`);
+  if (kind === 'none') return parsed as unknown as Message;
+  if (kind === 'bytes') {
+    if (payload === undefined) return parsed as unknown as Message;
+    if (!(payload instanceof Uint8Array)) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} payload must be bytes`);
+    if (payload.byteLength > limits.maxPayloadBytes) {
+      throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `${type} payload of ${payload.byteLength} bytes exceeds the limit of ${limits.maxPayloadBytes}`);
+    }
+    return { ...parsed, payload: opts.copyVector === false ? payload : payload.slice() } as unknown as Message;
   }
   if (!(vector instanceof Float32Array)) {
     throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} needs a Float32Array vector`);
@@ -275,9 +284,9 @@ export class Reassembler {
   }
 
   private checkVectorShape(type: string, vec: FrameHead['vec']): void {
-    const needs = hasVector(type);
-    if (needs && !vec) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} needs a vector`);
-    if (!needs && vec) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no vector`);
+    const kind = binaryKind(type);
+    if (kind === 'f32' && !vec) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} needs a vector`);
+    if (kind === 'none' && vec) throw new ProtocolError(ErrorCode.BAD_SCHEMA, `${type} carries no vector`);
     if (!vec) return;
     if (vec.bytes > this.limits.maxPayloadBytes) {
       throw new ProtocolError(
@@ -285,7 +294,7 @@ export class Reassembler {
         `${type} vector of ${vec.bytes} bytes exceeds the limit of ${this.limits.maxPayloadBytes}`,
       );
     }
-    if (vec.bytes % 4 !== 0) throw new ProtocolError(ErrorCode.BAD_FRAME, `vector bytes ${vec.bytes} not a multiple of 4`);
+    if (kind === 'f32' && vec.bytes % 4 !== 0) throw new ProtocolError(ErrorCode.BAD_FRAME, `vector bytes ${vec.bytes} not a multiple of 4`);
     // Senders choose their chunk size up to our limit; the count must be consistent with it.
     const fewest = Math.ceil(vec.bytes / this.limits.chunkBytes);
     const most = Math.ceil(vec.bytes / MIN_CHUNK_BYTES);
@@ -298,6 +307,7 @@ export class Reassembler {
   }
 
   private finish(id: number, stream: OpenStream): Message {
+    if (binaryKind(String(stream.header.type)) === 'bytes') return { ...stream.header, payload: stream.bytes } as unknown as Message;
     const vector = new Float32Array(stream.bytes.buffer, 0, stream.bytes.length / 4);
     assertFiniteVector(vector, String(stream.header.type));
     return { ...stream.header, vector } as unknown as Message;

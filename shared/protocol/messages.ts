@@ -52,6 +52,20 @@ export const RoundPrivacySchema = z
   .strict();
 export type RoundPrivacy = z.output<typeof RoundPrivacySchema>;
 
+/** The SecAgg encoding parameters of a round, announced with `train` (base64url seed). */
+export const RoundSecAggSchema = z
+  .object({
+    bits: z.number().int().min(1).max(32),
+    gamma: finite.pipe(z.number().positive()),
+    clipNorm: finite.pipe(z.number().positive()),
+    rotationSeed: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+    /** Per-client noise standard deviation in model units (distributed DP), 0 without. */
+    noiseStddev: finite.pipe(z.number().min(0)),
+    minSurvivors: count,
+  })
+  .strict();
+export type RoundSecAgg = z.output<typeof RoundSecAggSchema>;
+
 // ---- client -> server -------------------------------------------------------------------------
 
 export const HelloSchema = z
@@ -126,6 +140,8 @@ export const TrainHeaderSchema = z
     training: TrainingParamsSchema,
     timeoutMs: z.number().int().positive(),
     privacy: RoundPrivacySchema.optional(),
+    /** Present when the update must go through secure aggregation instead of an `update` message. */
+    secagg: RoundSecAggSchema.optional(),
   })
   .strict();
 
@@ -163,6 +179,30 @@ export const RoundResultSchema = z
   })
   .strict();
 
+/**
+ * Secure aggregation traffic (shared/secagg). The frame layer checks the envelope; the round engine
+ * and client engine validate `body` with the SecAgg message schemas before the state machines see it.
+ * The masked input travels as an opaque binary `payload` (packed b-bit integers), never as JSON.
+ */
+export const SecAggUpSchema = z
+  .object({
+    type: z.literal('secagg_up'),
+    jobId: id,
+    round: roundNo,
+    body: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+
+export const SecAggDownSchema = z
+  .object({
+    type: z.literal('secagg_down'),
+    jobId: id,
+    round: roundNo,
+    body: z.record(z.string(), z.unknown()),
+  })
+  .strict();
+
+
 export const JobEndSchema = z
   .object({
     type: z.literal('job_end'),
@@ -173,6 +213,7 @@ export const JobEndSchema = z
   .strict();
 
 type WithVector<T> = T & { vector: Float32Array };
+type WithPayload<T> = T & { payload?: Uint8Array };
 
 export type Hello = z.output<typeof HelloSchema>;
 export type Update = WithVector<z.output<typeof UpdateHeaderSchema>>;
@@ -184,30 +225,39 @@ export type Evaluate = WithVector<z.output<typeof EvaluateHeaderSchema>>;
 export type ErrorMessage = z.output<typeof ErrorMessageSchema>;
 export type RoundResult = z.output<typeof RoundResultSchema>;
 export type JobEnd = z.output<typeof JobEndSchema>;
+export type SecAggUp = WithPayload<z.output<typeof SecAggUpSchema>>;
+export type SecAggDown = z.output<typeof SecAggDownSchema>;
 
-export type ClientMessage = Hello | Update | EvalResult | Refuse;
-export type ServerMessage = Welcome | Train | Evaluate | ErrorMessage | RoundResult | JobEnd;
+export type ClientMessage = Hello | Update | EvalResult | Refuse | SecAggUp;
+export type ServerMessage = Welcome | Train | Evaluate | ErrorMessage | RoundResult | JobEnd | SecAggDown;
 export type Message = ClientMessage | ServerMessage;
 
+/**
+ * What binary part a message carries: none; `vector`, a Float32Array that must be finite; or
+ * `payload`, optional opaque bytes.
+ */
+export type BinaryKind = 'none' | 'f32' | 'bytes';
+
 interface MessageKind {
-  /** Schema of the JSON header (the message without `vector`). */
+  /** Schema of the JSON header (the message without its binary part). */
   header: z.ZodType;
-  /** Whether the message carries a binary vector. */
-  hasVector: boolean;
+  binary: BinaryKind;
   /** Who may send it. */
   from: 'client' | 'server';
 }
 
 /** Every message type of protocol v1. */
 export const MESSAGE_KINDS: Record<Message['type'], MessageKind> = {
-  hello: { header: HelloSchema, hasVector: false, from: 'client' },
-  update: { header: UpdateHeaderSchema, hasVector: true, from: 'client' },
-  eval_result: { header: EvalResultSchema, hasVector: false, from: 'client' },
-  refuse: { header: RefuseSchema, hasVector: false, from: 'client' },
-  welcome: { header: WelcomeSchema, hasVector: false, from: 'server' },
-  train: { header: TrainHeaderSchema, hasVector: true, from: 'server' },
-  evaluate: { header: EvaluateHeaderSchema, hasVector: true, from: 'server' },
-  error: { header: ErrorMessageSchema, hasVector: false, from: 'server' },
-  round_result: { header: RoundResultSchema, hasVector: false, from: 'server' },
-  job_end: { header: JobEndSchema, hasVector: false, from: 'server' },
+  hello: { header: HelloSchema, binary: 'none', from: 'client' },
+  update: { header: UpdateHeaderSchema, binary: 'f32', from: 'client' },
+  eval_result: { header: EvalResultSchema, binary: 'none', from: 'client' },
+  refuse: { header: RefuseSchema, binary: 'none', from: 'client' },
+  welcome: { header: WelcomeSchema, binary: 'none', from: 'server' },
+  train: { header: TrainHeaderSchema, binary: 'f32', from: 'server' },
+  evaluate: { header: EvaluateHeaderSchema, binary: 'f32', from: 'server' },
+  error: { header: ErrorMessageSchema, binary: 'none', from: 'server' },
+  round_result: { header: RoundResultSchema, binary: 'none', from: 'server' },
+  job_end: { header: JobEndSchema, binary: 'none', from: 'server' },
+  secagg_up: { header: SecAggUpSchema, binary: 'bytes', from: 'client' },
+  secagg_down: { header: SecAggDownSchema, binary: 'none', from: 'server' },
 };

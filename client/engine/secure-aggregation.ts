@@ -1,0 +1,60 @@
+/**
+ * The client's side of secure aggregation for one round: a SecAgg+ client state machine
+ * (shared/secagg) plus the encoding of the update (clip → randomized Hadamard rotation → scale 1/γ →
+ * conditional randomized rounding → discrete Gaussian noise for distributed DP → mod 2^b), after
+ * Kairouz, Liu, Steinke 2021. Only masked integers leave the device.
+ */
+import { addDiscreteGaussianNoise } from '../../shared/dp/index.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { SecAggUp, Train } from '../../shared/protocol/index.ts';
+import { ed25519KeyPair, encodeUpdate, fromBase64Url, SecAggClient, type SecAggClientMessage } from '../../shared/secagg/index.ts';
+
+export class SecureAggregation {
+  readonly round: number;
+  private readonly client: SecAggClient;
+
+  constructor(
+    clientId: string,
+    private readonly train: Train,
+    private readonly log: Logger,
+  ) {
+    this.round = train.round;
+    // A fresh identity per round attempt (no registered keys yet: trust on first use).
+    this.client = new SecAggClient({
+      clientId,
+      jobId: train.jobId,
+      round: train.round,
+      identity: ed25519KeyPair(),
+      minSurvivorsFloor: train.secagg!.minSurvivors,
+    });
+  }
+
+  /** A server SecAgg message; returns what to send back (nothing if it was rejected). */
+  handle(body: Record<string, unknown>): SecAggUp[] {
+    try {
+      return this.client.handle(body).map((m) => this.wrap(m));
+    } catch (err) {
+      this.log.warn({ round: this.round, err: (err as Error).message }, 'secure aggregation message rejected');
+      return [];
+    }
+  }
+
+  /** The trained update: encoded, noised, and (when the server asks) masked. */
+  setUpdate(delta: Float32Array): SecAggUp[] {
+    const s = this.train.secagg!;
+    const params = { dim: delta.length, clipNorm: s.clipNorm, gamma: s.gamma, bits: s.bits, rotationSeed: fromBase64Url(s.rotationSeed) };
+    const sigma = s.noiseStddev / s.gamma; // integer units
+    const { encoded } = encodeUpdate(delta, params, sigma > 0 ? { noise: (v) => void addDiscreteGaussianNoise(v, sigma * sigma) } : {});
+    try {
+      return this.client.setInput(encoded).map((m) => this.wrap(m));
+    } catch (err) {
+      this.log.warn({ round: this.round, err: (err as Error).message }, 'secure aggregation refused the input');
+      return [];
+    }
+  }
+
+  private wrap(m: SecAggClientMessage): SecAggUp {
+    const { payload, ...body } = m as SecAggClientMessage & { payload?: Uint8Array };
+    return { type: 'secagg_up', jobId: this.train.jobId, round: this.round, body, ...(payload ? { payload } : {}) };
+  }
+}

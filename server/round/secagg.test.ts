@@ -1,0 +1,159 @@
+/**
+ * Secure aggregation in the round engine (in-memory transport, real client engines, real SQLite):
+ * the coordinator learns only the sum, which decodes to the survivors' mean within the quantisation
+ * error; dropouts during the masked-input phase are recovered; distributed DP is ledgered with the
+ * survivors; the modulus/quantisation choice refuses what cannot work.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ClientEngine, type ClientTask, type FitResult } from '../../client/engine/index.ts';
+import type { ModelSpec } from '../../shared/model/index.ts';
+import type { ClientMessage } from '../../shared/protocol/index.ts';
+import { seededRng } from '../../shared/random.ts';
+import { CohortStore } from '../store/index.ts';
+import { MemoryServerTransport, type MemoryClientEnd } from '../transport/memory.ts';
+import { parseJobConfig, type JobConfigInput } from './config.ts';
+import { RoundEngine } from './engine.ts';
+import { chooseEncoding } from './secagg.ts';
+
+const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [20], numClasses: 5 }; // d = 105
+const DIM = 105;
+
+class PatternTask implements ClientTask {
+  end!: MemoryClientEnd;
+  onTrained?: () => void;
+  constructor(readonly index: number) {}
+  get numExamples() {
+    return 10;
+  }
+  delta(): Float32Array {
+    return Float32Array.from({ length: DIM }, (_, j) => 0.02 * Math.sin(j + this.index));
+  }
+  async fit(): Promise<FitResult> {
+    queueMicrotask(() => this.onTrained?.());
+    return { delta: this.delta(), numExamples: 10, metrics: {} };
+  }
+  async evaluate() {
+    return { numExamples: 1, loss: 1, accuracy: 1 };
+  }
+}
+
+const cleanup: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+function config(overrides: Partial<JobConfigInput> = {}) {
+  return parseJobConfig({
+    id: 'sa',
+    model: MODEL,
+    rounds: 1,
+    sampling: { mode: 'fixed', cohortSize: 8 },
+    minClients: 8,
+    minSurvivors: 5,
+    evaluation: { every: 0 },
+    timeouts: { trainMs: 5_000, retryDelayMs: 5 },
+    secagg: { enabled: true, clipNorm: 1, phaseTimeoutMs: 2_000 },
+    ...overrides,
+  });
+}
+
+async function run(cfg: ReturnType<typeof config>, n = 8) {
+  const store = CohortStore.open(mkdtempSync(join(tmpdir(), 'cohort-sa-')));
+  const transport = new MemoryServerTransport();
+  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(1) });
+  cleanup.push(() => store.close());
+  cleanup.push(() => engine.shutdown());
+  // Record everything clients send: a plain `update` must never appear.
+  const sent: ClientMessage[] = [];
+  await engine.start();
+  const tasks = Array.from({ length: n }, (_, i) => new PatternTask(i));
+  for (const task of tasks) {
+    task.end = transport.createClient();
+    const send = task.end.send.bind(task.end);
+    task.end.send = (m) => {
+      sent.push(m);
+      send(m);
+    };
+    new ClientEngine({ clientId: `c${i(task)}`, task, transport: task.end }).start();
+  }
+  return { engine, store, tasks, sent };
+}
+const i = (t: PatternTask) => t.index;
+
+describe('secure aggregation in the round engine', () => {
+  it('commits the mean of the updates from their masked sum, and no client sends a plain update', async () => {
+    const { engine, store, tasks, sent } = await run(config());
+    const w0 = engine.globalWeights;
+    const summary = await engine.whenFinished();
+    expect(summary.status).toBe('completed');
+    const got = engine.globalWeights;
+    let maxErr = 0;
+    for (let j = 0; j < DIM; j++) {
+      const mean = tasks.reduce((s, t) => s + t.delta()[j], 0) / tasks.length;
+      maxErr = Math.max(maxErr, Math.abs(got[j] - w0[j] - mean));
+    }
+    expect(maxErr).toBeLessThan(2e-3); // randomized rounding: ~γ per client, γ ≈ 1e-4 here
+    expect(sent.some((m) => m.type === 'update')).toBe(false);
+    const masked = sent.filter((m) => m.type === 'secagg_up' && m.payload);
+    expect(masked).toHaveLength(8);
+    expect(store.listRounds('sa')[0]).toMatchObject({ cohortSize: 8, survivors: 8 });
+  });
+
+  it('recovers from clients that vanish after sending keys, before their masked input', async () => {
+    const { engine, store, tasks } = await run(config());
+    const w0 = engine.globalWeights;
+    for (const t of tasks.slice(0, 2)) t.onTrained = () => t.end.drop('lost network');
+    const summary = await engine.whenFinished();
+    expect(summary.status).toBe('completed');
+    const [round] = store.listRounds('sa');
+    expect(round).toMatchObject({ cohortSize: 8, survivors: 6, dropouts: 2 });
+    const got = engine.globalWeights;
+    const survivors = tasks.slice(2);
+    for (let j = 0; j < DIM; j += 13) {
+      const mean = survivors.reduce((s, t) => s + t.delta()[j], 0) / survivors.length;
+      expect(Math.abs(got[j] - w0[j] - mean)).toBeLessThan(2e-3);
+    }
+  });
+
+  it('aborts cleanly, publishing nothing, when too many drop', async () => {
+    const { engine, store, tasks } = await run(config({ maxAttemptsPerRound: 1 }));
+    const w0 = engine.globalWeights;
+    for (const t of tasks.slice(0, 4)) t.onTrained = () => t.end.drop('lost network');
+    const summary = await engine.whenFinished();
+    expect(summary.status).toBe('failed');
+    expect(store.latestCheckpoint('sa')).toBeUndefined();
+    expect(engine.globalWeights).toEqual(w0);
+    expect(store.listRoundAttempts('sa')[0].reason).toMatch(/secure aggregation aborted/);
+  });
+
+  it('distributed DP: clients add the noise, the ledger records the actual survivors and the trust assumption', async () => {
+    const cfg = config({ dp: { mode: 'distributed', noiseMultiplier: 1, clipNorm: 1 } });
+    const { engine, store, tasks } = await run(cfg);
+    tasks[7].onTrained = () => tasks[7].end.drop('battery');
+    const summary = await engine.whenFinished();
+    expect(summary.status).toBe('completed');
+    const [row] = store.listLedger('sa');
+    expect(row).toMatchObject({ mode: 'distributed', mechanism: 'distributed_discrete_gaussian', cohortSize: 8, survivors: 7 });
+    expect(row.trust).toMatch(/honest-but-curious coordinator/);
+    expect(row.epsilon).toBeGreaterThan(0);
+  });
+
+  it('chooses γ so b bits hold the sum, and refuses bits that cannot', () => {
+    const fine = chooseEncoding({ clients: 100, minSurvivors: 90, dim: 199_210, clipNorm: 1, bits: 16, wrapProbability: 1e-9, noiseMultiplier: 1 });
+    expect(fine.gamma).toBeGreaterThan(0);
+    expect(fine.sensitivity / 1).toBeLessThan(1.1);
+    expect(fine.noiseStddev).toBeCloseTo((1 * fine.sensitivity) / Math.sqrt(90), 12);
+    expect(() => chooseEncoding({ clients: 300, minSurvivors: 250, dim: 199_210, clipNorm: 1, bits: 8, wrapProbability: 1e-9, noiseMultiplier: 1 })).toThrow(
+      /raise secagg.bits/,
+    );
+  });
+
+  it('validates the secagg config with the path of the problem', () => {
+    expect(() => config({ secagg: { enabled: true } })).toThrow(/secagg\.clipNorm/);
+    expect(() => config({ secagg: { enabled: false }, dp: { mode: 'distributed', noiseMultiplier: 1, clipNorm: 1 } })).toThrow(/secagg\.enabled/);
+    expect(() => config({ secagg: { enabled: true, clipNorm: 1, bits: 4 } })).toThrow(/bits/);
+  });
+});

@@ -1,0 +1,221 @@
+/**
+ * Secure aggregation inside a round: the engine-side driver of the SecAgg+ server state machine
+ * (shared/secagg), and the choice of the round's encoding (quantisation γ, per-client distributed-DP
+ * noise) so that b bits hold the sum without wrap-around.
+ *
+ * Phases (Bonawitz et al. CCS 2017, on the SecAgg+ graph of Bell et al. CCS 2020): AdvertiseKeys →
+ * ShareKeys → MaskedInputCollection (waits for local training: deadline trainMs) → ConsistencyCheck →
+ * Unmasking (deadline phaseTimeoutMs each). A phase closes as soon as everyone still connected has
+ * answered, or at its deadline; whoever did not answer is a dropout. The coordinator only ever sees
+ * masked vectors, then the sum.
+ */
+import { z } from 'zod';
+import { ConfigError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { RoundSecAgg, SecAggDown } from '../../shared/protocol/index.ts';
+import {
+  findGraphParams,
+  modulusReport,
+  roundedNormBound,
+  SecAggServer,
+  toBase64Url,
+  randomBytes,
+  type SecAggResult,
+} from '../../shared/secagg/index.ts';
+import type { Clock } from './engine.ts';
+
+export const SecAggConfigSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    /** Modulus 2^bits of the masked integers (≤ 16 keeps masks cheap; see shared/secagg). */
+    bits: z.number().int().min(8).max(32).default(16),
+    /** Expected fraction of the cohort that drops out (sizes the neighbour graph's threshold). */
+    dropoutRate: z.number().min(0).max(0.5).default(0.1),
+    /** Fraction of clients assumed to collude with the server (security of the graph). */
+    corruptRate: z.number().min(0).max(0.3).default(0.05),
+    /** L2 clip norm of the encoding when the job has no DP (with DP, dp.clipNorm is used). */
+    clipNorm: z.number().positive().optional(),
+    /** Acceptable probability that any coordinate of the sum wraps around. */
+    wrapProbability: z.number().gt(0).lt(1e-3).default(1e-9),
+    /** Deadline of each key/unmask phase (the masked-input phase uses timeouts.trainMs). */
+    phaseTimeoutMs: z.number().int().min(100).default(30_000),
+  })
+  .strict();
+export type SecAggConfig = z.output<typeof SecAggConfigSchema>;
+
+export interface EncodingChoice extends RoundSecAgg {
+  /** Δ₂·γ: the L2 sensitivity of one client's encoded update, in model units (KLS21 Thm 1). */
+  sensitivity: number;
+}
+
+/**
+ * Picks γ (and, for distributed DP, the per-client noise) so that `bits` hold the sum of `clients`
+ * updates except with probability `wrapProbability`, as fine as the bits allow. The noise is sized on
+ * the rounded sensitivity Δ₂γ ≥ C so that the accounted noise multiplier is the job's z.
+ */
+export function chooseEncoding(opts: {
+  clients: number;
+  minSurvivors: number;
+  dim: number;
+  clipNorm: number;
+  bits: number;
+  wrapProbability: number;
+  noiseMultiplier: number;
+}): Omit<EncodingChoice, 'rotationSeed'> {
+  const { clients, minSurvivors, dim, clipNorm, bits, wrapProbability, noiseMultiplier } = opts;
+  const noiseFor = (gamma: number) =>
+    noiseMultiplier === 0 ? 0 : (noiseMultiplier * roundedNormBound(clipNorm, gamma, dim) * gamma) / Math.sqrt(minSurvivors);
+  const report = (gamma: number, noiseStddev = noiseFor(gamma)) =>
+    modulusReport({ clients, dim, clipNorm, gamma, bits, noiseStddev, failureProb: wrapProbability });
+  // Start from the noise the unrounded update would need (zC/√m), then walk γ up to the fixed point
+  // where the rounded sensitivity's noise still fits.
+  const ideal = noiseMultiplier === 0 ? 0 : (noiseMultiplier * clipNorm) / Math.sqrt(minSurvivors);
+  let gamma = report(clipNorm, ideal).minGamma;
+  if (!Number.isFinite(gamma)) {
+    throw new ConfigError(`secagg: ${bits} bits cannot hold a sum of ${clients} clients; raise secagg.bits (to ≥ ${Math.ceil(Math.log2(clients + 1)) + 4})`);
+  }
+  for (let i = 0; i < 200; i++) {
+    const r = report(gamma);
+    if (r.bound <= r.capacity) break;
+    gamma *= 1.02;
+  }
+  const sensitivity = roundedNormBound(clipNorm, gamma, dim) * gamma;
+  if (sensitivity > 1.5 * clipNorm) {
+    throw new ConfigError(
+      `secagg: ${bits} bits force a quantisation step γ=${gamma.toPrecision(3)} so coarse that rounding inflates the ` +
+        `sensitivity to ${(sensitivity / clipNorm).toFixed(2)}×C; raise secagg.bits or reduce the cohort`,
+    );
+  }
+  return { bits, gamma, clipNorm, noiseStddev: noiseFor(gamma), minSurvivors, sensitivity };
+}
+
+export type SecAggOutcome = { status: 'ok'; sum: Uint32Array; included: string[] } | { status: 'aborted'; reason: string };
+
+export interface SecAggRoundOptions {
+  jobId: string;
+  round: number;
+  /** Cohort members in sampling order: client id → connection. */
+  members: { clientId: string; connId: string }[];
+  config: SecAggConfig;
+  dim: number;
+  clipNorm: number;
+  /** At least this many survivors (the DP noise split assumes it). */
+  minSurvivors: number;
+  noiseMultiplier: number;
+  trainMs: number;
+  clock: Clock;
+  log: Logger;
+  send: (connId: string, msg: SecAggDown) => void;
+  isConnected: (clientId: string) => boolean;
+  onDone: (outcome: SecAggOutcome) => void;
+}
+
+export class SecAggRound {
+  readonly announce: RoundSecAgg;
+  readonly sensitivity: number;
+  readonly server: SecAggServer;
+  private timer: unknown;
+  private done = false;
+  private readonly connOf: Map<string, string>;
+
+  constructor(private readonly opts: SecAggRoundOptions) {
+    const n = opts.members.length;
+    // The graph must tolerate every dropout the job accepts (n − minSurvivors), and at least the
+    // configured expected rate.
+    const accepted = Math.max(0, n - opts.minSurvivors) / n;
+    const dropoutRate = Math.min(0.5, Math.max(opts.config.dropoutRate, accepted));
+    const graph = findGraphParams({ clients: n, dropoutRate, corruptRate: opts.config.corruptRate });
+    const minSurvivors = Math.min(n, Math.max(opts.minSurvivors, n - graph.maxDropouts));
+    const choice = chooseEncoding({
+      clients: n,
+      minSurvivors,
+      dim: opts.dim,
+      clipNorm: opts.clipNorm,
+      bits: opts.config.bits,
+      wrapProbability: opts.config.wrapProbability,
+      noiseMultiplier: opts.noiseMultiplier,
+    });
+    this.sensitivity = choice.sensitivity;
+    this.announce = {
+      bits: choice.bits,
+      gamma: choice.gamma,
+      clipNorm: choice.clipNorm,
+      noiseStddev: choice.noiseStddev,
+      minSurvivors,
+      rotationSeed: toBase64Url(randomBytes(32)),
+    };
+    this.connOf = new Map(opts.members.map((m) => [m.clientId, m.connId]));
+    this.server = new SecAggServer({
+      jobId: opts.jobId,
+      round: opts.round,
+      cohort: opts.members.map((m) => m.clientId),
+      params: { neighbors: graph.neighbors, threshold: graph.threshold, bits: opts.config.bits, dim: opts.dim },
+      minSurvivors,
+    });
+    opts.log.info(
+      { round: opts.round, cohort: n, neighbors: graph.neighbors, threshold: graph.threshold, minSurvivors, gamma: choice.gamma, bits: choice.bits },
+      'secure aggregation configured',
+    );
+  }
+
+  /** Sends the AdvertiseKeys requests (after the train messages, which carry the encoding). */
+  start(): void {
+    this.dispatch(this.server.start());
+  }
+
+  /** A client's SecAgg message; throws SecAggError (nothing changes) if the state machine rejects it. */
+  receive(clientId: string, body: Record<string, unknown>, payload?: Uint8Array): void {
+    this.server.receive(clientId, payload ? { ...body, payload } : body);
+    this.advanceIfReady();
+  }
+
+  /** A member disconnected: its phase may now be complete. */
+  memberGone(): void {
+    this.advanceIfReady();
+  }
+
+  close(): void {
+    if (this.timer !== undefined) this.opts.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.done = true;
+  }
+
+  private advanceIfReady(): void {
+    if (this.done) return;
+    const waitingOnConnected = this.server.pending().some((id) => this.opts.isConnected(id));
+    if (this.server.phaseComplete() || !waitingOnConnected) this.advance();
+  }
+
+  private advance(): void {
+    if (this.done) return;
+    this.dispatch(this.server.advance());
+  }
+
+  private dispatch(outgoing: Map<string, Record<string, unknown>>): void {
+    if (this.timer !== undefined) this.opts.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    const phase = this.server.phase;
+    if (phase === 'done' || phase === 'aborted') return this.finish(this.server.result());
+    for (const [clientId, body] of outgoing) {
+      const connId = this.connOf.get(clientId);
+      if (connId !== undefined) {
+        this.opts.send(connId, { type: 'secagg_down', jobId: this.opts.jobId, round: this.opts.round, body: body as Record<string, unknown> });
+      }
+    }
+    const deadline = phase === 'collect' ? this.opts.trainMs : this.opts.config.phaseTimeoutMs;
+    this.timer = this.opts.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.opts.log.info({ round: this.opts.round, phase, late: this.server.pending().length }, 'secagg phase deadline');
+      this.advance();
+    }, deadline);
+    // Everyone may already be gone.
+    queueMicrotask(() => this.advanceIfReady());
+  }
+
+  private finish(result: SecAggResult): void {
+    if (this.done) return;
+    this.close();
+    if (result.status === 'ok') this.opts.onDone({ status: 'ok', sum: result.sum, included: result.included });
+    else this.opts.onDone({ status: 'aborted', reason: result.status === 'aborted' ? result.reason : 'secagg did not finish' });
+  }
+}
