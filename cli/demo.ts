@@ -14,6 +14,7 @@ export interface DemoCommandOptions {
   dataDir?: string;
   backend?: string;
   dp?: string;
+  secagg?: boolean;
   noise?: string;
   clip?: string;
   budget?: string;
@@ -32,14 +33,16 @@ function num(value: string | undefined, flag: string, fallback: number, integer 
 
 function parseDp(o: DemoCommandOptions): DemoOptions['dp'] {
   const mode = o.dp ?? 'off';
-  if (mode !== 'off' && mode !== 'central' && mode !== 'local') {
-    throw new ConfigError(
-      `--dp must be off, central or local, got ${mode}` +
-        (mode === 'distributed' ? " ('distributed' needs secure aggregation, not in this build yet)" : ''),
-    );
+  if (mode !== 'off' && mode !== 'central' && mode !== 'local' && mode !== 'distributed') {
+    throw new ConfigError(`--dp must be off, central, local or distributed, got ${mode}`);
+  }
+  if (mode === 'distributed' && !o.secagg) {
+    throw new ConfigError("--dp distributed needs secure aggregation: add --secagg (each client's noise is only safe inside the masked sum)");
   }
   if (mode === 'off') {
-    if (o.noise ?? o.clip ?? o.budget) throw new ConfigError('--noise, --clip and --budget need --dp central or --dp local');
+    if (o.noise ?? o.budget ?? (o.secagg ? undefined : o.clip)) {
+      throw new ConfigError('--noise, --clip and --budget need --dp central, local or distributed');
+    }
     return undefined;
   }
   const delta = o.delta === undefined ? 1e-5 : Number(o.delta);
@@ -70,6 +73,8 @@ export async function demoCommand(o: DemoCommandOptions): Promise<number> {
     dataDir: o.dataDir,
     backend: o.backend,
     dp: parseDp(o),
+    secagg: o.secagg ?? false,
+    ...(o.secagg && o.clip !== undefined && (o.dp ?? 'off') === 'off' ? { secaggClipNorm: num(o.clip, 'clip', 1, false) } : {}),
   };
   const result = await runDemo(opts, logger, (line) => process.stdout.write(`${line}\n`));
   process.stdout.write(`${JSON.stringify(result)}\n`);

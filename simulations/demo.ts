@@ -30,7 +30,10 @@ export interface DemoOptions {
   dataDir?: string;
   backend?: string;
   /** Differential privacy: off (default), central or local; noise multiplier z, clip norm C, budget. */
-  dp?: { mode: 'off' | 'central' | 'local'; noiseMultiplier: number; clipNorm: number; budget?: number; delta: number };
+  dp?: { mode: 'off' | 'central' | 'local' | 'distributed'; noiseMultiplier: number; clipNorm: number; budget?: number; delta: number };
+  /** Secure aggregation: the coordinator sees only the masked sum (clip norm from dp, else secaggClipNorm). */
+  secagg?: boolean;
+  secaggClipNorm?: number;
 }
 
 export const DEMO_DEFAULTS: DemoOptions = {
@@ -71,7 +74,8 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
     rounds: opts.rounds,
     sampling: { mode: 'fixed', cohortSize: opts.clients },
     minClients: opts.clients,
-    minSurvivors: Math.max(1, Math.ceil(opts.clients / 2)),
+    // SecAgg's threshold must stay a majority of each neighbourhood: tolerate fewer dropouts with it.
+    minSurvivors: Math.max(opts.secagg ? 2 : 1, Math.ceil(opts.clients * (opts.secagg ? 0.7 : 0.5))),
     training: { epochs: opts.epochs, batchSize: opts.batchSize, learningRate: opts.learningRate, proxMu: 0 },
     optimizer: { name: 'fedavg' },
     ...(dp && dp.mode !== 'off'
@@ -84,6 +88,9 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
           },
         }
       : {}),
+    ...(opts.secagg
+      ? { secagg: { enabled: true, ...(dp && dp.mode !== 'off' ? {} : { clipNorm: opts.secaggClipNorm ?? 1 }) } }
+      : {}),
     evaluation: { every: 1, fraction: 1, batchSize: 500 },
     timeouts: { trainMs: 600_000, evaluateMs: 120_000, retryDelayMs: 200 },
   });
@@ -93,6 +100,7 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
     `cohort demo: ${opts.clients} clients, ${train.size} training / ${test.size} held-out MNIST digits, ` +
       `2NN (mlp), FedAvg, ${opts.rounds} rounds, E=${opts.epochs} B=${opts.batchSize} lr=${opts.learningRate}, ` +
       `backend ${backend}, coordinator ${coordinator.url}, data dir ${dataDir}` +
+      (opts.secagg ? '\nsecure aggregation (SecAgg+): the coordinator sees only masked integers, then their sum' : '') +
       (dp && dp.mode !== 'off'
         ? `\nDP ${dp.mode}: noise multiplier ${dp.noiseMultiplier}, clip norm ${dp.clipNorm}, ε reported at δ=${dp.delta}` +
           (dp.budget !== undefined ? `, budget ε=${dp.budget}` : '') +

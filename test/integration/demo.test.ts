@@ -32,6 +32,6 @@ describe('cohort demo', () => {
   it('refuses a DP mode it cannot run, saying why', async () => {
     const r = await cohort(['demo', '--dp', 'distributed']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/secure aggregation/);
+    expect(r.stderr).toMatch(/needs secure aggregation: add --secagg/);
   });
 });
