@@ -612,7 +612,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       clock: this.clock,
       log: this.log,
       send: (connId, msg) => this.transport.send(connId, msg),
-      isConnected: (clientId) => this.connByClient.has(clientId),
+      // Still on the connection it was sampled on (a reconnected client is a new participant, not this one).
+      isConnected: (clientId) => {
+        const connId = cohort.find((c) => c.clientId === clientId)?.connId;
+        return connId !== undefined && this.clients.has(connId);
+      },
       onDone: (outcome) => this.onSecAggDone(roundNo, outcome),
     });
   }
