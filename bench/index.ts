@@ -8,6 +8,8 @@ export interface Benchmark {
 
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   aggregate: () => import('./aggregate.ts'),
+  train: () => import('./train.ts'),
+  secagg: () => import('./secagg.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

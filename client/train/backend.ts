@@ -8,13 +8,16 @@
  *
  * Everything imports `@tensorflow/tfjs` from the same package so that the backend registered here is
  * the one the models use.
+ *
+ * On the wasm and cpu backends our training kernels (kernels.ts) replace or add tfjs kernels when the
+ * backend is selected. `COHORT_STOCK_KERNELS=1` skips that, for benchmarking against stock tfjs only.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CohortError, ConfigError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
-import { installWasmMatMulFix } from './wasm-kernels.ts';
+import { installCpuKernels, installWasmKernels } from './kernels.ts';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
@@ -90,7 +93,7 @@ async function tryWasm(): Promise<Attempt> {
     return { ok: false, why: `cannot locate the ${TFJS_WASM} binaries: ${firstLine(err)}` };
   }
   const attempt = await activate('wasm');
-  if (attempt.ok) installWasmMatMulFix();
+  if (attempt.ok && !stockKernels()) installWasmKernels();
   return attempt;
 }
 
@@ -104,6 +107,11 @@ async function activate(name: BackendName): Promise<Attempt> {
   }
 }
 
+/** Benchmark switch: run tfjs's own kernels only. */
+function stockKernels(): boolean {
+  return process.env.COHORT_STOCK_KERNELS === '1';
+}
+
 function firstLine(err: unknown): string {
   return String(err instanceof Error ? err.message : err).split('\n')[0];
 }
@@ -111,7 +119,11 @@ function firstLine(err: unknown): string {
 const LOADERS: Record<BackendName, () => Promise<Attempt>> = {
   tensorflow: tryTensorflow,
   wasm: tryWasm,
-  cpu: () => activate('cpu'),
+  cpu: async () => {
+    const attempt = await activate('cpu');
+    if (attempt.ok && !stockKernels()) installCpuKernels();
+    return attempt;
+  },
 };
 
 async function selectForced(name: BackendName, source: string, logger: Logger): Promise<BackendName> {

@@ -6,8 +6,10 @@
  * The loop is our own (no model.fit). Batches are assembled on the JS side (a row copy per example)
  * and uploaded as small tensors: on the wasm backend, Slice and Gather copy their whole source tensor
  * per call, so slicing batches out of a device-resident dataset costs O(dataset) per batch. Every step
- * runs inside tf.tidy, and the metrics are accumulated on the device and read once at the end of the
- * epoch, so per-batch overhead is a few kernel launches and nothing leaks.
+ * runs inside tf.tidy, so nothing leaks. Per-step overhead is kept to the ops the gradient needs:
+ * metrics are computed in JS from the batch's predicted probabilities (B × classes numbers), and where
+ * kernels.ts registered its fused `CohortSgdStep` for the backend, the SGD update with the FedProx
+ * term is one op per variable (bitwise the same result as the optimizer's ops).
  */
 import * as tf from '@tensorflow/tfjs';
 import { CohortError, ConfigError } from '../../shared/errors.ts';
@@ -18,6 +20,7 @@ import type { ModelSpec } from '../../shared/model/spec.ts';
 import { flattenWeights, manifestOf, setFlatWeights, type WeightManifest } from '../../shared/model/weights.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { currentBackend, selectBackend } from './backend.ts';
+import { SGD_STEP, type SgdStepAttrs } from './kernels.ts';
 
 export interface TrainingConfig {
   epochs: number;
@@ -43,7 +46,10 @@ export interface EvalResult {
   accuracy: number;
 }
 
-/** The chosen backend lacks a kernel this model needs (e.g. conv gradients on wasm). */
+/**
+ * The chosen backend lacks a kernel this model needs (e.g. depthwise-convolution gradients on wasm;
+ * the convolution and matmul gradients the zoo models need are registered by kernels.ts).
+ */
 export class UnsupportedOnBackendError extends CohortError {
   constructor(message: string, details?: Record<string, unknown>) {
     super('UNSUPPORTED_ON_BACKEND', message, details);
@@ -94,10 +100,6 @@ function crossEntropy(probs: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
   return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.log(tf.clipByValue(probs, EPSILON, 1 - EPSILON))), -1))) as tf.Scalar;
 }
 
-function countCorrect(probs: tf.Tensor, oneHot: tf.Tensor): tf.Scalar {
-  return tf.sum(tf.cast(tf.equal(tf.argMax(probs, -1), tf.argMax(oneHot, -1)), 'float32'));
-}
-
 /**
  * Adds the gradient of the FedProx term μ/2·‖w − w_global‖², which is μ·(w − w_global), to each
  * variable's data-loss gradient. Same objective as adding the term to the loss, without
@@ -109,28 +111,28 @@ function addProximalGradient(grads: tf.NamedTensorMap, vars: tf.Variable[], anch
   });
 }
 
-/** Running sums of one epoch's loss and correct predictions, kept on the device. */
+/**
+ * Running loss and correct predictions of one epoch, from each batch's probabilities read back to JS
+ * (B × classes values): per example, −log of the clipped probability of its label (the cross-entropy
+ * against a one-hot target) and whether the first maximal probability is at its label (tfjs argMax).
+ */
 class EpochStats {
-  private lossSum: tf.Scalar = tf.keep(tf.scalar(0));
-  private correctSum: tf.Scalar = tf.keep(tf.scalar(0));
+  private lossSum = 0;
+  private correct = 0;
 
-  add(meanLoss: tf.Scalar, correct: tf.Scalar, batch: number): void {
-    const loss = tf.keep(tf.add(this.lossSum, tf.mul(meanLoss, batch))) as tf.Scalar;
-    const right = tf.keep(tf.add(this.correctSum, correct)) as tf.Scalar;
-    tf.dispose([this.lossSum, this.correctSum]);
-    this.lossSum = loss;
-    this.correctSum = right;
+  add(probs: ArrayLike<number>, labels: Int32Array, classes: number): void {
+    for (let k = 0; k < labels.length; k++) {
+      const row = k * classes;
+      const p = probs[row + labels[k]];
+      this.lossSum -= Math.log(Math.min(Math.max(p, EPSILON), 1 - EPSILON));
+      let best = 0;
+      for (let c = 1; c < classes; c++) if (probs[row + c] > probs[row + best]) best = c;
+      if (best === labels[k]) this.correct++;
+    }
   }
 
-  /** Reads both sums and frees them. */
   finish(n: number): { loss: number; accuracy: number } {
-    const [loss, correct] = [this.lossSum.dataSync()[0], this.correctSum.dataSync()[0]];
-    this.dispose();
-    return n === 0 ? { loss: 0, accuracy: 0 } : { loss: loss / n, accuracy: correct / n };
-  }
-
-  dispose(): void {
-    tf.dispose([this.lossSum, this.correctSum]);
+    return n === 0 ? { loss: 0, accuracy: 0 } : { loss: this.lossSum / n, accuracy: this.correct / n };
   }
 }
 
@@ -140,25 +142,49 @@ interface StepContext {
   vars: tf.Variable[];
   anchors: tf.Tensor[];
   mu: number;
+  learningRate: number;
+  /** The backend has our fused SGD kernel. */
+  fused: boolean;
+}
+
+/** w ← w − lr·(g + μ(w − w_global)) for every variable. */
+function applyUpdate(ctx: StepContext, grads: tf.NamedTensorMap): void {
+  if (!ctx.fused) {
+    if (ctx.mu > 0) addProximalGradient(grads, ctx.vars, ctx.anchors, ctx.mu);
+    ctx.optimizer.applyGradients(grads);
+    return;
+  }
+  const attrs: SgdStepAttrs = { learningRate: ctx.learningRate, mu: ctx.mu };
+  ctx.vars.forEach((v, i) => {
+    const inputs: tf.NamedTensorMap = { w: v, g: grads[v.name] };
+    if (ctx.mu > 0) inputs.anchor = ctx.anchors[i];
+    v.assign(tf.engine().runKernel(SGD_STEP, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor);
+  });
 }
 
 /** One SGD step on a batch; adds the batch's loss and hits to `stats` when given. */
-function trainStep(ctx: StepContext, xb: tf.Tensor, yb: tf.Tensor, stats: EpochStats | undefined): void {
+function trainStep(ctx: StepContext, batch: Batch, stats: EpochStats | undefined): void {
   tf.tidy(() => {
-    const seen: { correct?: tf.Scalar } = {};
-    const { value, grads } = tf.variableGrads(() => {
-      const probs = ctx.model.apply(xb, { training: true }) as tf.Tensor;
+    let probs: tf.Tensor | undefined;
+    const { grads } = tf.variableGrads(() => {
+      const p = ctx.model.apply(batch.x, { training: true }) as tf.Tensor;
       // Kept so it survives the gradient tape's scope; disposed below.
-      if (stats) seen.correct = tf.keep(countCorrect(probs, yb));
-      return crossEntropy(probs, yb);
+      if (stats) probs = tf.keep(p);
+      return crossEntropy(p, batch.y);
     }, ctx.vars);
-    if (ctx.mu > 0) addProximalGradient(grads, ctx.vars, ctx.anchors, ctx.mu);
-    ctx.optimizer.applyGradients(grads);
-    if (stats && seen.correct) {
-      stats.add(value, seen.correct, xb.shape[0]);
-      seen.correct.dispose();
+    applyUpdate(ctx, grads);
+    if (stats && probs) {
+      stats.add(probs.dataSync(), batch.labels, batch.classes);
+      probs.dispose();
     }
   });
+}
+
+interface Batch {
+  x: tf.Tensor;
+  y: tf.Tensor;
+  labels: Int32Array;
+  classes: number;
 }
 
 /**
@@ -189,21 +215,28 @@ class BatchMaker {
   }
 
   /** The examples order[start .. start+len), copied into fresh tensors (caller disposes). */
-  pick(order: Int32Array, start: number, len: number): { x: tf.Tensor; y: tf.Tensor } {
+  pick(order: Int32Array, start: number, len: number): Batch {
     const { features, labels } = this.data;
     const w = this.width;
     const x = new Float32Array(len * w);
     const y = new Float32Array(len * this.classes);
+    const picked = new Int32Array(len);
     for (let k = 0; k < len; k++) {
       const i = order[start + k];
       x.set(features.subarray(i * w, (i + 1) * w), k * w);
       y[k * this.classes + labels[i]] = 1;
+      picked[k] = labels[i];
     }
-    return { x: tf.tensor(x, [len, ...this.dims], 'float32'), y: tf.tensor2d(y, [len, this.classes], 'float32') };
+    return {
+      x: tf.tensor(x, [len, ...this.dims], 'float32'),
+      y: tf.tensor2d(y, [len, this.classes], 'float32'),
+      labels: picked,
+      classes: this.classes,
+    };
   }
 
   /** The examples [start, start+len) in dataset order. */
-  range(start: number, len: number): { x: tf.Tensor; y: tf.Tensor } {
+  range(start: number, len: number): Batch {
     return this.pick(Int32Array.from({ length: len }, (_, k) => start + k), 0, len);
   }
 }
@@ -211,10 +244,7 @@ class BatchMaker {
 function runEpoch(ctx: StepContext, batches: BatchMaker, order: Int32Array, batchSize: number, stats: EpochStats | undefined): void {
   for (let start = 0; start < order.length; start += batchSize) {
     const len = Math.min(batchSize, order.length - start);
-    tf.tidy(() => {
-      const { x, y } = batches.pick(order, start, len);
-      trainStep(ctx, x, y, stats);
-    });
+    tf.tidy(() => trainStep(ctx, batches.pick(order, start, len), stats));
   }
 }
 
@@ -254,7 +284,8 @@ export class LocalTrainer {
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     // tf.clone shares the buffer until the optimizer reassigns the variable, so this is cheap.
     const anchors = cfg.proxMu > 0 ? vars.map((v) => tf.keep(tf.clone(v))) : [];
-    const ctx: StepContext = { model, optimizer, vars, anchors, mu: cfg.proxMu };
+    const fused = tf.getKernel(SGD_STEP, tf.getBackend()) !== undefined;
+    const ctx: StepContext = { model, optimizer, vars, anchors, mu: cfg.proxMu, learningRate: cfg.learningRate, fused };
     const rng = seededRng(cfg.seed ?? cryptoRng().nextUint32());
     let metrics = { loss: 0, accuracy: 0 };
     try {
@@ -262,12 +293,8 @@ export class LocalTrainer {
         runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, undefined);
       }
       const stats = new EpochStats(); // only the last epoch's metrics are reported
-      try {
-        runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, stats);
-        metrics = stats.finish(data.size);
-      } finally {
-        stats.dispose();
-      }
+      runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, stats);
+      metrics = stats.finish(data.size);
     } catch (err) {
       throw wrapKernelError(err);
     } finally {
@@ -287,19 +314,15 @@ export class LocalTrainer {
     setFlatWeights(model, weights);
     const batches = new BatchMaker(model, data);
     const stats = new EpochStats();
-    try {
-      for (let start = 0; start < data.size; start += batchSize) {
-        const len = Math.min(batchSize, data.size - start);
-        tf.tidy(() => {
-          const { x, y } = batches.range(start, len);
-          const probs = model.apply(x, { training: false }) as tf.Tensor;
-          stats.add(crossEntropy(probs, y), countCorrect(probs, y), len);
-        });
-      }
-      return { numExamples: data.size, ...stats.finish(data.size) };
-    } finally {
-      stats.dispose();
+    for (let start = 0; start < data.size; start += batchSize) {
+      const len = Math.min(batchSize, data.size - start);
+      tf.tidy(() => {
+        const batch = batches.range(start, len);
+        const probs = model.apply(batch.x, { training: false }) as tf.Tensor;
+        stats.add(probs.dataSync(), batch.labels, batch.classes);
+      });
     }
+    return { numExamples: data.size, ...stats.finish(data.size) };
   }
 
   /** The model's current weights: after train(), the locally trained ones. */

@@ -137,15 +137,39 @@ describe.each(['logreg', 'mlp'] as const)('LocalTrainer %s on wasm', (zoo) => {
 describe('LocalTrainer errors on wasm', () => {
   const spec: ModelSpec = { zoo: 'logreg', inputShape: [DIM], numClasses: CLASSES };
 
-  it('refuses a CNN with UNSUPPORTED_ON_BACKEND, without leaking', async () => {
+  it('trains the CNN (our conv gradient kernels), without leaking', async () => {
     const cnn: ModelSpec = { zoo: 'cnn', inputShape: [8, 8, 1], numClasses: 2 };
     const trainer = new LocalTrainer(cnn);
-    const { weights } = initialWeights(cnn, 1);
+    const { weights, manifest } = initialWeights(cnn, 1);
+    const rng = seededRng(4);
+    const images = fromArrays(new Float32Array(4 * 64).map(() => rng.next()), [0, 1, 0, 1], { featureShape: [8, 8, 1] });
+    const start = tf.memory().numTensors;
+    const result = await trainer.train(weights, images, cfg({ batchSize: 2, proxMu: 0.1 }));
+    expect(tf.memory().numTensors).toBe(start + manifest.length); // only the model's own weights remain
+    expect(result.delta.every(Number.isFinite)).toBe(true);
+    expect(result.delta.subarray(0, 800).some((d) => d !== 0)).toBe(true); // conv1's kernel moved
+    trainer.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it('refuses a model whose gradient kernel the backend lacks with UNSUPPORTED_ON_BACKEND, without leaking', async () => {
+    // tfjs-backend-wasm has no DepthwiseConv2dNativeBackpropFilter, and we do not add one.
+    const model = tf.sequential({
+      layers: [
+        tf.layers.depthwiseConv2d({ inputShape: [8, 8, 1], kernelSize: 3, name: 'dw' }),
+        tf.layers.flatten({ name: 'flat' }),
+        tf.layers.dense({ units: 2, activation: 'softmax', name: 'out' }),
+      ],
+    });
+    const spec: ModelSpec = { layers: model.toJSON(null, false) as Record<string, unknown> };
+    const weights = new Float32Array(model.countParams()).fill(0.01);
+    model.dispose();
+    const trainer = new LocalTrainer(spec);
     const images = fromArrays(new Float32Array(4 * 64).fill(0.5), [0, 1, 0, 1], { featureShape: [8, 8, 1] });
     const start = tf.memory().numTensors;
     await expect(trainer.train(weights, images, cfg({ batchSize: 2 }))).rejects.toMatchObject({
       code: 'UNSUPPORTED_ON_BACKEND',
-      message: expect.stringContaining('COHORT_BACKEND=cpu'),
+      message: expect.stringContaining('DepthwiseConv2dNativeBackpropFilter'),
     });
     trainer.dispose();
     expect(tf.memory().numTensors).toBe(start);
