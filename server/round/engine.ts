@@ -361,9 +361,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private onSecAggUp(client: ConnectedClient, msg: SecAggUp): void {
     const round = this.current;
-    const member = this.memberOf(round, client, msg.round, 'secagg message');
+    this.memberOf(round, client, msg.round, 'secagg message'); // throws unless a pending member
     if (!round!.secagg) throw new CohortError(ErrorCode.NOT_IN_ROUND, `round ${msg.round} does not use secure aggregation`);
-    void member;
     try {
       round!.secagg.receive(client.clientId, msg.body, msg.payload);
     } catch (err) {
