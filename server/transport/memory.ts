@@ -24,8 +24,24 @@ import {
   type WireLimits,
 } from '../../shared/protocol/index.ts';
 
+/** Bytes a message would take on the wire: its JSON header plus its binary part. */
+export function wireBytes(msg: object): number {
+  const { vector, payload, ...header } = msg as { vector?: Float32Array; payload?: Uint8Array };
+  return JSON.stringify(header).length + (vector?.byteLength ?? 0) + (payload?.byteLength ?? 0);
+}
+
+/** Traffic per client, for cost experiments; the global-model download (`train`) is counted apart. */
+export interface TrafficMeter {
+  up: number;
+  down: number;
+  modelDown: number;
+}
+
 export class MemoryServerTransport implements ServerTransport {
   readonly kind = 'memory';
+  /** Set to count bytes per client id (hello's clientId is learned from the connection). */
+  meter?: Map<string, TrafficMeter>;
+  private readonly clientOf = new Map<string, string>();
   private sink?: ServerTransportSink;
   private readonly ends = new Map<string, MemoryClientEnd>();
   private nextId = 0;
@@ -51,7 +67,22 @@ export class MemoryServerTransport implements ServerTransport {
       // The server produced an invalid message: a bug on our side, never the client's problem.
       throw new Error(`memory transport: server sent an invalid message: ${(err as Error).message}`);
     }
+    if (this.meter) {
+      const m = this.meterOf(connId);
+      if (m) {
+        if (copy.type === 'train') m.modelDown += wireBytes(copy);
+        else m.down += wireBytes(copy);
+      }
+    }
     queueMicrotask(() => end.deliver(copy));
+  }
+
+  private meterOf(connId: string): TrafficMeter | undefined {
+    const clientId = this.clientOf.get(connId);
+    if (!clientId || !this.meter) return undefined;
+    let m = this.meter.get(clientId);
+    if (!m) this.meter.set(clientId, (m = { up: 0, down: 0, modelDown: 0 }));
+    return m;
   }
 
   disconnect(connId: string): void {
@@ -84,6 +115,11 @@ export class MemoryServerTransport implements ServerTransport {
     let copy: ClientMessage;
     try {
       copy = validateMessage(msg, 'client', this.limits) as ClientMessage;
+      if (this.meter) {
+        if (copy.type === 'hello') this.clientOf.set(end.connId, copy.clientId);
+        const m = this.meterOf(end.connId);
+        if (m) m.up += wireBytes(copy);
+      }
     } catch (err) {
       const error =
         err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.INTERNAL, 'internal error handling a message');

@@ -22,7 +22,7 @@ import type { TrainingPool } from '../../client/train/pool.ts';
 import type { JobConfig } from '../../server/round/config.ts';
 import { RoundEngine, type JobSummary, type RoundSummary } from '../../server/round/engine.ts';
 import { CohortStore } from '../../server/store/index.ts';
-import { MemoryServerTransport, type MemoryClientEnd } from '../../server/transport/memory.ts';
+import { MemoryServerTransport, type MemoryClientEnd, type TrafficMeter } from '../../server/transport/memory.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
 import type { TrainingParams } from '../../shared/protocol/index.ts';
@@ -51,6 +51,8 @@ export interface SimulationOptions {
   logger?: Logger;
   /** Called after each committed round (and its evaluation, if due). */
   onRound?: (report: SimulationRound) => void;
+  /** Count bytes each client sends and receives (cost experiments). */
+  meterTraffic?: boolean;
 }
 
 export interface SimulationRound {
@@ -66,6 +68,8 @@ export interface SimulationResult {
   rounds: SimulationRound[];
   finalWeights: Float32Array;
   dataDir: string;
+  /** Per client id, when meterTraffic was set. */
+  traffic?: Map<string, TrafficMeter>;
 }
 
 /** Releases each round's updates in cohort order (the order train messages arrived). */
@@ -90,6 +94,7 @@ class RoundSequencer {
 class VirtualClient implements ClientTask {
   end!: MemoryClientEnd;
   dropped = 0;
+  private readonly attempts = new Map<number, number>();
 
   constructor(
     readonly index: number,
@@ -100,7 +105,10 @@ class VirtualClient implements ClientTask {
 
   async fit(weights: Float32Array, model: ModelSpec, training: TrainingParams, round: number): Promise<FitResult> {
     const { turn, done } = this.sim.sequencer.ticket(round);
-    const rng = seededRng(seedFromString(`${this.sim.seed}:${round}:${this.index}`));
+    // A retried round (same number after an abort) draws fresh dropouts: the attempt is in the seed.
+    const attempt = (this.attempts.get(round) ?? 0) + 1;
+    this.attempts.set(round, attempt);
+    const rng = seededRng(seedFromString(`${this.sim.seed}:${round}:${attempt}:${this.index}`));
     if (this.sim.dropout > 0 && rng.next() < this.sim.dropout) {
       await turn;
       this.dropped++;
@@ -130,6 +138,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'cohort-sim-'));
   const store = CohortStore.open(dataDir, { keepCheckpoints: 1 });
   const transport = new MemoryServerTransport({ ...opts.config.limits, maxHeaderBytes: 1 << 20, maxOpenStreams: 4 });
+  if (opts.meterTraffic) transport.meter = new Map();
   const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: seededRng(opts.seed), held: true });
   const prefix = `sim-${opts.seed}-${Date.now()}`;
   const sequencer = new RoundSequencer();
@@ -188,5 +197,5 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   store.close();
   opts.partition.forEach((_, i) => opts.pool.unregisterDataset(`${prefix}-${i}`));
   if (opts.test) opts.pool.unregisterDataset(testId);
-  return { job, rounds, finalWeights, dataDir };
+  return { job, rounds, finalWeights, dataDir, traffic: transport.meter };
 }
