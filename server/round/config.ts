@@ -117,6 +117,11 @@ export const JobConfigSchema = z
       if (cfg.dp.mode === 'off' && cfg.secagg.clipNorm === undefined) {
         ctx.addIssue({ code: 'custom', path: ['secagg', 'clipNorm'], message: 'secure aggregation encodes clipped updates: set secagg.clipNorm (or a DP mode with dp.clipNorm)' });
       }
+      if (cfg.dp.mode === 'local') {
+        // The SecAgg client encodes noise only for distributed DP; local noise inside a masked sum would
+        // be both redundant and, here, missing. Refuse rather than ledger a guarantee nobody provides.
+        ctx.addIssue({ code: 'custom', path: ['dp', 'mode'], message: "'local' DP with secure aggregation is not supported: use 'distributed' (noise split across the cohort) or turn secagg off" });
+      }
       if (cfg.minClients < 2) {
         ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients per round' });
       }

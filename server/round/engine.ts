@@ -766,7 +766,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private aggregate(round: TrainingRound, survivors: number): Float32Array {
     const plan = round.plan;
     if (round.secaggSum) {
-      if (plan) return this.privacy.noisyMean(round.secaggSum, plan);
+      if (plan) return this.privacy.noisyMean(round.secaggSum, plan, undefined, round.secagg!.sensitivity);
       return Float32Array.from(round.secaggSum, (x) => x / survivors);
     }
     return plan ? this.privacy.noisyMean(round.sum.rawSum, plan) : round.sum.mean();

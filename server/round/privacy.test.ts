@@ -222,6 +222,20 @@ describe('DP in the round engine', () => {
     expect(third.store.listLedger('dp')).toEqual(after);
   });
 
+  it('central noise covers the sensitivity it is given (SecAgg rounding inflates it past C)', async () => {
+    const { PrivacyController } = await import('./privacy.ts');
+    const controller = new PrivacyController(config({ dp: { mode: 'central', noiseMultiplier: 2, clipNorm: 1 } }), []);
+    const plan = controller.plan(4, 4, 4);
+    if ('exhausted' in plan) throw new Error('unexpected budget stop');
+    const std = (v: Float32Array) => Math.sqrt(v.reduce((a, x) => a + x * x, 0) / v.length);
+    const zeros = new Float64Array(40_000);
+    // σ = z · sensitivity / m: 2·1/4 = 0.5 with C, 2·1.5/4 = 0.75 with a rounded sensitivity of 1.5.
+    expect(std(controller.noisyMean(zeros, plan, seededRng(1)))).toBeCloseTo(0.5, 1);
+    expect(std(controller.noisyMean(zeros, plan, seededRng(2), 1.5))).toBeCloseTo(0.75, 1);
+    // A sensitivity below C never lowers the noise.
+    expect(std(controller.noisyMean(zeros, plan, seededRng(3), 0.5))).toBeCloseTo(0.5, 1);
+  });
+
   it('rejects DP configs that cannot work, with the path of the problem', () => {
     expect(() => config({ dp: { mode: 'central', noiseMultiplier: 1 } })).toThrow(/dp\.clipNorm/);
     expect(() => config({ dp: { mode: 'distributed', noiseMultiplier: 1, clipNorm: 1 } })).toThrow(/secure aggregation/);

@@ -136,13 +136,18 @@ export class PrivacyController {
     };
   }
 
-  /** The privatised mean of the round: fixed denominator, plus the server's noise in central mode. */
-  noisyMean(sum: Float64Array, plan: RoundPlan, rng?: Rng): Float32Array {
+  /**
+   * The privatised mean of the round: fixed denominator, plus the server's noise in central mode.
+   * `sensitivity` overrides C as one client's L2 sensitivity: SecAgg's randomized rounding inflates it
+   * to Δ₂·γ > C (Kairouz, Liu, Steinke 2021, Thm 1), and the noise must cover that.
+   */
+  noisyMean(sum: Float64Array, plan: RoundPlan, rng?: Rng, sensitivity?: number): Float32Array {
     if (this.dp.mode === 'central') {
       const countSigma = plan.announce.adaptiveClipping ? this.countNoiseStddev(plan.announce.cohortSize, plan.population) : undefined;
       // With adaptive clipping the value query gets z_Δ < z (Andrew et al. 2021, Thm 1); the event says so.
       const z = countSigma === undefined ? this.dp.noiseMultiplier : valueZ(plan.event);
-      return centralNoisyMean({ sum, clipNorm: this.clipNorm, noiseMultiplier: z, expectedWeight: plan.expectedWeight, rng });
+      const clipNorm = Math.max(this.clipNorm, sensitivity ?? 0);
+      return centralNoisyMean({ sum, clipNorm, noiseMultiplier: z, expectedWeight: plan.expectedWeight, rng });
     }
     // local: the clients already added the noise; distributed: SecAgg delivers the noised sum.
     return fixedDenominatorEstimate(sum, plan.expectedWeight);

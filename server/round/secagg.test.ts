@@ -155,5 +155,7 @@ describe('secure aggregation in the round engine', () => {
     expect(() => config({ secagg: { enabled: true } })).toThrow(/secagg\.clipNorm/);
     expect(() => config({ secagg: { enabled: false }, dp: { mode: 'distributed', noiseMultiplier: 1, clipNorm: 1 } })).toThrow(/secagg\.enabled/);
     expect(() => config({ secagg: { enabled: true, clipNorm: 1, bits: 4 } })).toThrow(/bits/);
+    // Local noise is never added on the SecAgg path: the config must not let the ledger claim it.
+    expect(() => config({ dp: { mode: 'local', noiseMultiplier: 1, clipNorm: 1 } })).toThrow(/'local' DP with secure aggregation/);
   });
 });
