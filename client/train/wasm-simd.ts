@@ -1,6 +1,6 @@
 /**
  * Our WebAssembly SIMD module: the compute loops behind the training kernels in `kernels.ts`,
- * generated at start-up with our assembler (`wasm-asm.ts`) and instantiated on the tfjs wasm backend's
+ * generated at start-up with our assembler (`shared/wasm/asm.ts`) and instantiated on the tfjs wasm backend's
  * own memory, so they read and write tensors where tfjs keeps them. (Node 20 runs wasm SIMD natively;
  * tfjs-backend-wasm itself loads its SIMD, non-threaded build in Node.)
  *
@@ -26,7 +26,7 @@
 import {
   F32, Func, I32, ModuleBuilder, V128, add, and, call, countDown, divS, eq, forUp, get, gtS, i32, i32Load, if_, inc, ltS, mul, remS,
   set, sub, v, fAdd, fMul, fSub, f32Load, f32Store, type Code,
-} from './wasm-asm.ts';
+} from '../../shared/wasm/asm.ts';
 import { WINO_TILES, winoAT, winoBT, winoG } from './winograd.ts';
 
 /** Rows of the `nn` tile; `nn` kernels exist for every height 1..NN_MR. */

@@ -1,8 +1,8 @@
 // The Winograd matrices (winograd.ts) and the assembler that turns our kernels into WebAssembly
-// (wasm-asm.ts): small, exact checks that need no tfjs backend.
+// (shared/wasm/asm.ts): small, exact checks that need no tfjs backend.
 import { describe, expect, it } from 'vitest';
 import { seededRng } from '../../shared/random.ts';
-import { F32, Func, I32, ModuleBuilder, add, call, f32Load, f32Store, fAdd, forUp, get, i32, mul, set, v } from './wasm-asm.ts';
+import { F32, Func, I32, ModuleBuilder, add, call, f32Load, f32Store, fAdd, forUp, get, i32, mul, set, v } from '../../shared/wasm/asm.ts';
 import { chooseTile, WINO_TILES, winoAT, winoBT, winoG } from './winograd.ts';
 
 describe('Winograd matrices', () => {

@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.ts';
 import { seededRng } from '../random.ts';
 import { randomBytes } from './crypto/bytes.ts';
 import { setSimdEnabled } from './crypto/simd.ts';
+import { encodeKernel } from './encode-kernel.ts';
 import {
   addPacked,
   checkModulus,
@@ -133,7 +134,7 @@ describe('encode / decode (KLS21 Alg. 1 and 2)', () => {
       const x = gaussianVector(2000, `client-${c}`, 0.01);
       for (let i = 0; i < 2000; i++) truth[i] += x[i];
       // A stand-in for the discrete Gaussian: small symmetric integer noise.
-      const noise = (v: Float64Array) => {
+      const noise = (v: Int32Array) => {
         for (let i = 0; i < v.length; i++) v[i] += Math.floor(noiseRng.next() * 5) - 2;
       };
       const { encoded } = encodeUpdate(x, p, { noise });
@@ -144,6 +145,70 @@ describe('encode / decode (KLS21 Alg. 1 and 2)', () => {
     // Rounding (< 1 per coordinate per client) plus noise (≤ 2 per coordinate per client), in γ units.
     expect(err).toBeLessThan(p.gamma * Math.sqrt(2000) * Math.sqrt(n) * 3);
     expect(err / l2Norm(truth)).toBeLessThan(0.05);
+  });
+});
+
+describe('WebAssembly encoding kernels (encode-kernel.ts)', () => {
+  // Deterministic uniform words: the same stream for both paths (the kernel draws a few padding words more).
+  // Each call restarts the stream (so a rejected rounding is redrawn differently, the call count is mixed in).
+  const words = (seed: string) => {
+    let calls = 0;
+    return (out: Uint32Array) => {
+      const rng = seededRng(`${seed}/${calls++}`);
+      for (let i = 0; i < out.length; i++) out[i] = Math.floor(rng.next() * 4294967296);
+    };
+  };
+
+  it('are available on this platform (Node 20 has WebAssembly SIMD)', () => {
+    expect(encodeKernel()).toBeDefined();
+  });
+
+  for (const dim of [4, 5, 7, 64, 1000, 4096, 5000, 70000]) {
+    it(`encode: the kernel path equals the scalar path bit for bit (d = ${dim}, with a second rounding attempt forced)`, () => {
+      const p: EncodingParams = { dim, clipNorm: 1, gamma: 2e-3, bits: 16, rotationSeed: randomBytes(32) };
+      const x = gaussianVector(dim, `k-${dim}`, 2); // clipped
+      const wasm = encodeUpdate(x, p, { random: words(`u-${dim}`) }); // Float32Array → kernel
+      const js = encodeUpdate(Float64Array.from(x), p, { random: words(`u-${dim}`) }); // other types → scalar
+      expect(wasm.clipped).toBe(true);
+      expect(wasm.roundingAttempts).toBe(js.roundingAttempts);
+      expect(Buffer.from(wasm.encoded.buffer).equals(Buffer.from(js.encoded.buffer))).toBe(true);
+      // Both paths reject a rounding above the bound: with β near 1 and c/γ small, Δ₂² ≈ (c/γ)² + d/4, and rounding every
+      // coordinate up adds about d/3 (fair rounding about d/6).
+      if (dim >= 1000) {
+        const pb = { ...p, beta: 0.999, gamma: 0.02 };
+        const upThenFair = () => {
+          let calls = 0;
+          const fair = words(`v-${dim}`);
+          return (out: Uint32Array) => (calls++ === 0 ? out.fill(0) : fair(out));
+        };
+        const a = encodeUpdate(x, pb, { random: upThenFair() });
+        const b = encodeUpdate(Float64Array.from(x), pb, { random: upThenFair() });
+        expect(a.roundingAttempts).toBe(2);
+        expect(b.roundingAttempts).toBe(2);
+        expect(Buffer.from(a.encoded.buffer).equals(Buffer.from(b.encoded.buffer))).toBe(true);
+      }
+    });
+  }
+
+  for (const dim of [4, 1000, 70000]) {
+    it(`decode: the kernel path equals the scalar inverse rotation bit for bit (d = ${dim})`, () => {
+      const p: EncodingParams = { dim, clipNorm: 1, gamma: 1e-3, bits: 20, rotationSeed: randomBytes(32) };
+      const sum = new Uint32Array(dim);
+      const rng = seededRng(`s-${dim}`);
+      for (let i = 0; i < dim; i++) sum[i] = Math.floor(rng.next() * 2 ** 20);
+      const y = new Float64Array(dim);
+      for (let i = 0; i < dim; i++) y[i] = ((sum[i] << 12) >> 12) * p.gamma;
+      const expected = unrotate(y, p.rotationSeed);
+      const got = decodeSum(sum, p);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+    });
+  }
+
+  it('noise callbacks receive Int32 values and wrap mod 2^b correctly', () => {
+    const p: EncodingParams = { dim: 100, clipNorm: 1, gamma: 1e-2, bits: 8, rotationSeed: randomBytes(32) };
+    const x = new Float32Array(100);
+    const { encoded } = encodeUpdate(x, p, { noise: (v) => v.fill(-3) });
+    expect([...encoded].every((e) => e === 253)).toBe(true); // zero update rounds to 0; −3 mod 2^8
   });
 });
 

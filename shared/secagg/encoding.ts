@@ -25,7 +25,8 @@
  * values mod 2^b it is given.
  */
 import { ConfigError } from '../errors.ts';
-import { frameFields, randomBytes } from './crypto/bytes.ts';
+import { equalBytes, frameFields } from './crypto/bytes.ts';
+import { encodeKernel, type EncodeKernel } from './encode-kernel.ts';
 import { hkdf } from './crypto/hkdf.ts';
 import { prgBytes } from './crypto/prg.ts';
 import { SLICE_WORDS, sliceAccumulator } from './crypto/simd.ts';
@@ -50,8 +51,11 @@ export interface EncodingParams {
   beta?: number;
 }
 
-/** Adds i.i.d. integer noise (e.g. discrete Gaussian samples, in integer units) to each entry in place. */
-export type IntegerNoise = (values: Float64Array) => void;
+/**
+ * Adds i.i.d. integer noise (e.g. discrete Gaussian samples, in integer units) to each entry in place.
+ * Int32Array stores wrap mod 2^32, which is exact here: the values are reduced mod 2^b (b ≤ 32) next.
+ */
+export type IntegerNoise = (values: Int32Array) => void;
 /** Fills `out` with uniform 32-bit words from a cryptographically secure source. */
 export type UniformWords = (out: Uint32Array) => void;
 
@@ -242,11 +246,17 @@ function unrotateInPlace(x: Float64Array, seed: Uint8Array): Float64Array {
   return x;
 }
 
-/** ‖x‖₂. */
+/** ‖x‖₂, summed in two accumulators (even and odd indices; the kernel's order, so both paths agree bit for bit). */
 export function l2Norm(x: ArrayLike<number>): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i] * x[i];
-  return Math.sqrt(s);
+  let s0 = 0;
+  let s1 = 0;
+  const n = x.length - (x.length % 2);
+  for (let i = 0; i < n; i += 2) {
+    s0 += x[i] * x[i];
+    s1 += x[i + 1] * x[i + 1];
+  }
+  if (n < x.length) s0 += x[n] * x[n];
+  return Math.sqrt(s0 + s1);
 }
 
 /**
@@ -263,10 +273,10 @@ export function roundedNormBound(clipNorm: number, gamma: number, dim: number, b
   return Math.sqrt(Math.min(loose, tight));
 }
 
-/** Uniform words from a fresh ChaCha20 stream keyed by the platform CSPRNG. */
+/** Uniform words from the platform CSPRNG (WebCrypto getRandomValues, at most 64 KiB per call). */
 export const cryptoUniformWords: UniformWords = (out) => {
-  const bytes = prgBytes(randomBytes(32), out.length * 4);
-  out.set(new Uint32Array(bytes.buffer, bytes.byteOffset, out.length));
+  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  for (let off = 0; off < bytes.length; off += 65536) globalThis.crypto.getRandomValues(bytes.subarray(off, Math.min(bytes.length, off + 65536)));
 };
 
 /**
@@ -297,11 +307,6 @@ export function conditionalRandomizedRound(
   throw new Error(`encoding: conditional rounding failed ${MAX_ROUNDING_ATTEMPTS} times (bound ${bound}); check clipNorm/gamma`);
 }
 
-/** v mod 2^bits for an integer-valued double, into [0, 2^bits). */
-function modPow2(v: number, m: number): number {
-  return v - Math.floor(v / m) * m;
-}
-
 function checkParams(p: EncodingParams): void {
   if (!Number.isInteger(p.bits) || p.bits < 1 || p.bits > 32) throw new ConfigError(`encoding: bits must be an integer in [1, 32], got ${p.bits}`);
   if (!(p.gamma > 0) || !Number.isFinite(p.gamma)) throw new ConfigError(`encoding: gamma must be positive, got ${p.gamma}`);
@@ -314,26 +319,106 @@ function checkParams(p: EncodingParams): void {
 export function encodeUpdate(update: ArrayLike<number>, params: EncodingParams, opts: EncodeOptions = {}): EncodeResult {
   checkParams(params);
   if (update.length !== params.dim) throw new RangeError(`encoding: update has ${update.length} values, expected ${params.dim}`);
-  const norm = l2Norm(update);
-  if (!Number.isFinite(norm)) throw new RangeError('encoding: update is not finite');
-  // Clip (KLS21 Alg. 1 line 1): x ← min(1, c/‖x‖) x.
-  const clipped = norm > params.clipNorm;
-  const factor = clipped ? params.clipNorm / norm : 1;
-  // Clip and scale by 1/γ after the rotation (it is linear, so the order does not matter).
-  const x = rotate(update, params.rotationSeed, factor / params.gamma);
   const beta = params.beta ?? DEFAULT_BETA;
   const bound = roundedNormBound(params.clipNorm, params.gamma, params.dim, beta);
-  const { rounded, attempts } = conditionalRandomizedRound(x, bound, opts.random);
-  opts.noise?.(rounded);
-  const m = 2 ** params.bits;
-  const mask = (m - 1) | 0;
-  const encoded = new Uint32Array(rounded.length);
-  for (let i = 0; i < rounded.length; i++) {
-    const r = rounded[i];
-    // Two's complement: for |r| < 2^31, (r | 0) & (2^b − 1) is r mod 2^b (and r >>> 0 for b = 32).
-    encoded[i] = r < 2147483648 && r >= -2147483648 ? (params.bits === 32 ? r >>> 0 : (r | 0) & mask) : modPow2(r, m);
+  // Accepted roundings satisfy |x̃_i| ≤ ‖x̃‖ ≤ bound, so they fit in 32-bit integers iff bound does.
+  if (!(bound < 2 ** 31 - 1)) throw new ConfigError(`encoding: clipNorm/gamma = ${(params.clipNorm / params.gamma).toExponential(3)} gives integers beyond 32 bits; use a larger gamma`);
+  const random = opts.random ?? cryptoUniformWords;
+  const kernel = update instanceof Float32Array && params.dim >= 4 ? encodeKernel() : undefined;
+  const job = kernel ? new KernelEncoding(kernel, update as Float32Array, params) : undefined;
+  const norm = job ? job.norm : l2Norm(update);
+  if (!Number.isFinite(norm)) throw new RangeError('encoding: update is not finite');
+  // Clip (KLS21 Alg. 1 line 1): x ← min(1, c/‖x‖) x — folded, with 1/γ, into the rotation's scale (it is linear).
+  const clipped = norm > params.clipNorm;
+  const scale = (clipped ? params.clipNorm / norm : 1) / params.gamma;
+  if (job) {
+    const attempts = job.rotateAndRound(scale, bound, random);
+    opts.noise?.(job.rounded);
+    return { encoded: job.output(), norm, clipped, roundingAttempts: attempts };
   }
-  return { encoded, norm, clipped, roundingAttempts: attempts };
+  const x = rotate(update, params.rotationSeed, scale);
+  const result = conditionalRandomizedRound(x, bound, random);
+  const rounded = Int32Array.from(result.rounded);
+  opts.noise?.(rounded);
+  const encoded = new Uint32Array(rounded.length);
+  if (params.bits === 32) encoded.set(rounded); // ToUint32: r mod 2^32
+  else {
+    const mask = (2 ** params.bits - 1) | 0;
+    for (let i = 0; i < rounded.length; i++) encoded[i] = rounded[i] & mask; // two's complement: r mod 2^b
+  }
+  return { encoded, norm, clipped, roundingAttempts: result.attempts };
+}
+
+/**
+ * The WebAssembly path (encode-kernel.ts): the same operations as l2Norm, rotate and
+ * conditionalRandomizedRound, in the kernel's memory, which one encoding uses at a time.
+ */
+class KernelEncoding {
+  readonly norm: number;
+  private readonly L: ReturnType<EncodeKernel['layout']>;
+  private readonly block: number;
+
+  constructor(
+    private readonly k: EncodeKernel,
+    update: Float32Array,
+    private readonly params: EncodingParams,
+  ) {
+    const d = params.dim;
+    const { block, bits } = cachedRotationSigns(params.rotationSeed, d);
+    this.block = block;
+    this.L = k.layout(d, bits.length);
+    const mem = k.buffer;
+    const input = new Float32Array(mem, this.L.r, this.L.padded);
+    input.set(update);
+    input.fill(0, d);
+    new Uint8Array(mem, this.L.s, bits.length).set(bits);
+    new Float64Array(mem, this.L.x + 8 * d, this.L.padded - d).fill(0);
+    this.norm = Math.sqrt(k.exports.sumSquares(this.L.r, this.L.padded));
+  }
+
+  /** Rotates (D₁ with 1/√B and the scale, the tail scaled, H; then D₂ and H on the last block) and rounds. */
+  rotateAndRound(scale: number, bound: number, random: UniformWords): number {
+    const { k, L, block } = this;
+    const d = this.params.dim;
+    const f = k.exports;
+    k.widenSigned(L.x, L.r, block, L.s, 0, scale / Math.sqrt(block));
+    if (block < d) f.widen(L.x + 8 * block, L.r + 4 * block, d - block, scale);
+    k.fwht(L.x, block);
+    if (block < d) {
+      k.applySigns(L.x + 8 * (d - block), block, L.s, block, 1 / Math.sqrt(block));
+      k.fwht(L.x + 8 * (d - block), block);
+    }
+    const u = new Uint32Array(k.buffer, L.u, L.padded);
+    const bound2 = bound * bound;
+    for (let attempt = 1; attempt <= MAX_ROUNDING_ATTEMPTS; attempt++) {
+      random(u);
+      // Padding: x = 0 rounds to 0 whatever u is, so the norm and the first d outputs are unaffected.
+      if (f.round(L.x, L.u, L.r, L.padded) <= bound2) return attempt;
+    }
+    throw new Error(`encoding: conditional rounding failed ${MAX_ROUNDING_ATTEMPTS} times (bound ${bound}); check clipNorm/gamma`);
+  }
+
+  /** The rounded integers (a view of kernel memory), for the noise. */
+  get rounded(): Int32Array {
+    return new Int32Array(this.k.buffer, this.L.r, this.params.dim);
+  }
+
+  /** The rounded (and noised) integers mod 2^bits, copied out. */
+  output(): Uint32Array {
+    const { bits, dim } = this.params;
+    if (bits < 32) this.k.exports.maskWords(this.L.r, this.L.padded, (2 ** bits - 1) | 0);
+    return new Uint32Array(this.k.buffer, this.L.r, dim).slice();
+  }
+}
+
+let lastSigns: { seed: Uint8Array; dim: number; signs: { block: number; bits: Uint8Array } } | undefined;
+
+/** rotationSigns, remembering the last (seed, d): every client and the server of a round use the same. */
+function cachedRotationSigns(seed: Uint8Array, dim: number): { block: number; bits: Uint8Array } {
+  if (lastSigns && lastSigns.dim === dim && equalBytes(lastSigns.seed, seed)) return lastSigns.signs;
+  const signs = rotationSigns(seed, dim);
+  lastSigns = { seed: seed.slice(), dim, signs };
+  return signs;
 }
 
 /**
@@ -347,9 +432,27 @@ export function decodeSum(sum: Uint32Array, params: EncodingParams): Float64Arra
   // Centre into [−2^(b−1), 2^(b−1)) by sign-extending the low b bits (shift left, arithmetic shift
   // right), then rescale by γ.
   const shift = 32 - params.bits;
-  const y = new Float64Array(n);
+  const k = n >= 4 ? encodeKernel() : undefined;
+  if (!k) {
+    const y = new Float64Array(n);
+    for (let i = 0; i < n; i++) y[i] = ((sum[i] << shift) >> shift) * params.gamma;
+    return unrotateInPlace(y, params.rotationSeed);
+  }
+  // The same operations as unrotateInPlace, in the kernel's memory.
+  const { block, bits } = cachedRotationSigns(params.rotationSeed, n);
+  const L = k.layout(n, bits.length);
+  const mem = k.buffer;
+  new Uint8Array(mem, L.s, bits.length).set(bits);
+  const y = new Float64Array(mem, L.x, n);
   for (let i = 0; i < n; i++) y[i] = ((sum[i] << shift) >> shift) * params.gamma;
-  return unrotateInPlace(y, params.rotationSeed);
+  const s = 1 / Math.sqrt(block);
+  if (block < n) {
+    k.fwht(L.x + 8 * (n - block), block);
+    k.applySigns(L.x + 8 * (n - block), block, L.s, block, s);
+  }
+  k.fwht(L.x, block);
+  k.applySigns(L.x, block, L.s, 0, s);
+  return y.slice();
 }
 
 /** Per-client noise so that the sum over `minSurvivors` clients has standard deviation `targetStddev`. */
@@ -454,14 +557,11 @@ export function packBits(values: Uint32Array, bits: number): Uint8Array<ArrayBuf
   checkBits(bits);
   const nBytes = packedBytes(values.length, bits);
   const words = new Uint32Array(Math.ceil(nBytes / 4) + 1);
+  // TypedArray set converts with ToUint16 / ToUint8, i.e. keeps the low 16 / 8 bits, in native code.
   if (bits === 32) words.set(values);
-  else if (bits === 16) {
-    const h = new Uint16Array(words.buffer);
-    for (let i = 0; i < values.length; i++) h[i] = values[i];
-  } else if (bits === 8) {
-    const b = new Uint8Array(words.buffer);
-    for (let i = 0; i < values.length; i++) b[i] = values[i];
-  } else {
+  else if (bits === 16) new Uint16Array(words.buffer, 0, values.length).set(values);
+  else if (bits === 8) new Uint8Array(words.buffer, 0, values.length).set(values);
+  else {
     const mask = (2 ** bits - 1) >>> 0;
     let pos = 0;
     for (let i = 0; i < values.length; i++, pos += bits) {

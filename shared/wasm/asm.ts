@@ -15,8 +15,9 @@ export type Code = number | Code[];
 /** Value types (spec §5.3.1). */
 export const I32 = 0x7f;
 export const F32 = 0x7d;
+export const F64 = 0x7c;
 export const V128 = 0x7b;
-export type ValType = typeof I32 | typeof F32 | typeof V128;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -90,6 +91,8 @@ export const and = bin(0x71);
 export const or = bin(0x72);
 export const shl = bin(0x74);
 export const shrS = bin(0x75);
+export const shrU = bin(0x76);
+export const geU = bin(0x4f);
 /** local += delta */
 export const inc = (local: number, delta: Code): Code => set(local, add(get(local), delta));
 
@@ -106,6 +109,15 @@ export const fSub = bin(0x93);
 export const fMul = bin(0x94);
 export const fMax = bin(0x97);
 export const fGt = bin(0x5e);
+
+/** f64 scalar instructions. */
+export const f64 = (x: number): Code => [0x44, ...new Uint8Array(new Float64Array([x]).buffer)];
+export const f64Load = (addr: Code, offset = 0): Code => [addr, 0x2b, ...memarg(3, offset)];
+export const f64Store = (addr: Code, value: Code, offset = 0): Code => [addr, value, 0x39, ...memarg(3, offset)];
+export const i32Load8U = (addr: Code, offset = 0): Code => [addr, 0x2d, ...memarg(0, offset)];
+export const dMul = bin(0xa2);
+export const dAdd = bin(0xa0);
+export const f64ConvertF32 = (a: Code): Code => [a, 0xbb]; // f64.promote_f32
 
 /** v128 instructions (SIMD proposal opcode numbers). Loads/stores assume 4-byte alignment. */
 export const v = {
@@ -128,6 +140,36 @@ export const v = {
   or: (a: Code, b: Code): Code => [a, b, simd(0x50)],
   /** A constant with all four lanes equal to x. */
   f32x4: (x: number): Code => [simd(0x0c), ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Float32Array([x]).buffer)])],
+  /** Loads 8 bytes into the low half, zeroes the high half. */
+  load64Zero: (addr: Code, offset = 0): Code => [addr, simd(0x5d), ...memarg(0, offset)],
+  /** Stores the low 8 bytes of a vector. */
+  store64Lane0: (addr: Code, value: Code, offset = 0): Code => [addr, value, simd(0x5b), ...memarg(0, offset), 0],
+  i32x4Splat: (x: Code): Code => [x, simd(0x11)],
+  i8x16Splat: (x: Code): Code => [x, simd(0x0f)],
+  i8x16Eq: (a: Code, b: Code): Code => [a, b, simd(0x23)],
+  xor: (a: Code, b: Code): Code => [a, b, simd(0x51)],
+  /** A constant from 16 bytes. */
+  bytes: (b: number[]): Code => [simd(0x0c), ...b],
+  i32x4Add: (a: Code, b: Code): Code => [a, b, simd(0xae)],
+  /** Bytes of a and b (32 lanes) picked by 16 lane indices. */
+  shuffle: (a: Code, b: Code, lanes: number[]): Code => [a, b, simd(0x0d), ...lanes],
+  /** f64x2 lanes (two doubles per vector). */
+  f64x2: {
+    const: (x: number): Code => [simd(0x0c), ...[0, 1].flatMap(() => [...new Uint8Array(new Float64Array([x]).buffer)])],
+    splat: (x: Code): Code => [x, simd(0x14)],
+    add: (a: Code, b: Code): Code => [a, b, simd(0xf0)],
+    sub: (a: Code, b: Code): Code => [a, b, simd(0xf1)],
+    mul: (a: Code, b: Code): Code => [a, b, simd(0xf2)],
+    lt: (a: Code, b: Code): Code => [a, b, simd(0x49)],
+    floor: (a: Code): Code => [a, simd(0x75)],
+    lane: (x: Code, lane: number): Code => [x, simd(0x21), lane],
+    /** The two low u32 lanes as doubles. */
+    convertLowU32: (a: Code): Code => [a, simd(0xff)],
+    /** The two low f32 lanes as doubles. */
+    promoteLowF32: (a: Code): Code => [a, simd(0x5f)],
+    /** Both lanes truncated to i32 (saturating) in the two low lanes, high lanes zero. */
+    truncSatI32Zero: (a: Code): Code => [a, simd(0xfc)],
+  },
   /** Lanes of `a` where `mask` is all ones, of `b` elsewhere. */
   bitselect: (a: Code, b: Code, mask: Code): Code => [a, b, mask, simd(0x52)],
 };
