@@ -16,7 +16,7 @@ import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport, type MemoryClientEnd } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
 import { RoundEngine } from './engine.ts';
-import { chooseEncoding } from './secagg.ts';
+import { chooseEncoding, distributedGaussianTau } from './secagg.ts';
 
 const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [20], numClasses: 5 }; // d = 105
 const DIM = 105;
@@ -149,6 +149,19 @@ describe('secure aggregation in the round engine', () => {
     expect(() => chooseEncoding({ clients: 300, minSurvivors: 250, dim: 199_210, clipNorm: 1, bits: 8, wrapProbability: 1e-9, noiseMultiplier: 1 })).toThrow(
       /raise secagg.bits/,
     );
+  });
+
+  it('refuses per-client noise too narrow for the continuous accounting of the discrete sum (KLS21 τ)', () => {
+    // τ = 10·Σ_{k<n} exp(−2π²σ²k/(k+1)): n = 2, σ = 1 gives 10·e^{−π²}.
+    expect(distributedGaussianTau(1, 2)).toBeCloseTo(10 * Math.exp(-(Math.PI ** 2)), 15);
+    expect(distributedGaussianTau(1, 3)).toBeCloseTo(10 * (Math.exp(-(Math.PI ** 2)) + Math.exp((-2 * Math.PI ** 2 * 2) / 3)), 15);
+    const opts = { clients: 20, minSurvivors: 18, dim: 1000, clipNorm: 1, wrapProbability: 1e-9, noiseMultiplier: 0.01 };
+    // 12 bits: σ ≈ 0.7 quantisation steps, τ·d ≈ 1e-1 → refused with what to change; 14 bits: σ ≈ 2.8, accepted.
+    expect(() => chooseEncoding({ ...opts, bits: 12 })).toThrow(/too narrow.*raise secagg\.bits/);
+    const ok = chooseEncoding({ ...opts, bits: 14 });
+    const sigma = ok.noiseStddev / ok.gamma;
+    expect(sigma).toBeGreaterThan(2);
+    expect(distributedGaussianTau(sigma, 20) * 1000).toBeLessThanOrEqual(1e-12);
   });
 
   it('validates the secagg config with the path of the problem', () => {

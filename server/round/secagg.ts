@@ -86,7 +86,33 @@ export function chooseEncoding(opts: {
         `sensitivity to ${(sensitivity / clipNorm).toFixed(2)}×C; raise secagg.bits or reduce the cohort`,
     );
   }
-  return { bits, gamma, clipNorm, noiseStddev: noiseFor(gamma), minSurvivors, sensitivity };
+  const noiseStddev = noiseFor(gamma);
+  if (noiseStddev > 0) {
+    // KLS21 Thm 1: the sum of n discrete Gaussians N_Z(0, σ²) is (up to τ) the discrete Gaussian of
+    // variance nσ²; we account it as the continuous Gaussian of that variance, which is sound only
+    // while the gap is negligible: refuse unless σ ≥ 1/2 and τ·d ≤ 1e-12 (n = the whole cohort, the
+    // largest possible sum).
+    const sigma = noiseStddev / gamma;
+    const tau = distributedGaussianTau(sigma, clients);
+    if (!(sigma >= 0.5) || tau * dim > 1e-12) {
+      throw new ConfigError(
+        `secagg: the per-client discrete Gaussian (σ = ${sigma.toPrecision(3)} quantisation steps) is too narrow for the ` +
+          `distributed-DP accounting (KLS21 τ·d = ${(tau * dim).toExponential(2)} > 1e-12); raise secagg.bits for a finer quantisation`,
+      );
+    }
+  }
+  return { bits, gamma, clipNorm, noiseStddev, minSurvivors, sensitivity };
+}
+
+/**
+ * τ of Kairouz, Liu, Steinke 2021, Thm 1: τ = 10 · Σ_{k=1}^{n−1} exp(−2π²σ² · k/(k+1)) for n clients
+ * each adding N_Z(0, σ²) (σ in quantisation steps). The sum's privacy differs from that of one
+ * discrete Gaussian of variance nσ² by terms of order τ·d in the concentrated-DP parameter.
+ */
+export function distributedGaussianTau(sigma: number, clients: number): number {
+  let tau = 0;
+  for (let k = 1; k < clients; k++) tau += 10 * Math.exp((-2 * Math.PI ** 2 * sigma ** 2 * k) / (k + 1));
+  return tau;
 }
 
 export type SecAggOutcome = { status: 'ok'; sum: Uint32Array; included: string[] } | { status: 'aborted'; reason: string };
