@@ -85,6 +85,27 @@ describe('Ed25519 implementations agree', () => {
     }
   });
 
+  it('remembers only valid triples, keyed by the exact bytes', () => {
+    const kp = ed25519KeyPair();
+    const msg = randomBytes(80);
+    const sig = ed25519Sign(kp, msg);
+    expect(ed25519Verify(kp.publicKey, msg, sig)).toBe(true);
+    expect(ed25519Verify(kp.publicKey, msg, sig)).toBe(true); // from the memo
+    // After a valid triple is remembered, every one-bit change of message, signature or key still fails.
+    for (const [what, bytes] of [['message', msg], ['signature', sig], ['key', kp.publicKey]] as const) {
+      const bad = bytes.slice();
+      bad[5] ^= 1;
+      const args = { message: msg, signature: sig, key: kp.publicKey, [what]: bad };
+      expect(ed25519Verify(args.key, args.message, args.signature), what).toBe(false);
+    }
+    // A failure is not remembered: the same bad triple fails again, the good one still passes.
+    const tampered = msg.slice();
+    tampered[0] ^= 0x80;
+    expect(ed25519Verify(kp.publicKey, tampered, sig)).toBe(false);
+    expect(ed25519Verify(kp.publicKey, tampered, sig)).toBe(false);
+    expect(ed25519Verify(kp.publicKey, msg, sig)).toBe(true);
+  });
+
   it('default API round trip', () => {
     const kp = ed25519KeyPair();
     const msg = randomBytes(100);

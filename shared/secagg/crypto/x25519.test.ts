@@ -97,6 +97,21 @@ describe('X25519 node:crypto JWK path (own public key given)', () => {
   });
 });
 
+describe('X25519 key cache (node:crypto path)', () => {
+  it('follows the bytes of the secret-key array: a changed or wiped key is re-imported', () => {
+    const a = x25519KeyPair();
+    const peer = x25519KeyPair().publicKey;
+    const first = x25519SharedSecret(a, peer);
+    expect(bytesToHex(x25519SharedSecret(a, peer))).toBe(bytesToHex(first)); // cached KeyObject
+    // Overwrite the same array with another secret: the result must be that key's, not the cached one's.
+    const other = x25519KeyPair();
+    a.secretKey.set(other.secretKey);
+    const changed = x25519Node!.sharedSecret(a.secretKey, peer);
+    expect(bytesToHex(changed)).toBe(bytesToHex(x25519Portable.sharedSecret(other.secretKey, peer)));
+    expect(bytesToHex(changed)).not.toBe(bytesToHex(first));
+  });
+});
+
 describe('X25519 key generation', () => {
   it('generated pairs are consistent on both paths', () => {
     for (const impl of [x25519Portable, x25519Node!]) {

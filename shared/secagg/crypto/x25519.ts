@@ -72,10 +72,21 @@ const PKCS8_PREFIX = hexToBytes('302e020100300506032b656e04220420');
 function nodeImpl(crypto: NodeCrypto): X25519Impl {
   // OpenSSL's PKCS#8 decoder costs ~0.8 ms per key; a JWK (RFC 8037 §2: d = private key, x = public
   // key) imports in ~0.07 ms, so we use it whenever the public key is known.
-  const priv = (secretKey: Uint8Array, publicKey?: Uint8Array): NodeKeyObject =>
+  const importPriv = (secretKey: Uint8Array, publicKey?: Uint8Array): NodeKeyObject =>
     publicKey
       ? crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: toBase64Url(secretKey), x: toBase64Url(publicKey) }, format: 'jwk' })
       : crypto.createPrivateKey({ key: concatBytes(PKCS8_PREFIX, secretKey), format: 'der', type: 'pkcs8' });
+  // A SecAgg client uses each secret key in ~2k agreements per round: keep its imported KeyObject for
+  // as long as the key's array lives (WeakMap), re-importing if the array's bytes changed (e.g. wiped).
+  const privCache = new WeakMap<Uint8Array, { fingerprint: number; key: NodeKeyObject }>();
+  const priv = (secretKey: Uint8Array, publicKey?: Uint8Array): NodeKeyObject => {
+    const fingerprint = fnv1a(secretKey);
+    const hit = privCache.get(secretKey);
+    if (hit && hit.fingerprint === fingerprint) return hit.key;
+    const key = importPriv(secretKey, publicKey);
+    privCache.set(secretKey, { fingerprint, key });
+    return key;
+  };
   return {
     publicKey(secretKey) {
       checkKey(secretKey, 'secret key');
@@ -102,6 +113,13 @@ function nodeImpl(crypto: NodeCrypto): X25519Impl {
       return { secretKey: fromBase64Url(jwk.d!), publicKey: fromBase64Url(jwk.x) };
     },
   };
+}
+
+/** FNV-1a over the bytes (change detection for the key cache, not a security function). */
+function fnv1a(bytes: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i], 0x01000193);
+  return h >>> 0;
 }
 
 const node = nodeCrypto();
