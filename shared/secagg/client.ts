@@ -24,7 +24,7 @@
 import { aeadOpen, aeadSeal } from './crypto/aead.ts';
 import { equalBytes, fromBase64Url, randomBytes, toBase64Url, wipe } from './crypto/bytes.ts';
 import { ed25519Sign, ed25519Verify, type Ed25519KeyPair } from './crypto/ed25519.ts';
-import { addMasks, defaultPrg, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
+import { addMasks, prgFor, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
 import { encodeShareValue, shamirSplit } from './crypto/shamir.ts';
 import { x25519KeyPair, x25519SharedSecret, type X25519KeyPair } from './crypto/x25519.ts';
 import { packBits } from './encoding.ts';
@@ -39,6 +39,7 @@ import {
   encodeSharePlaintext,
   pairMaskSeed,
   roundConfigHash,
+  roundPrg,
   sessionId,
   shareEncryptionKey,
   type RoundConfig,
@@ -75,7 +76,11 @@ export interface SecAggClientOptions {
    * ≤ 2^-securityBits (default 40).
    */
   securityPolicy?: { corruptRate: number; securityBits?: number };
-  /** Mask PRG implementation (default: node:crypto when present). */
+  /**
+   * The mask PRG is the one the round announces (AdvertiseRequest `prg`, default 'aes-256-ctr'),
+   * expanded with node:crypto when present. An implementation given here replaces that for rounds
+   * announcing its PRG (`prg.prg`); other rounds keep the default implementation.
+   */
   prg?: PrgImpl;
 }
 
@@ -103,7 +108,9 @@ export class SecAggClient {
   private readonly trusted?: ReadonlyMap<string, Uint8Array>;
   private readonly floor: number;
   private readonly policy?: { corruptRate: number; securityBits?: number };
-  private readonly prg: PrgImpl;
+  private readonly prgOverride?: PrgImpl;
+  /** The announced mask PRG's implementation (after AdvertiseRequest). */
+  private prg?: PrgImpl;
 
   private state: SecAggClientPhase = 'init';
   private reason?: string;
@@ -130,7 +137,7 @@ export class SecAggClient {
     this.trusted = opts.trustedIdentityKeys;
     this.floor = opts.minSurvivorsFloor ?? 1;
     this.policy = opts.securityPolicy;
-    this.prg = opts.prg ?? defaultPrg;
+    this.prgOverride = opts.prg;
   }
 
   get phase(): SecAggClientPhase {
@@ -144,6 +151,11 @@ export class SecAggClient {
   /** For each peer, which of its shares this client disclosed ('self' = b_v, 'key' = s_v^SK). */
   get revealed(): ReadonlyMap<string, 'self' | 'key'> {
     return this.disclosed;
+  }
+
+  /** The implementation of the round's mask PRG, e.g. 'aes-256-ctr/node' (after AdvertiseRequest). */
+  get maskPrg(): string | undefined {
+    return this.prg?.name;
   }
 
   /** The round's neighbour ids (after AdvertiseRequest). */
@@ -243,11 +255,13 @@ export class SecAggClient {
       bits: msg.bits,
       dim: msg.dim,
       minSurvivors: msg.minSurvivors,
+      prg: roundPrg(msg),
     };
     const configHash = roundConfigHash(config);
     const session = sessionId(configHash);
     if (msg.session !== session) throw this.fail(E.BAD_MESSAGE, 'session does not match the announced configuration');
     this.cfg = { config, configHash, session, index, indexOf, graph };
+    this.prg = this.prgOverride?.prg === config.prg ? this.prgOverride : prgFor(config.prg!);
     if (this.input) this.checkInput(this.input);
     this.cKeys = x25519KeyPair();
     this.sKeys = x25519KeyPair();
@@ -342,7 +356,7 @@ export class SecAggClient {
   private maskedInput(): SecAggClientMessage {
     const { bits } = this.cfg!.config;
     const y = this.input!;
-    addMasks(y, [{ seed: this.selfSeed!, sign: 1 }, ...this.pairSeeds], bits, this.prg);
+    addMasks(y, [{ seed: this.selfSeed!, sign: 1 }, ...this.pairSeeds], bits, this.prg!);
     const payload = packBits(y, bits);
     y.fill(0);
     this.input = undefined;

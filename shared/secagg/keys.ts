@@ -3,7 +3,8 @@
  * length-prefixed fields (frameFields), so distinct inputs never collide.
  *
  * - Round config hash: SHA-256 over everything the server announces in AdvertiseRequest (job, round,
- *   ordered cohort, graph seed, k, t, b, d, minimum survivors). Signatures and key derivations bind
+ *   ordered cohort, graph seed, k, t, b, d, minimum survivors, mask PRG — 'aes-256-ctr' when the
+ *   request names none, hashed by name either way). Signatures and key derivations bind
  *   it, so messages from another round — or another attempt of the same round, which has a fresh
  *   graph seed — never verify or decrypt, and clients that saw different configurations cannot
  *   complete the protocol together.
@@ -18,6 +19,7 @@
  */
 import { concatBytes, frameFields, toBase64Url, u32be } from './crypto/bytes.ts';
 import { hkdf } from './crypto/hkdf.ts';
+import { DEFAULT_MASK_PRG, type MaskPrgName } from './crypto/prg.ts';
 import { sha256 } from './crypto/sha256.ts';
 import { decodeShareValue, encodeShareValue, SHARE_VALUE_BYTES } from './crypto/shamir.ts';
 
@@ -33,6 +35,13 @@ export interface RoundConfig {
   bits: number;
   dim: number;
   minSurvivors: number;
+  /** The mask PRG (prg.ts); absent means DEFAULT_MASK_PRG ('aes-256-ctr'). */
+  prg?: MaskPrgName;
+}
+
+/** The round's mask PRG, with the default applied. */
+export function roundPrg(c: Pick<RoundConfig, 'prg'>): MaskPrgName {
+  return c.prg ?? DEFAULT_MASK_PRG;
 }
 
 export function roundConfigHash(c: RoundConfig): Uint8Array {
@@ -49,6 +58,7 @@ export function roundConfigHash(c: RoundConfig): Uint8Array {
       c.bits,
       c.dim,
       c.minSurvivors,
+      roundPrg(c),
     ),
   );
 }

@@ -16,6 +16,7 @@
  */
 import { z } from 'zod';
 import { AEAD_OVERHEAD } from './crypto/aead.ts';
+import { MASK_PRG_NAMES } from './crypto/prg.ts';
 import { SHARE_VALUE_BYTES } from './crypto/shamir.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';
 import { SHARE_PLAINTEXT_BYTES } from './keys.ts';
@@ -62,6 +63,8 @@ export const AdvertiseRequestSchema = z
     dim: z.number().int().min(1).max(2 ** 30),
     /** The round aborts below this many survivors; clients refuse to unmask a smaller set. */
     minSurvivors: z.number().int().min(1).max(MAX_COHORT),
+    /** The mask PRG (crypto/prg.ts); absent means 'aes-256-ctr'. Part of the config hash. */
+    prg: z.enum(MASK_PRG_NAMES).optional(),
   })
   .strict();
 

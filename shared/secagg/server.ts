@@ -21,14 +21,17 @@
  * sending their input, if some secret the unmasking needs has fewer than t answering holders — i.e.
  * more than k − t of one client's neighbours are gone. That last check runs before Unmask is sent,
  * so an infeasible round aborts before any client reveals a share. Aggregation streams: each masked
- * input is added into one d-long accumulator as it arrives (O(d) memory, never O(n·d)).
+ * input is added into one d-long accumulator as it arrives (O(d) memory, never O(n·d); accumulator.ts),
+ * and Unmasking removes every self mask and every reconstructed pairwise mask in one chunk-major pass
+ * with the round's announced mask PRG (crypto/prg.ts).
  */
 import { equalBytes, fromBase64Url, randomBytes, toBase64Url } from './crypto/bytes.ts';
 import { ed25519Verify } from './crypto/ed25519.ts';
-import { addMasks, defaultPrg, reduceModPow2, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
+import { isMaskPrgName, prgFor, DEFAULT_MASK_PRG, type MaskPrgName, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
 import { decodeShareValue, shamirCombine, ShamirError, type ShamirShare } from './crypto/shamir.ts';
 import { x25519PublicKey, x25519SharedSecret } from './crypto/x25519.ts';
-import { addPacked, packedBytes } from './encoding.ts';
+import { SumAccumulator } from './accumulator.ts';
+import { packedBytes } from './encoding.ts';
 import { SecAggError, SecAggErrorCode as E } from './errors.ts';
 import { neighborGraph, type NeighborGraph } from './graph.ts';
 import { advertiseTranscript, consistencyTranscript, encodeMembers, pairMaskSeed, roundConfigHash, sessionId, type RoundConfig } from './keys.ts';
@@ -69,7 +72,12 @@ export interface SecAggServerOptions {
   graphSeed?: Uint8Array;
   /** Registered identity keys; when given, a client must advertise exactly its registered key. */
   identityKeys?: ReadonlyMap<string, Uint8Array>;
-  prg?: PrgImpl;
+  /**
+   * The round's mask PRG, announced in AdvertiseRequest and bound by the config hash: a name
+   * (default 'aes-256-ctr', node:crypto when present), or an implementation, which also fixes how the
+   * server expands it (its `prg` is the name announced; tests use this for the portable paths).
+   */
+  prg?: MaskPrgName | PrgImpl;
 }
 
 export interface SecAggSets {
@@ -115,6 +123,8 @@ export class SecAggServer {
   readonly session: string;
   private readonly indexOf = new Map<string, number>();
   private readonly registry?: ReadonlyMap<string, Uint8Array>;
+  /** The mask PRG this round announces. */
+  readonly prgName: MaskPrgName;
   private readonly prg: PrgImpl;
 
   private state: SecAggServerPhase = 'idle';
@@ -133,7 +143,7 @@ export class SecAggServer {
   private u5 = new Set<number>();
   /** inbox[receiver] = (sender → ciphertext), Round 1 → Round 2. */
   private readonly inbox = new Map<number, Map<number, string>>();
-  private acc?: Uint32Array;
+  private acc?: SumAccumulator;
   private survivorsBitmap?: Uint8Array;
   private readonly signatures = new Map<number, string>();
   private readonly selfShares = new Map<number, ShamirShare[]>();
@@ -162,7 +172,15 @@ export class SecAggServer {
     this.graphSeed = opts.graphSeed ?? randomBytes(32);
     this.graph = neighborGraph(n, params.neighbors, this.graphSeed);
     this.registry = opts.identityKeys;
-    this.prg = opts.prg ?? defaultPrg;
+    const prg = opts.prg ?? DEFAULT_MASK_PRG;
+    if (typeof prg === 'string') {
+      if (!isMaskPrgName(prg)) throw new SecAggError(E.BAD_MESSAGE, `unknown mask PRG ${JSON.stringify(prg)}`);
+      this.prg = prgFor(prg);
+    } else {
+      if (!isMaskPrgName(prg.prg)) throw new SecAggError(E.BAD_MESSAGE, `unknown mask PRG ${JSON.stringify(prg.prg)}`);
+      this.prg = prg;
+    }
+    this.prgName = this.prg.prg;
     this.configHash = roundConfigHash(this.roundConfig());
     this.session = sessionId(this.configHash);
   }
@@ -200,6 +218,7 @@ export class SecAggServer {
       bits: this.params.bits,
       dim: this.params.dim,
       minSurvivors: this.minSurvivors,
+      prg: this.prgName,
     };
     this.enter('advertise', this.cohort.map((_, i) => i));
     return new Map(this.cohort.map((id) => [id, msg]));
@@ -355,7 +374,7 @@ export class SecAggServer {
       out.set(this.cohort[u], { type: 'secagg_masked_input_request', jobId: this.jobId, round: this.round, session: this.session, shares });
     }
     this.inbox.clear();
-    this.acc = new Uint32Array(this.params.dim);
+    this.acc = new SumAccumulator(this.params.dim, this.params.bits);
     this.enter('collect', this.u2);
     return out;
   }
@@ -367,7 +386,7 @@ export class SecAggServer {
     if (msg.payload.length !== want) {
       throw new SecAggError(E.BAD_MESSAGE, `${this.cohort[u]}: masked input has ${msg.payload.length} bytes, expected ${want}`);
     }
-    addPacked(this.acc!, msg.payload, this.params.bits);
+    this.acc!.addPacked(msg.payload);
   }
 
   private closeCollect(): Map<string, SecAggServerMessage> {
@@ -450,7 +469,7 @@ export class SecAggServer {
 
   private closeUnmask(): void {
     this.u5 = new Set(this.answered);
-    const { threshold: t, bits } = this.params;
+    const { threshold: t } = this.params;
     const terms: MaskTerm[] = [];
     try {
       // Self masks: acc −= PRG(b_v) for every v ∈ U3.
@@ -476,10 +495,9 @@ export class SecAggServer {
       if (e instanceof ShamirError) return void this.fail(`inconsistent shares: ${e.message}`);
       throw e;
     }
-    const acc = this.acc!;
-    addMasks(acc, terms, bits, this.prg);
-    reduceModPow2(acc, bits);
-    this.sum = acc;
+    // Survivors' self masks and dropped clients' pairwise masks in one chunk-major pass.
+    this.acc!.addMasks(terms, this.prg);
+    this.sum = this.acc!.finish();
     this.acc = undefined;
     this.selfShares.clear();
     this.keyShares.clear();
@@ -501,6 +519,7 @@ export class SecAggServer {
       bits: this.params.bits,
       dim: this.params.dim,
       minSurvivors: this.minSurvivors,
+      prg: this.prgName,
     };
   }
 

@@ -1,8 +1,35 @@
 import { describe, expect, it } from 'vitest';
+/**
+ * The mask PRGs (prg.ts): each path against the keystream's definition — AES-256-CTR with counter
+ * block 0^128 (FIPS-197 / NIST SP 800-38A; the cipher itself is tested against FIPS-197 Appendix C.3
+ * and SP 800-38A F.5.5 in aes.test.ts) and ChaCha20 with nonce 0, counter 0 (RFC 8439 §2.4, tested in
+ * chacha20.test.ts) — node:crypto against portable, and the word extraction and accumulation.
+ */
 import { bytesToHex, randomBytes } from './bytes.ts';
+import { aes256CtrXor } from './aes.ts';
 import { chacha20Keystream } from './chacha20.ts';
+import { nodeCrypto } from './node.ts';
 import { assembleKernels, setSimdEnabled, sliceAccumulator } from './simd.ts';
-import { addMask, addMasks, maskVector, maskWordBytes, prgBytes, prgNode, prgPortable } from './prg.ts';
+import {
+  addMask,
+  addMasks,
+  aes256CtrNode,
+  aes256CtrPortable,
+  chacha20Node,
+  chacha20Portable,
+  DEFAULT_MASK_PRG,
+  defaultMaskPrg,
+  defaultPrg,
+  isMaskPrgName,
+  MASK_PRG_NAMES,
+  maskVector,
+  maskWordBytes,
+  prgBytes,
+  prgFor,
+  prgNode,
+  prgPortable,
+  type PrgImpl,
+} from './prg.ts';
 
 describe('mask PRG', () => {
   it('node:crypto path is available here', () => expect(prgNode).toBeDefined());
@@ -77,5 +104,97 @@ describe('WebAssembly SIMD accumulation', () => {
         expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
       }
     }
+  });
+});
+
+describe('AES-256-CTR mask PRG', () => {
+  it('node:crypto path is available here and is the default mask PRG', () => {
+    expect(aes256CtrNode).toBeDefined();
+    expect(DEFAULT_MASK_PRG).toBe('aes-256-ctr');
+    expect(defaultMaskPrg).toBe(aes256CtrNode);
+  });
+
+  // Lengths around the AES block (16), the 64 KiB chunk and several chunks, plus random ones.
+  const lengths = [1, 15, 16, 17, 4095, 65536, 65536 + 16, 2 * 65536 + 100, 3 * 65536 + 7, ...Array.from({ length: 4 }, () => 1 + Math.floor(Math.random() * 300_000))];
+
+  it.each(lengths)('is AES-256-CTR(seed, counter block 0^128) on both paths (%i bytes)', (n) => {
+    const seed = randomBytes(32);
+    const zeros = new Uint8Array(n);
+    const expected = bytesToHex(aes256CtrXor(seed, new Uint8Array(16), zeros));
+    // OpenSSL directly, with the zero IV of the definition (independent of prg.ts's plumbing).
+    expect(bytesToHex(nodeCrypto()!.createCipheriv('aes-256-ctr', seed, new Uint8Array(16)).update(zeros))).toBe(expected);
+    expect(bytesToHex(prgBytes(seed, n, aes256CtrPortable))).toBe(expected);
+    expect(bytesToHex(prgBytes(seed, n, aes256CtrNode))).toBe(expected);
+  });
+
+  it.each([1, 8, 13, 16, 20, 32])('addMask gives identical results on both AES paths (bits=%i), ± cancel, words are the keystream', (bits) => {
+    const seed = randomBytes(32);
+    const d = 70_000 + bits; // more than one 64 KiB slice for every word width
+    const a = new Uint32Array(d);
+    const b = new Uint32Array(d);
+    addMask(a, seed, 1, bits, aes256CtrPortable);
+    addMask(b, seed, 1, bits, aes256CtrNode);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+    addMask(a, seed, -1, bits, aes256CtrNode);
+    expect(a.every((v) => v === 0)).toBe(true);
+    const w = maskWordBytes(bits);
+    const ks = prgBytes(seed, d * w, aes256CtrNode);
+    const view = new DataView(ks.buffer, ks.byteOffset);
+    for (const i of [0, 1, 777, 40_000, d - 1]) {
+      const word = w === 4 ? view.getUint32(i * 4, true) : w === 2 ? view.getUint16(i * 2, true) : ks[i];
+      expect(b[i]).toBe(word);
+    }
+  });
+});
+
+describe('named mask PRGs', () => {
+  it('prgFor picks node:crypto when present, portable on request, and rejects unknown names', () => {
+    expect(MASK_PRG_NAMES).toEqual(['aes-256-ctr', 'chacha20']);
+    expect(prgFor('aes-256-ctr')).toBe(aes256CtrNode);
+    expect(prgFor('chacha20')).toBe(chacha20Node);
+    expect(prgFor('aes-256-ctr', { portable: true })).toBe(aes256CtrPortable);
+    expect(prgFor('chacha20', { portable: true })).toBe(chacha20Portable);
+    for (const name of MASK_PRG_NAMES) {
+      expect(prgFor(name).prg).toBe(name);
+      expect(prgFor(name, { portable: true }).prg).toBe(name);
+    }
+    expect(() => prgFor('aes-128-ctr' as never)).toThrow(RangeError);
+    expect(isMaskPrgName('chacha20')).toBe(true);
+    expect(isMaskPrgName('aes-256-gcm')).toBe(false);
+    expect(isMaskPrgName(undefined)).toBe(false);
+  });
+
+  it('keeps ChaCha20 as prgBytes’s default (rotation signs) and the historical aliases', () => {
+    expect(defaultPrg).toBe(chacha20Node);
+    expect(prgNode).toBe(chacha20Node);
+    expect(prgPortable).toBe(chacha20Portable);
+    const seed = randomBytes(32);
+    expect(bytesToHex(prgBytes(seed, 100))).toBe(bytesToHex(chacha20Keystream(seed, new Uint8Array(12), 0, 100)));
+  });
+
+  it('the two PRGs give different masks for the same seed', () => {
+    const seed = randomBytes(32);
+    const aes = maskVector(seed, 1000, 16, aes256CtrNode);
+    const chacha = maskVector(seed, 1000, 16, chacha20Node);
+    expect(aes.some((x, i) => x !== chacha[i])).toBe(true);
+    expect(Buffer.from(maskVector(seed, 1000, 16).buffer).equals(Buffer.from(aes.buffer))).toBe(true);
+  });
+
+  it.each([
+    ['aes-256-ctr/node', aes256CtrNode, 16],
+    ['aes-256-ctr/portable', aes256CtrPortable, 16],
+    ['chacha20/node', chacha20Node, 64],
+    ['chacha20/portable', chacha20Portable, 64],
+  ] as [string, PrgImpl, number][])('%s: a read after a partial block throws; whole blocks continue the stream', (name, impl, block) => {
+    expect(impl.name).toBe(name);
+    const seed = randomBytes(32);
+    const whole = prgBytes(seed, 4 * block, impl);
+    const r = impl.open(seed);
+    expect(bytesToHex(r.read(block))).toBe(bytesToHex(whole.subarray(0, block)));
+    expect(bytesToHex(r.read(2 * block))).toBe(bytesToHex(whole.subarray(block, 3 * block)));
+    expect(bytesToHex(r.read(block - 1))).toBe(bytesToHex(whole.subarray(3 * block, 4 * block - 1)));
+    expect(() => r.read(block)).toThrow(/partial block/);
+    expect(() => impl.open(seed).read(64 * 1024 + 16)).toThrow(RangeError);
+    expect(() => impl.open(new Uint8Array(16))).toThrow(RangeError);
   });
 });
