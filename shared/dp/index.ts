@@ -22,6 +22,21 @@ export {
   sampleDiscreteLaplace,
 } from './discrete-gaussian.ts';
 export {
+  TABLE_CDF_BITS,
+  TABLE_MAX_ENTRIES,
+  TABLE_TAIL_BITS,
+  type TableDiscreteGaussian,
+  type UniformWords,
+  addDiscreteGaussianNoiseFast,
+  bitSourceFromWords,
+  createTableDiscreteGaussian,
+  cryptoWords,
+  deltaFromTotalVariation,
+  discreteGaussianNoiseTvBound,
+  tableDiscreteGaussianSupports,
+  wordsFromRng,
+} from './discrete-gaussian-table.ts';
+export {
   type CentralNoisyMeanParams,
   cappedClientWeight,
   centralNoisyMean,
