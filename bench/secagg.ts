@@ -22,14 +22,16 @@
  *   bytesPerClientSecagg  mean per-client SecAgg traffic, both directions: the b-bit packed masked
  *                         vector plus every key/share/signature message (JSON headers as sent),
  * and extra fields (bits, gamma, dropPhase, breakdowns, exact). Also written to
- * bench/results/secagg.json. The discrete-Gaussian noise itself is not sampled here (the modulus and
- * gamma account for it); its sampler lives in shared/dp.
+ * bench/results/secagg.json. Each client samples its distributed-DP noise (discrete Gaussian, noise
+ * multiplier 1 at clip norm 1 over the minimum survivor count, with the shared/dp table sampler a
+ * deployed client uses) inside its timed encoding.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { addDiscreteGaussianNoiseFast } from '../shared/dp/discrete-gaussian-table.ts';
 import { WeightedSum } from '../shared/fl/aggregate.ts';
 import { seededRng } from '../shared/random.ts';
 import {
@@ -162,6 +164,7 @@ function measureSecagg(opts: Options): Omit<SecAggBenchResult, 'trainEpochMs'> {
   const gamma = 1.05 * modulusReport({ clients: n, dim: opts.dim, clipNorm, gamma: 1, bits: opts.bits, noiseStddev, failureProb: 1e-9 }).minGamma;
   checkModulus({ clients: n, dim: opts.dim, clipNorm, gamma, bits: opts.bits, noiseStddev, failureProb: 1e-9 });
   const encoding: EncodingParams = { dim: opts.dim, clipNorm, gamma, bits: opts.bits, rotationSeed: randomBytes(32) };
+  const noiseSigma = noiseStddev / gamma; // per-client discrete Gaussian σ in integer units
 
   const ids = Array.from({ length: n }, (_, i) => `client-${String(i).padStart(5, '0')}`);
   const identities = ids.map(() => ed25519KeyPair());
@@ -209,7 +212,7 @@ function measureSecagg(opts: Options): Omit<SecAggBenchResult, 'trainEpochMs'> {
       let replies = clients[i].handle(msg);
       if (msg.type === 'secagg_masked_input_request') {
         const t1 = performance.now();
-        const { encoded } = encodeUpdate(update, encoding);
+        const { encoded } = encodeUpdate(update, encoding, { noise: (v) => void addDiscreteGaussianNoiseFast(v, noiseSigma ** 2) });
         clientEncodeMs[i] += performance.now() - t1;
         for (let j = 0; j < dEncoded; j++) plainSum[j] += encoded[j];
         replies = clients[i].setInput(encoded);
@@ -252,6 +255,7 @@ function measureSecagg(opts: Options): Omit<SecAggBenchResult, 'trainEpochMs'> {
     bytesPerClientSecagg: Math.round(mean(clientBytes, live)),
     bits: opts.bits,
     gamma,
+    noiseSigmaInteger: round1(noiseSigma),
     dropPhase: opts.dropPhase,
     dropped: dropped.size,
     included: result.included.length,
