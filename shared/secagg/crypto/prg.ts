@@ -26,9 +26,10 @@
  * d = 1.66M, 10% dropout) and in Node AES-256-CTR is the faster keystream on AES-NI/VAES hardware.
  * Measured on the 2-core CI machine (AMD EPYC, VAES), quiet: through `addMasks` (290 masks, b = 16)
  * ~1.7–2.1 vs ~1.3 GB/s; `cipher.update` of 64 KiB alone ~2.5 vs ~1.5–2.0 GB/s; `openssl speed`
- * 6.4 vs 3.1 GB/s (Node's update allocates its output twice and copies it once, which caps both). Without node:crypto the order flips: the
- * portable table AES of aes.ts runs ~0.1 GB/s against ~0.2–0.4 GB/s for the portable ChaCha20, so
- * a deployment with browser clients may prefer to announce 'chacha20'.
+ * 6.4 vs 3.1 GB/s (Node's update returns a freshly allocated Buffer per call, which caps both).
+ * Without node:crypto the order flips: the portable table AES of aes.ts runs ~0.1 GB/s against
+ * ~0.2–0.4 GB/s for the portable ChaCha20, so a deployment with browser clients may prefer to
+ * announce 'chacha20'.
  *
  * The adds into the accumulator run in WebAssembly SIMD where available (simd.ts), else in scalar JS.
  *
