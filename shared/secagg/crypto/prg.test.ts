@@ -17,6 +17,7 @@ import {
   aes256CtrPortable,
   chacha20Node,
   chacha20Portable,
+  chacha20Wasm,
   DEFAULT_MASK_PRG,
   defaultMaskPrg,
   defaultPrg,
@@ -147,6 +148,27 @@ describe('AES-256-CTR mask PRG', () => {
   });
 });
 
+describe('ChaCha20 in WebAssembly (the path without node:crypto)', () => {
+  it('gives the same keystream as node:crypto and the portable code, across chunks and partial reads', () => {
+    expect(chacha20Wasm).toBeDefined();
+    for (const n of [1, 63, 64, 65, 1000, 64 * 1024, 3 * 64 * 1024 + 100]) {
+      const seed = randomBytes(32);
+      const expected = bytesToHex(prgBytes(seed, n, chacha20Node!));
+      expect(bytesToHex(prgBytes(seed, n, chacha20Wasm!))).toBe(expected);
+      expect(bytesToHex(prgBytes(seed, n, chacha20Portable))).toBe(expected);
+    }
+  });
+
+  it('masks accumulate identically with interleaved readers (the shared output buffer is consumed per read)', () => {
+    const terms = Array.from({ length: 5 }, (_, i) => ({ seed: randomBytes(32), sign: (i % 2 ? -1 : 1) as 1 | -1 }));
+    const a = new Uint32Array(70_001);
+    const b = new Uint32Array(70_001);
+    addMasks(a, terms, 16, chacha20Wasm!);
+    addMasks(b, terms, 16, chacha20Node!);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+  });
+});
+
 describe('named mask PRGs', () => {
   it('prgFor picks node:crypto when present, portable on request, and rejects unknown names', () => {
     expect(MASK_PRG_NAMES).toEqual(['aes-256-ctr', 'chacha20']);
@@ -185,6 +207,7 @@ describe('named mask PRGs', () => {
     ['aes-256-ctr/portable', aes256CtrPortable, 16],
     ['chacha20/node', chacha20Node, 64],
     ['chacha20/portable', chacha20Portable, 64],
+    ['chacha20/wasm', chacha20Wasm!, 64],
   ] as [string, PrgImpl, number][])('%s: a read after a partial block throws; whole blocks continue the stream', (name, impl, block) => {
     expect(impl.name).toBe(name);
     const seed = randomBytes(32);
