@@ -89,6 +89,8 @@ interface Peer {
   identityKey: Uint8Array;
   cPk: Uint8Array;
   sPk: Uint8Array;
+  /** KA.agree(c_u^SK, c_v^PK): computed for ShareKeys, reused to open v's share in Round 2. */
+  cShared?: Uint8Array;
 }
 
 interface Round {
@@ -313,7 +315,8 @@ export class SecAggClient {
     const selfShares = shamirSplit(this.selfSeed, xs, t);
     const keyShares = shamirSplit(this.sKeys!.secretKey, xs, t);
     const shares = holders.map(([id, p], i) => {
-      const key = shareEncryptionKey(x25519SharedSecret(this.cKeys!, p.cPk), r.configHash, r.index, p.index);
+      p.cShared = x25519SharedSecret(this.cKeys!, p.cPk);
+      const key = shareEncryptionKey(p.cShared, r.configHash, r.index, p.index);
       const plaintext = encodeSharePlaintext({ sender: r.index, receiver: p.index, selfMaskShare: selfShares[i].y, keyShare: keyShares[i].y });
       return { to: id, ciphertext: toBase64Url(aeadSeal(key, plaintext)) };
     });
@@ -328,7 +331,7 @@ export class SecAggClient {
       const peer = this.peers.get(s.from);
       if (!peer) throw this.fail(E.BAD_MESSAGE, `share from ${s.from}, who is not an advertised neighbour`);
       if (this.held.has(s.from)) throw this.fail(E.BAD_MESSAGE, `two shares from ${s.from}`);
-      const key = shareEncryptionKey(x25519SharedSecret(this.cKeys!, peer.cPk), r.configHash, peer.index, r.index);
+      const key = shareEncryptionKey(peer.cShared ?? x25519SharedSecret(this.cKeys!, peer.cPk), r.configHash, peer.index, r.index);
       let plain;
       try {
         plain = decodeSharePlaintext(aeadOpen(key, this.decode(s.ciphertext, 'ciphertext')));
@@ -467,6 +470,7 @@ export class SecAggClient {
     wipe(this.selfSeed);
     for (const p of this.pairSeeds) wipe(p.seed);
     this.pairSeeds = [];
+    for (const p of this.peers.values()) wipe(p.cShared);
     this.held.clear();
     this.input?.fill(0);
     this.input = undefined;
