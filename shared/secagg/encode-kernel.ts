@@ -20,7 +20,7 @@ import {
   F64,
   Func,
   I32,
-  ModuleBuilder,
+  instantiateOwnMemory,
   V128,
   add,
   and,
@@ -359,22 +359,10 @@ let cached: EncodeKernel | null | undefined;
 
 /** The kernels, or undefined where WebAssembly SIMD is unavailable (or COHORT_SECAGG_WASM=0). */
 export function encodeKernel(): EncodeKernel | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  cached = null;
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  if (env?.COHORT_SECAGG_WASM === '0') return undefined;
-  try {
-    const builder = new ModuleBuilder();
-    for (const fn of [signedWiden(), widen(), signs(), fwht4(), levels(), roundKernel(), maskWords(), signs8('widenSigns8', true), signs8('signs8', false), sumSquares()]) {
-      builder.add(fn);
-    }
-    const bytes = builder.encode();
-    if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) return undefined;
-    const memory = new WebAssembly.Memory({ initial: 1 });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-    cached = new EncodeKernel(instance.exports as unknown as Exports, memory);
-  } catch {
-    cached = null;
+  if (cached === undefined) {
+    const funcs = [signedWiden(), widen(), signs(), fwht4(), levels(), roundKernel(), maskWords(), signs8('widenSigns8', true), signs8('signs8', false), sumSquares()];
+    const built = instantiateOwnMemory<Exports>(funcs, { disableEnv: 'COHORT_SECAGG_WASM' });
+    cached = built ? new EncodeKernel(built.exports, built.memory) : null;
   }
   return cached ?? undefined;
 }

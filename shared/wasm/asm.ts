@@ -301,3 +301,24 @@ export class ModuleBuilder {
     ]);
   }
 }
+
+/**
+ * Assembles `funcs` into a module on a fresh memory of `initialPages` and instantiates it. Undefined
+ * where WebAssembly (or an instruction the functions use, e.g. SIMD) is unavailable, or when the
+ * environment variable `disableEnv` is "0" (to force callers onto their scalar code).
+ */
+export function instantiateOwnMemory<T>(funcs: Func[], opts: { disableEnv?: string; initialPages?: number } = {}): { exports: T; memory: WebAssembly.Memory } | undefined {
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+  if (opts.disableEnv && env?.[opts.disableEnv] === '0') return undefined;
+  try {
+    const builder = new ModuleBuilder();
+    for (const fn of funcs) builder.add(fn);
+    const bytes = builder.encode();
+    if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) return undefined;
+    const memory = new WebAssembly.Memory({ initial: opts.initialPages ?? 1 });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    return { exports: instance.exports as unknown as T, memory };
+  } catch {
+    return undefined;
+  }
+}

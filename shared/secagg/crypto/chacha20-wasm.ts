@@ -13,7 +13,7 @@
  * are stored in order. Tests: RFC 8439 §2.4.2 and equality with the portable implementation
  * (chacha20.ts) for many lengths and counters.
  */
-import { Func, I32, ModuleBuilder, V128, add, forUp, get, i32, i32Load, i32Store, set, v, type Code } from '../../wasm/asm.ts';
+import { Func, I32, instantiateOwnMemory, V128, add, forUp, get, i32, i32Load, i32Store, set, v, type Code } from '../../wasm/asm.ts';
 
 const simdOp = (op: number): number[] => [0xfd, ...(op < 0x80 ? [op] : [(op & 0x7f) | 0x80, op >> 7])];
 const add32 = (a: Code, b: Code): Code => [a, b, simdOp(0xae)];
@@ -136,20 +136,9 @@ let cached: ChaCha20Kernel | null | undefined;
 
 /** The kernel, or undefined where WebAssembly SIMD is unavailable (or COHORT_SECAGG_WASM=0). */
 export function chacha20Kernel(): ChaCha20Kernel | undefined {
-  if (cached !== undefined) return cached ?? undefined;
-  cached = null;
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  if (env?.COHORT_SECAGG_WASM === '0') return undefined;
-  try {
-    const builder = new ModuleBuilder();
-    builder.add(keystream());
-    const bytes = builder.encode();
-    if (typeof WebAssembly === 'undefined' || !WebAssembly.validate(bytes)) return undefined;
-    const memory = new WebAssembly.Memory({ initial: 2 });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-    cached = new ChaCha20Kernel(instance.exports as unknown as Exports, memory);
-  } catch {
-    cached = null;
+  if (cached === undefined) {
+    const built = instantiateOwnMemory<Exports>([keystream()], { disableEnv: 'COHORT_SECAGG_WASM', initialPages: 2 });
+    cached = built ? new ChaCha20Kernel(built.exports, built.memory) : null;
   }
   return cached ?? undefined;
 }
