@@ -16,7 +16,8 @@ import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport, type MemoryClientEnd } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
 import { RoundEngine } from './engine.ts';
-import { chooseEncoding, distributedGaussianTau } from './secagg.ts';
+import { findGraphParams } from '../../shared/secagg/index.ts';
+import { chooseEncoding, distributedGaussianTau, tolerantGraph } from './secagg.ts';
 
 const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [20], numClasses: 5 }; // d = 105
 const DIM = 105;
@@ -149,6 +150,19 @@ describe('secure aggregation in the round engine', () => {
     expect(() => chooseEncoding({ clients: 300, minSurvivors: 250, dim: 199_210, clipNorm: 1, bits: 8, wrapProbability: 1e-9, noiseMultiplier: 1 })).toThrow(
       /raise secagg.bits/,
     );
+  });
+
+  it('a large Poisson cohort over a fixed minimum gets the most dropout tolerance a graph can give, not a failed job', () => {
+    // n = 119 with a job minimum of 60 asks for 59 tolerated dropouts (~50%): no (k, t) reaches the bounds.
+    expect(() => findGraphParams({ clients: 119, dropoutRate: 59 / 119, corruptRate: 0.05 })).toThrow(/no neighbour degree/);
+    const g = tolerantGraph(119, 60, 0.1, 0.05);
+    // Close to what was asked (within the 2.5% search grid), far above the configured 10%.
+    expect(g.maxDropouts).toBeLessThan(59);
+    expect(g.maxDropouts).toBeGreaterThanOrEqual(Math.floor((59 / 119 - 0.05) * 119));
+    // Where the job's minimum is reachable, nothing changes.
+    expect(tolerantGraph(100, 90, 0.1, 0.05)).toEqual(findGraphParams({ clients: 100, dropoutRate: 0.1, corruptRate: 0.05 }));
+    // An impossible configured rate still fails, with the finder's message.
+    expect(() => tolerantGraph(20, 2, 0.6, 0.05)).toThrow();
   });
 
   it('refuses per-client noise too narrow for the continuous accounting of the discrete sum (KLS21 τ)', () => {

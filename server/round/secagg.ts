@@ -105,6 +105,27 @@ export function chooseEncoding(opts: {
 }
 
 /**
+ * The SecAgg+ graph of a round of n: it should tolerate every dropout the job accepts (n − the job's
+ * minSurvivors) and at least the configured expected rate. A large cohort (Poisson sampling) with a
+ * fixed minimum can ask for more than any (k, t) gives at the required failure bounds (about half the
+ * cohort dropping); the tolerance is then lowered step by step towards the configured rate, and the
+ * round requires correspondingly more survivors. Throws (ConfigError from the finder) only if even the
+ * configured rate is impossible.
+ */
+export function tolerantGraph(n: number, jobMinSurvivors: number, dropoutRate: number, corruptRate: number): ReturnType<typeof findGraphParams> {
+  const accepted = Math.max(0, n - jobMinSurvivors) / n;
+  let rate = Math.min(0.5, Math.max(dropoutRate, accepted));
+  for (;;) {
+    try {
+      return findGraphParams({ clients: n, dropoutRate: rate, corruptRate });
+    } catch (err) {
+      if (rate <= dropoutRate) throw err;
+      rate = Math.max(dropoutRate, rate - 0.025);
+    }
+  }
+}
+
+/**
  * τ of Kairouz, Liu, Steinke 2021, Thm 1: τ = 10 · Σ_{k=1}^{n−1} exp(−2π²σ² · k/(k+1)) for n clients
  * each adding N_Z(0, σ²) (σ in quantisation steps). The sum's privacy differs from that of one
  * discrete Gaussian of variance nσ² by terms of order τ·d in the concentrated-DP parameter.
@@ -146,12 +167,13 @@ export class SecAggRound {
 
   constructor(private readonly opts: SecAggRoundOptions) {
     const n = opts.members.length;
-    // The graph must tolerate every dropout the job accepts (n − minSurvivors), and at least the
-    // configured expected rate.
-    const accepted = Math.max(0, n - opts.minSurvivors) / n;
-    const dropoutRate = Math.min(0.5, Math.max(opts.config.dropoutRate, accepted));
-    const graph = findGraphParams({ clients: n, dropoutRate, corruptRate: opts.config.corruptRate });
+    const graph = tolerantGraph(n, opts.minSurvivors, opts.config.dropoutRate, opts.config.corruptRate);
+    // The round needs the survivors the graph needs, at least the job's floor; the DP noise below is
+    // split over this (possibly raised) minimum.
     const minSurvivors = Math.min(n, Math.max(opts.minSurvivors, n - graph.maxDropouts));
+    if (minSurvivors > opts.minSurvivors) {
+      opts.log.info({ round: opts.round, cohort: n, minSurvivors, jobMinSurvivors: opts.minSurvivors }, 'secure aggregation needs more survivors than the job minimum this round');
+    }
     const choice = chooseEncoding({
       clients: n,
       minSurvivors,

@@ -176,6 +176,8 @@ export interface SeriesSpec {
 export interface SeriesResult {
   name: string;
   status: string;
+  /** Why the job ended early (failed / budget exhausted / stopped), from the round engine. */
+  reason?: string;
   rounds: number;
   finalAccuracy?: number;
   finalLoss?: number;
@@ -225,9 +227,13 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
       ctx.progress.tick(1, `${spec.name}${r.accuracy === undefined ? '' : ` acc ${r.accuracy.toFixed(3)}`}${r.summary.epsilon === undefined ? '' : ` ε ${r.summary.epsilon.toFixed(3)}`}`);
     },
   });
+  if (result.job.status !== 'completed') {
+    process.stderr.write(`series "${spec.name}" ended ${result.job.status} after ${result.job.rounds} rounds${result.job.reason ? `: ${result.job.reason}` : ''}\n`);
+  }
   return {
     name: spec.name,
     status: result.job.status,
+    ...(result.job.reason ? { reason: result.job.reason } : {}),
     rounds: result.job.rounds,
     finalAccuracy: last?.accuracy,
     finalLoss: last?.loss,

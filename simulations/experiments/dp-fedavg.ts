@@ -12,7 +12,7 @@ export const FLAGS = {
   clip: { type: 'string' as const, default: '1', help: "clip norm C, or 'adaptive'" },
   modes: { type: 'string' as const, default: 'central', help: 'DP modes: central, local, distributed (runs SecAgg+)' },
   bits: { type: 'string' as const, default: '16', help: 'SecAgg modulus bits (distributed mode)' },
-  'min-survivors': { type: 'string' as const, default: '0.6', help: 'fraction of the expected cohort a round needs (distributed mode)' },
+  'min-survivors': { type: 'string' as const, default: '0.7', help: 'fraction of the expected cohort a round needs (distributed mode); the SecAgg graph must tolerate the rest dropping, so lower values cost more (k grows)' },
   delta: { type: 'string' as const, default: '1e-5', help: 'δ at which ε is reported' },
 };
 
