@@ -31,7 +31,8 @@ const TRUST: Record<Exclude<DpMode, 'off'>, string> = {
     'trusted coordinator: it sees each clipped update and adds the noise itself; ε holds against anyone who sees only published models',
   local: 'no trust in the coordinator: each client noised its own clipped update (σ = z·C) before sending; no sampling amplification is claimed',
   distributed:
-    'honest-but-curious coordinator and at most t−1 colluding clients per SecAgg neighbourhood; noise split across at least minSurvivors clients; ' +
+    'honest-but-curious coordinator and at most t−1 colluding clients per SecAgg neighbourhood; noise split across at least minSurvivors clients, ' +
+    'each assumed to add its share (if only h of them do, the noise variance is h/minSurvivors of the accounted σ²); ' +
     'noise sampler: clients draw N_Z(0, σ²) from a 96-bit CDF table (shared/dp/discrete-gaussian-table.ts) when σ ≤ ~88,000 integer units, ' +
     'each coordinate within total variation tvBound < 2^−75 of exact (≈ 2^−80 at σ = 5,000), so a round is (ε, δ + (1 + e^ε)·clients·d·tvBound)-DP ' +
     'where exact noise gives (ε, δ); that additive δ term is not included in δ',
