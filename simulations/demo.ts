@@ -104,7 +104,9 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
       (dp && dp.mode !== 'off'
         ? `\nDP ${dp.mode}: noise multiplier ${dp.noiseMultiplier}, clip norm ${dp.clipNorm}, ε reported at δ=${dp.delta}` +
           (dp.budget !== undefined ? `, budget ε=${dp.budget}` : '') +
-          ` (ledger: cohort privacy ledger --data-dir ${dataDir} --job demo)`
+          ` (ledger: cohort privacy ledger --data-dir ${dataDir} --job demo)` +
+          `\nnote: with ${opts.clients} clients the noise (σ = z·C on the sum of ${opts.clients} clipped updates) outweighs the signal, ` +
+          'so expect low accuracy; client-level DP needs hundreds of clients per round (npm run sim -- dp-fedavg --clients 1000 --fraction 0.1)'
         : ''),
   );
   let roundStarted = Date.now();
