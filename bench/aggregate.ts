@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import type { AggregateResult } from './aggregate.worker.ts';
+import { flagReaders } from './args.ts';
 
 const execFileAsync = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -45,15 +46,11 @@ function parseOptions(args: string[]): Options {
       mode: { type: 'string', default: 'engine' },
     },
   });
-  const int = (text: string, what: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`bench aggregate: --${what} must be a positive integer, got "${text}"`);
-    return n;
-  };
+  const { int, ints } = flagReaders('aggregate');
   return {
     json: values.json,
     dim: int(values.dim, 'dim'),
-    clients: values.clients.split(',').map((s) => int(s.trim(), 'clients')),
+    clients: ints(values.clients, 'clients'),
     seed: int(values.seed, 'seed'),
     mode: parseMode(values.mode),
   };

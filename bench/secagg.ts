@@ -50,6 +50,7 @@ import {
   type SecAggClientMessage,
   type SecAggServerMessage,
 } from '../shared/secagg/index.ts';
+import { flagReaders } from './args.ts';
 
 const execFileAsync = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -89,25 +90,21 @@ function parseOptions(args: string[]): Options {
       'cpu-samples': { type: 'string', default: '10' },
     },
   });
-  const num = (text: string, what: string, ok: (v: number) => boolean): number => {
-    const v = Number(text);
-    if (!ok(v)) throw new Error(`bench secagg: bad --${what} "${text}"`);
-    return v;
-  };
-  const int = (v: number) => Number.isSafeInteger(v) && v > 0;
+  const { int, num } = flagReaders('secagg');
+  const fraction = (text: string, flag: string) => num(text, flag, (v) => v >= 0 && v < 1, 'in [0, 1)');
   const phase = values['drop-phase'];
   if (phase !== 'share' && phase !== 'collect' && phase !== 'unmask') throw new Error('bench secagg: --drop-phase must be share, collect or unmask');
   return {
     json: values.json,
-    clients: num(values.clients, 'clients', (v) => int(v) && v >= 3),
-    dim: num(values.dim, 'dim', int),
-    dropout: num(values.dropout, 'dropout', (v) => v >= 0 && v < 1),
-    corrupt: num(values.corrupt, 'corrupt', (v) => v >= 0 && v < 1),
-    bits: num(values.bits, 'bits', (v) => int(v) && v <= 32),
+    clients: num(values.clients, 'clients', (v) => Number.isSafeInteger(v) && v >= 3, 'an integer ≥ 3'),
+    dim: int(values.dim, 'dim'),
+    dropout: fraction(values.dropout, 'dropout'),
+    corrupt: fraction(values.corrupt, 'corrupt'),
+    bits: num(values.bits, 'bits', (v) => Number.isInteger(v) && v >= 1 && v <= 32, 'an integer in [1, 32]'),
     dropPhase: phase,
     train: !values['no-train'],
-    trainSamples: num(values['train-samples'], 'train-samples', int),
-    cpuSamples: num(values['cpu-samples'], 'cpu-samples', int),
+    trainSamples: int(values['train-samples'], 'train-samples'),
+    cpuSamples: int(values['cpu-samples'], 'cpu-samples'),
   };
 }
 

@@ -35,6 +35,7 @@ import { selectBackend } from '../client/train/backend.ts';
 import { installCpuKernels, installWasmKernels } from '../client/train/kernels.ts';
 import { TrainingPool } from '../client/train/pool.ts';
 import { loadMnist } from '../simulations/datasets/mnist.ts';
+import { flagReaders } from './args.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(here, 'results', 'train.json');
@@ -81,22 +82,16 @@ function parseOptions(args: string[]): Options {
       kernels: { type: 'boolean', default: false },
     },
   });
-  const list = (text: string): string[] => text.split(',').map((s) => s.trim()).filter(Boolean);
-  const int = (text: string, what: string): number => {
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`bench train: --${what} must be positive integers, got "${text}"`);
-    return n;
-  };
+  const { int, ints, list, num } = flagReaders('train');
   const models = list(values.models);
   for (const m of models) if (!MODELS[m]) throw new Error(`bench train: unknown model "${m}" (known: ${Object.keys(MODELS).join(', ')})`);
-  const seconds = Number(values.seconds);
-  if (!(seconds > 0)) throw new Error(`bench train: --seconds must be > 0, got "${values.seconds}"`);
+  const seconds = num(values.seconds, 'seconds', (v) => v > 0, '> 0');
   return {
     json: values.json,
     models,
-    batches: list(values.batches).map((b) => int(b, 'batches')),
+    batches: ints(values.batches, 'batches'),
     backends: list(values.backends),
-    workers: [...new Set(list(values.workers).map((w) => int(w, 'workers')))],
+    workers: [...new Set(ints(values.workers, 'workers'))],
     repeats: int(values.repeats, 'repeats'),
     seconds,
     stock: values.stock,
