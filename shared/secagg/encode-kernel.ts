@@ -294,15 +294,15 @@ interface Exports {
   sumSquares(src: number, n: number): number;
 }
 
-/** Cache block of the transform, as in encoding.ts (levels below it run block by block). */
-export const KERNEL_FWHT_BLOCK = 4096;
+/**
+ * Levels of the transform with span below this run block by block while the block (32 KiB) is in
+ * cache — here and in encoding.ts's scalar fwht, which must share it to give the same results.
+ */
+export const FWHT_CACHE_BLOCK = 4096;
 const PAGE = 65536;
 
 /** The kernels with their memory, sized for one d at a time. */
 export class EncodeKernel {
-  private dim = -1;
-  private padded = 0;
-
   constructor(
     private readonly fns: Exports,
     private readonly memory: WebAssembly.Memory,
@@ -313,8 +313,6 @@ export class EncodeKernel {
     const padded = Math.ceil(dim / 4) * 4;
     const need = 16 * padded + signBytes;
     if (need > this.memory.buffer.byteLength) this.memory.grow(Math.ceil((need - this.memory.buffer.byteLength) / PAGE));
-    this.dim = dim;
-    this.padded = padded;
     return { x: 0, r: 8 * padded, u: 12 * padded, s: 16 * padded, padded };
   }
 
@@ -328,7 +326,7 @@ export class EncodeKernel {
 
   /** In-place transform of n = 2^m doubles at byte offset `x` (n ≥ 4), same order of operations as encoding.ts's fwht. */
   fwht(x: number, n: number): void {
-    const block = Math.min(n, KERNEL_FWHT_BLOCK);
+    const block = Math.min(n, FWHT_CACHE_BLOCK);
     for (let base = 0; base < n; base += block) {
       this.fns.fwht4(x + 8 * base, block);
       this.fns.levels(x, base, base + block, 4, block);
@@ -336,7 +334,7 @@ export class EncodeKernel {
     this.fns.levels(x, 0, n, block, n);
   }
 
-  /** dst[i] ← f64(src f32[i]) · (sign bit (first + i) ? −s : s) for i < n; `first` must be a multiple of 8. */
+  /** dst[i] ← f64(src f32[i]) · (sign bit (first + i) ? −s : s) for i < n (eight at a time from a byte-aligned `first`). */
   widenSigned(dst: number, src: number, n: number, bits: number, first: number, s: number): void {
     const n8 = first % 8 === 0 ? n - (n % 8) : 0;
     if (n8 > 0) this.fns.widenSigns8(dst, src, n8 / 8, bits + first / 8, s);
@@ -348,10 +346,6 @@ export class EncodeKernel {
     const n8 = first % 8 === 0 ? n - (n % 8) : 0;
     if (n8 > 0) this.fns.signs8(x, 0, n8 / 8, bits + first / 8, s);
     if (n8 < n) this.fns.signs(x + 8 * n8, n - n8, bits, first + n8, s);
-  }
-
-  get size(): number {
-    return this.dim < 0 ? 0 : this.padded;
   }
 }
 

@@ -204,6 +204,12 @@ describe('WebAssembly encoding kernels (encode-kernel.ts)', () => {
     });
   }
 
+  it('refuses a gamma so fine that rounded values would not fit in 32-bit integers', () => {
+    const p: EncodingParams = { dim: 16, clipNorm: 1, gamma: 1e-10, bits: 32, rotationSeed: randomBytes(32) };
+    expect(() => encodeUpdate(new Float32Array(16), p)).toThrow(ConfigError);
+    expect(() => encodeUpdate(new Float32Array(16), { ...p, gamma: 1e-9 })).not.toThrow(); // c/γ = 1e9 < 2^31
+  });
+
   it('noise callbacks receive Int32 values and wrap mod 2^b correctly', () => {
     const p: EncodingParams = { dim: 100, clipNorm: 1, gamma: 1e-2, bits: 8, rotationSeed: randomBytes(32) };
     const x = new Float32Array(100);

@@ -26,7 +26,7 @@
  */
 import { ConfigError } from '../errors.ts';
 import { equalBytes, frameFields } from './crypto/bytes.ts';
-import { encodeKernel, type EncodeKernel } from './encode-kernel.ts';
+import { encodeKernel, FWHT_CACHE_BLOCK, type EncodeKernel } from './encode-kernel.ts';
 import { hkdf } from './crypto/hkdf.ts';
 import { prgBytes } from './crypto/prg.ts';
 import { SLICE_WORDS, sliceAccumulator } from './crypto/simd.ts';
@@ -110,8 +110,6 @@ export function fwhtReference(x: Float64Array): void {
   }
 }
 
-/** Levels below this span are done block by block while the block (32 KiB) is in cache. */
-const FWHT_CACHE_BLOCK = 4096;
 
 /**
  * Levels h0, 2·h0, … (< hEnd) of the transform over x[lo, hi), two levels per pass: a radix-4
