@@ -8,6 +8,7 @@ import type { JobConfig } from './round/config.ts';
 import { CohortStore } from './store/index.ts';
 import { SocketIoServerTransport } from './transport/socketio.ts';
 import type { Rng } from '../shared/random.ts';
+import { failpointFromSpec, type Failpoint } from './failpoints.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -19,6 +20,8 @@ export interface CoordinatorOptions {
   clock?: Clock;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** Fault injection (tests): default from COHORT_FAILPOINT, see server/failpoints.ts. */
+  failpoint?: Failpoint;
 }
 
 export interface Coordinator {
@@ -32,7 +35,8 @@ export interface Coordinator {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   const logger = opts.logger ?? silentLogger;
-  const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep });
+  const failpoint = opts.failpoint ?? failpointFromSpec(process.env.COHORT_FAILPOINT);
+  const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
   const transport = new SocketIoServerTransport({
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
@@ -41,7 +45,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     pingIntervalMs: opts.pingIntervalMs,
     pingTimeoutMs: opts.pingTimeoutMs,
   });
-  const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: opts.rng, clock: opts.clock });
+  const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: opts.rng, clock: opts.clock, failpoint });
   try {
     await engine.start();
   } catch (err) {

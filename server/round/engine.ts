@@ -38,6 +38,7 @@ import { PrivacyController, type RoundPlan } from './privacy.ts';
 import { SecAggRound, type SecAggOutcome } from './secagg.ts';
 import { decodeSum, fromBase64Url, SecAggError } from '../../shared/secagg/index.ts';
 import type { SecAggUp } from '../../shared/protocol/index.ts';
+import { noFailpoints, type Failpoint } from '../failpoints.ts';
 
 /** Timer functions, injectable so tests can drive time. */
 export interface Clock {
@@ -62,6 +63,8 @@ export interface RoundEngineOptions {
   clock?: Clock;
   /** Accept connections but start no round until `release()` (simulations connect all clients first). */
   held?: boolean;
+  /** Fault-injection hook (server/failpoints.ts); a no-op unless a test asks for a crash. */
+  failpoint?: Failpoint;
 }
 
 type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'finished';
@@ -156,6 +159,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly connByClient = new Map<string, string>();
   private finishedSummary?: JobSummary;
   private held: boolean;
+  private readonly failpoint: Failpoint;
 
   constructor(opts: RoundEngineOptions) {
     super();
@@ -169,6 +173,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.limits = { ...DEFAULT_LIMITS, ...opts.config.limits };
     this.minSurvivors = opts.config.minSurvivors ?? opts.config.minClients;
     this.held = opts.held ?? false;
+    this.failpoint = opts.failpoint ?? noFailpoints;
   }
 
   /** Lets a held engine start rounds. */
@@ -356,6 +361,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     round!.accuracySum += (msg.metrics.accuracy ?? 0) * msg.numExamples;
     member.status = 'completed';
     this.log.debug({ client: client.clientId, round: msg.round, examples: msg.numExamples }, 'update folded in');
+    this.failpoint('collect', msg.round);
     this.closeRoundIfSettled();
   }
 
@@ -405,6 +411,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       ev.lossSum += msg.loss * msg.numExamples;
       ev.accuracySum += msg.accuracy * msg.numExamples;
     }
+    this.failpoint('evaluate:result', msg.round);
     if ([...ev.members.values()].every((m) => m.done)) this.closeEvaluation();
   }
 
@@ -577,6 +584,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       );
       if (plan) plan.announce.minSurvivors = current.secagg.announce.minSurvivors;
     }
+    this.failpoint('select', roundNo);
     for (const c of cohort) {
       this.transport.send(c.connId, {
         type: 'train',
@@ -591,6 +599,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         vector: this.weights,
       });
     }
+    this.failpoint('train', roundNo);
     current.secagg?.start();
   }
 
@@ -617,6 +626,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         return connId !== undefined && this.clients.has(connId);
       },
       onDone: (outcome) => this.onSecAggDone(roundNo, outcome),
+      failpoint: this.failpoint,
     });
   }
 
@@ -722,6 +732,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (plan) {
       record.metrics = { clipNorm: plan.announce.clipNorm, ...(clipNormNext === undefined ? {} : { clipNormNext }) };
     }
+    this.failpoint('commit:before', round.round);
     try {
       this.store.commitRound({
         jobId: this.jobId,
@@ -743,6 +754,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.checksum = checksum;
     this.committedRound = round.round;
     if (plan) this.privacy.committed(plan, clipNormNext);
+    this.failpoint('commit:after', round.round);
     this.log.info(
       {
         round: round.round,
@@ -849,6 +861,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         vector: this.weights,
       });
     }
+    this.failpoint('evaluate', summary.round);
   }
 
   private closeEvaluation(): void {

@@ -23,6 +23,7 @@ import {
   type SecAggResult,
 } from '../../shared/secagg/index.ts';
 import type { Clock } from './engine.ts';
+import { noFailpoints, type Failpoint, type FailpointName } from '../failpoints.ts';
 
 export const SecAggConfigSchema = z
   .object({
@@ -155,6 +156,7 @@ export interface SecAggRoundOptions {
   send: (connId: string, msg: SecAggDown) => void;
   isConnected: (clientId: string) => boolean;
   onDone: (outcome: SecAggOutcome) => void;
+  failpoint?: Failpoint;
 }
 
 export class SecAggRound {
@@ -250,6 +252,7 @@ export class SecAggRound {
         this.opts.send(connId, { type: 'secagg_down', jobId: this.opts.jobId, round: this.opts.round, body: body as Record<string, unknown> });
       }
     }
+    (this.opts.failpoint ?? noFailpoints)(`secagg:${phase}` as FailpointName, this.opts.round);
     const deadline = phase === 'collect' ? this.opts.trainMs : this.opts.config.phaseTimeoutMs;
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;

@@ -287,6 +287,7 @@ export class CohortStore {
       if (p.ledger) this.st.insertLedger.run({ jobId: p.row.jobId, round: p.row.round, ...p.ledger, now });
       this.st.advanceJob.run(p.row.round, now, p.row.jobId);
       this.st.pruneCheckpoints.run(p.row.jobId, p.row.jobId, this.keep);
+      opts.failpoint?.('commit:in-transaction', p.row.round);
     });
     this.abortTx = db.transaction((p: AttemptParams) => {
       this.expectNextRound(p.jobId, p.round);

@@ -134,4 +134,6 @@ export interface StoreOptions {
   keepCheckpoints?: number;
   /** Clock for created/updated timestamps (tests). Default Date.now. */
   now?: () => number;
+  /** Fault-injection hook called inside the commit transaction (server/failpoints.ts). */
+  failpoint?: (name: 'commit:in-transaction', round: number) => void;
 }
