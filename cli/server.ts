@@ -28,6 +28,9 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
     await coordinator.close();
     process.exit(130);
   };
+  engine.on('paused', ({ reason }) =>
+    logger.warn({ reason, lastCommittedRound: engine.lastCommittedRound }, 'job paused; fix the cause, then restart cohort server to resume'),
+  );
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   const summary = await engine.whenFinished();
