@@ -54,8 +54,11 @@ export const MAX_ERROR_MESSAGE_CHARS = 1024;
 /** `text` cut to `max` characters, saying how much was cut. */
 export function boundText(text: string, max = MAX_ERROR_MESSAGE_CHARS): string {
   if (text.length <= max) return text;
-  const note = `… (${text.length - max} more characters)`;
-  return text.slice(0, Math.max(0, max - note.length)) + note;
+  const note = (kept: number) => `… (${text.length - kept} more characters)`;
+  // The note's length depends on the count it prints; two passes reach the fixed point.
+  let kept = Math.max(0, max - note(max).length);
+  kept = Math.max(0, max - note(kept).length);
+  return text.slice(0, kept) + note(kept);
 }
 
 /** A message rejected at the protocol boundary; `code` travels back to the sender. Messages are bounded. */
