@@ -14,6 +14,8 @@ import { ConfigError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { RoundSecAgg, SecAggDown } from '../../shared/protocol/index.ts';
 import {
+  decodeSum,
+  fromBase64Url,
   findGraphParams,
   modulusReport,
   roundedNormBound,
@@ -159,6 +161,26 @@ export interface SecAggRoundOptions {
   failpoint?: Failpoint;
 }
 
+/** A round's SecAgg driver for a sampled cohort; `isRegistered(connId, clientId)` says a member is still on its sampled connection. */
+export function secaggForRound(
+  opts: Omit<SecAggRoundOptions, 'members' | 'isConnected'> & {
+    cohort: readonly { clientId: string; connId: string }[];
+    isRegistered: (connId: string, clientId: string) => boolean;
+  },
+): SecAggRound {
+  const { cohort, isRegistered, ...rest } = opts;
+  const connOf = new Map(cohort.map((c) => [c.clientId, c.connId]));
+  return new SecAggRound({
+    ...rest,
+    members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId })),
+    // Still on the connection it was sampled on (a reconnected client is a new participant, not this one).
+    isConnected: (clientId) => {
+      const connId = connOf.get(clientId);
+      return connId !== undefined && isRegistered(connId, clientId);
+    },
+  });
+}
+
 export class SecAggRound {
   readonly announce: RoundSecAgg;
   readonly sensitivity: number;
@@ -206,6 +228,12 @@ export class SecAggRound {
       { round: opts.round, cohort: n, neighbors: graph.neighbors, threshold: graph.threshold, minSurvivors, gamma: choice.gamma, bits: choice.bits },
       'secure aggregation configured',
     );
+  }
+
+  /** The decoded sum of the survivors' updates, in model units (float64). */
+  decode(sum: Uint32Array): Float64Array {
+    const a = this.announce;
+    return decodeSum(sum, { dim: this.opts.dim, clipNorm: a.clipNorm, gamma: a.gamma, bits: a.bits, rotationSeed: fromBase64Url(a.rotationSeed) });
   }
 
   /** Sends the AdvertiseKeys requests (after the train messages, which carry the encoding). */
