@@ -394,6 +394,8 @@ export function framesOf(msg: ClientMessage, streamId: number, chunkBytes = DEFA
 
 export interface LogCapture {
   logger: Logger;
+  /** Every line, when COHORT_HOSTILE_DEBUG is set. */
+  all: string[];
   /** Lines at level ≥ 50 (error, fatal). */
   errors: string[];
   lines: number;
@@ -401,12 +403,14 @@ export interface LogCapture {
 
 /** A pino logger writing JSON lines to memory. */
 export function captureLogs(level = 'info'): LogCapture {
-  const capture: LogCapture = { logger: undefined as unknown as Logger, errors: [], lines: 0 };
+  const capture: LogCapture = { logger: undefined as unknown as Logger, errors: [], all: [], lines: 0 };
+  const debug = !!process.env.COHORT_HOSTILE_DEBUG;
   const stream = new Writable({
     write(chunk, _enc, cb) {
       for (const line of String(chunk).split('\n')) {
         if (!line) continue;
         capture.lines++;
+        if (debug) capture.all.push(line);
         const m = /"level":(\d+)/.exec(line);
         if (m && Number(m[1]) >= 50 && capture.errors.length < 200) capture.errors.push(line.slice(0, 2000));
       }
