@@ -562,7 +562,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (outcome.status === 'ok') {
       const included = new Set(outcome.included);
       for (const [clientId, m] of round.members) round.settle(m, included.has(clientId) ? 'completed' : 'dropped');
-      round.secaggSum = round.secagg.decode(outcome.sum);
+      const sum = round.secagg.decode(outcome.sum);
+      const implausible = round.secagg.implausibleSum(sum, outcome.included.length);
+      if (implausible !== undefined) {
+        this.log.warn({ round: roundNo, reason: implausible }, 'secure aggregation produced an impossible sum; the attempt is aborted');
+        return this.closeRound(implausible);
+      }
+      round.secaggSum = sum;
     } else {
       round.dropPending();
       this.log.warn({ round: roundNo, reason: outcome.reason }, 'secure aggregation aborted');

@@ -236,6 +236,24 @@ export class SecAggRound {
     return decodeSum(sum, { dim: this.opts.dim, clipNorm: a.clipNorm, gamma: a.gamma, bits: a.bits, rotationSeed: fromBase64Url(a.rotationSeed) });
   }
 
+  /**
+   * Why a decoded sum of `included` clients cannot be the sum of their encoded updates, or undefined
+   * if it can. Each encoded update has L2 norm ≤ Δ₂γ (the sensitivity) and the rotation is orthogonal,
+   * so the sum has norm ≤ n·Δ₂γ plus its noise: the sum of n per-client discrete Gaussians of σ per
+   * coordinate has norm ≤ σ√n·(√d + 10) except with probability e^{-50} (Gaussian norm concentration,
+   * Laurent–Massart 2000). A sum beyond that wrapped around or was unmasked with a wrong share or
+   * mask — e.g. a client that sent bad shares — and decodes to garbage: it must never reach the model.
+   */
+  implausibleSum(sum: Float64Array, included: number): string | undefined {
+    let sq = 0;
+    for (let i = 0; i < sum.length; i++) sq += sum[i] * sum[i];
+    const norm = Math.sqrt(sq);
+    const noise = this.announce.noiseStddev * Math.sqrt(included) * (Math.sqrt(sum.length) + 10);
+    const bound = included * this.sensitivity + noise;
+    if (norm <= bound) return undefined;
+    return `the decoded sum has L2 norm ${norm.toPrecision(4)}, more than ${included} encoded updates can add up to (${bound.toPrecision(4)}): a wrong share or mask, or a wrap-around`;
+  }
+
   /** Sends the AdvertiseKeys requests (after the train messages, which carry the encoding). */
   start(): void {
     this.dispatch(this.server.start());
