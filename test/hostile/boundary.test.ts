@@ -109,7 +109,8 @@ describe(`hostile inputs at the boundary (COHORT_HOSTILE_SEED=${SEED})`, () => {
       minClients: 6,
       minSurvivors: 4,
       evaluation: { every: 2 },
-      timeouts: { trainMs: 60_000, evaluateMs: 20_000, retryDelayMs: 50 },
+      // The hello deadline is connection-abuse.test.ts's subject; here silent connections must live through the run.
+      timeouts: { trainMs: 60_000, evaluateMs: 20_000, retryDelayMs: 50, helloMs: 600_000 },
       checkpoints: { keep: 3 },
     });
     const url = job.coordinator.url;
