@@ -11,7 +11,9 @@
  * training / phase / evaluation deadline alone.
  */
 import { describe, expect, it } from 'vitest';
+import { CohortStore } from '../../../server/store/index.ts';
 import { startServer, type LogLine } from '../helpers.ts';
+import { DIM } from './task.ts';
 import {
   CLIENTS,
   expectConsistent,
@@ -55,6 +57,8 @@ interface Case {
   /** Survivors of round 3 (default 4: the restarted victim took part). */
   round3Survivors?: number;
   timeouts?: { trainMs?: number; evaluateMs?: number; phaseTimeoutMs?: number };
+  /** SecAgg without DP: round 2's model step must be the plain mean of these clients' updates. */
+  meanOf?: number[];
 }
 
 const ROUNDS = 3;
@@ -70,7 +74,6 @@ const CASES: Case[] = [
   { mode: 'central', at: 'evaluate', minSurvivors: 3, outcome: 'included', evaluatedWithout: true },
   // SecAgg with 4 clients at minSurvivors 3: complete graph (k = 3), threshold 2, one dropout tolerated.
   // At minSurvivors 4 the graph is a ring (k = 2, t = 2) sized for no dropout: one death aborts the attempt.
-  { mode: 'distributed', at: 'fit', minSurvivors: 3, outcome: 'dropped' },
   { mode: 'distributed', at: 'secagg_advertise_request', minSurvivors: 3, outcome: 'dropped' },
   { mode: 'distributed', at: 'secagg_share_keys_request', minSurvivors: 3, outcome: 'dropped' },
   { mode: 'distributed', at: 'secagg_masked_input_request', minSurvivors: 3, outcome: 'dropped' },
@@ -100,6 +103,10 @@ const CASES: Case[] = [
     reason: /^secure aggregation aborted: only 1 shares of \S+'s self mask arrived; threshold 2$/,
   },
   { mode: 'distributed', at: 'evaluate', minSurvivors: 3, outcome: 'included', evaluatedWithout: true },
+  // SecAgg without DP: the new model is the sum of the included updates over their number, so a client
+  // whose masked input is in the sum must count (and one whose input is not must not).
+  { mode: 'secagg', at: 'secagg_masked_input_request', minSurvivors: 3, outcome: 'dropped', meanOf: [1, 2, 3] },
+  { mode: 'secagg', at: 'secagg_unmask_request', minSurvivors: 3, outcome: 'included', meanOf: [0, 1, 2, 3] },
   // Hung, not dead: only the deadlines get the round past it.
   {
     mode: 'plain',
@@ -177,6 +184,7 @@ async function clientKillCase(res: Resources, c: Case): Promise<void> {
   const retries = fin.attempts.filter((a) => a.round === KILL_ROUND);
   expect(fin.attempts.filter((a) => a.round !== KILL_ROUND), 'only the killed round was ever aborted').toEqual([]);
   expect(fin.rounds[0].survivors, 'round 1 had everyone').toBe(CLIENTS);
+  if (c.meanOf) expectModelStep(job.dir, id, KILL_ROUND, c.meanOf);
   switch (c.outcome) {
     case 'dropped':
       expect(retries).toEqual([]);
@@ -201,6 +209,26 @@ async function clientKillCase(res: Resources, c: Case): Promise<void> {
     expect(again.served.some((m) => m.kind === 'train' && m.round === 3), 'the restarted victim was sampled in round 3').toBe(true);
   }
   expectServedCommitted([...fleet.served, ...victimServed(victimId, victim.lines), ...again.served], fin, config);
+}
+
+/**
+ * Round `round`'s model minus round `round − 1`'s (FedAvg, server learning rate 1) is the plain mean of
+ * the FixedTask updates of clients `indices`, up to SecAgg's quantisation (γ ≈ 3·10⁻⁴ here): within
+ * 10% of its norm, where counting one client too many or too few is off by 25–33%.
+ */
+function expectModelStep(dir: string, jobId: string, round: number, indices: number[]): void {
+  const store = CohortStore.open(dir);
+  const before = store.checkpoint(jobId, round - 1)!.weights;
+  const after = store.checkpoint(jobId, round)!.weights;
+  store.close();
+  const expected = Float64Array.from({ length: DIM }, (_, j) => indices.reduce((a, i) => a + 0.02 * Math.cos(j * (i + 1)), 0) / indices.length);
+  let err = 0;
+  let norm = 0;
+  for (let j = 0; j < DIM; j++) {
+    err += (after[j] - before[j] - expected[j]) ** 2;
+    norm += expected[j] ** 2;
+  }
+  expect(Math.sqrt(err) / Math.sqrt(norm), `round ${round}'s step vs the mean of clients ${indices}`).toBeLessThan(0.1);
 }
 
 const limit = limiter(2);

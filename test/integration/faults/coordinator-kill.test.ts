@@ -12,10 +12,11 @@ import type { FailpointName } from '../../../server/failpoints.ts';
 import { coordinatorKillCase, ROUND_FAILPOINTS } from './coordinator-case.ts';
 import { limiter, withResources, type Mode } from './harness.ts';
 
-const MODES: Mode[] = ['plain', 'central'];
+type RoundMode = Exclude<Mode, 'secagg'>;
+const MODES: RoundMode[] = ['plain', 'central'];
 // Round 2 at every failpoint; besides, inside the very first commit (DP: restart with ε = 0, from the
 // initial model) and after the last commit (nothing left to run after the restart).
-const cases = (mode: Mode): [FailpointName, number][] => [
+const cases = (mode: RoundMode): [FailpointName, number][] => [
   ...ROUND_FAILPOINTS[mode].map((fp): [FailpointName, number] => [fp, 2]),
   mode === 'plain' ? ['commit:after', 3] : ['commit:in-transaction', 1],
 ];

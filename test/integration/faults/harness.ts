@@ -23,7 +23,8 @@ import { FixedTask, MODEL, type VictimDeath } from './task.ts';
 
 export { FixedTask, MODEL, type VictimDeath };
 
-export type Mode = 'plain' | 'central' | 'distributed';
+/** plain FedAvg, central DP, SecAgg + distributed DP; and SecAgg without DP (client-kill cases only). */
+export type Mode = 'plain' | 'central' | 'distributed' | 'secagg';
 export const CLIENTS = 4;
 
 /**
@@ -44,7 +45,7 @@ export function jobSpec(
 ): Record<string, unknown> {
   const t = { trainMs: 15_000, evaluateMs: 10_000, phaseTimeoutMs: 5_000, ...opts.timeouts };
   const dp =
-    mode === 'plain'
+    mode === 'plain' || mode === 'secagg'
       ? {}
       : { dp: { mode, noiseMultiplier: mode === 'central' ? 2 : 1, clipNorm: 1, budget: { epsilon: 1000, delta: 1e-5 } } };
   return {
@@ -61,6 +62,7 @@ export function jobSpec(
     checkpoints: { keep: 100 },
     ...dp,
     ...(mode === 'distributed' ? { secagg: { enabled: true, bits: 16, phaseTimeoutMs: t.phaseTimeoutMs } } : {}),
+    ...(mode === 'secagg' ? { secagg: { enabled: true, bits: 16, clipNorm: 1, phaseTimeoutMs: t.phaseTimeoutMs } } : {}),
   };
 }
 
