@@ -95,6 +95,12 @@ export class Tally {
     for (const code of codes) m.set(code, (m.get(code) ?? 0) + 1);
   }
 
+  /** Inputs our own client could not encode (never sent; counted apart, not judged). */
+  readonly unsent = new Map<string, number>();
+  unsendable(category: string): void {
+    this.unsent.set(category, (this.unsent.get(category) ?? 0) + 1);
+  }
+
   violation(text: string): void {
     // Keep the list bounded: a systematic failure repeats thousands of times.
     if (this.violations.length < 400) this.violations.push(text);
@@ -279,6 +285,13 @@ export class TapConnection implements ClientTransport {
     this.socket.disconnect();
   }
 
+  /** Resolves when every submitted input has been answered (or `ms` passed): the server may finish a
+   * job while a member's last inputs are still in flight, and closing then would count them dropped. */
+  async drain(ms = 10_000): Promise<void> {
+    const until = Date.now() + ms;
+    while (this.pending.length > 0 && !this.isClosed && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  }
+
   /** Sends an honest message as an input that must not be rejected. */
   sendHonest(msg: ClientMessage, category = 'honest'): Promise<InputResult> {
     return this.submit({ category, label: `honest ${msg.type}`, emits: framesOf(msg, this.nextStreamId()), expect: { kind: 'silent' } });
@@ -306,7 +319,17 @@ export class TapConnection implements ClientTransport {
         }, this.opts.replyTimeoutMs ?? 20_000),
       };
       this.pending.push(p);
-      for (const e of input.emits) this.socket.emit(e.event, ...e.args);
+      try {
+        for (const e of input.emits) this.socket.emit(e.event, ...e.args);
+      } catch (err) {
+        // Our own socket.io-client could not even encode it (a deep value overflowing its recursive
+        // encoder, depending on the stack left): nothing reached the server, so there is nothing to judge.
+        if (!(err instanceof RangeError)) throw err;
+        clearTimeout(p.timer);
+        this.pending.splice(this.pending.indexOf(p), 1);
+        this.opts.tally.unsendable(input.category);
+        return resolve({ outcome: 'silent', codes: [] });
+      }
       this.socket.emit('head', { v: FRAME_VERSION, id: PROBE_ID_BASE + probe, msg: { type: `probe.${probe}` } });
     });
   }

@@ -294,6 +294,7 @@ describe(`hostile sampled members (COHORT_HOSTILE_SEED=${SEED})`, () => {
       for (const m of hostile) expect(m.tap.unattributed, where).toEqual([]);
       expect(job.logs.errors, `${where}: error-level log lines`).toEqual([]);
     } finally {
+      for (const m of hostile) await m.tap.drain();
       for (const h of honest) h.engine.stop();
       for (const m of hostile) m.tap.close();
       await job.coordinator.close();
