@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
 import { seededRng } from '../random.ts';
-import { randomBytes } from './crypto/bytes.ts';
-import { setSimdEnabled } from './crypto/simd.ts';
+import { randomBytes } from '../crypto/bytes.ts';
+import { setSimdEnabled } from '../crypto/simd.ts';
 import { encodeKernel } from './encode-kernel.ts';
 import {
   addPacked,

@@ -25,11 +25,13 @@
  * values mod 2^b it is given.
  */
 import { ConfigError } from '../errors.ts';
-import { equalBytes, frameFields } from './crypto/bytes.ts';
+import { l2Norm } from '../dp/clip.ts';
+import { cryptoWords, type UniformWords } from '../random.ts';
+import { equalBytes, frameFields } from '../crypto/bytes.ts';
 import { encodeKernel, FWHT_CACHE_BLOCK, type EncodeKernel } from './encode-kernel.ts';
-import { hkdf } from './crypto/hkdf.ts';
-import { prgBytes } from './crypto/prg.ts';
-import { SLICE_WORDS, sliceAccumulator } from './crypto/simd.ts';
+import { hkdf } from '../crypto/hkdf.ts';
+import { prgBytes } from '../crypto/prg.ts';
+import { SLICE_WORDS, sliceAccumulator } from '../crypto/simd.ts';
 
 /** KLS21's default conditional-rounding parameter β = e^(−1/2). */
 export const DEFAULT_BETA = Math.exp(-0.5);
@@ -56,8 +58,6 @@ export interface EncodingParams {
  * Int32Array stores wrap mod 2^32, which is exact here: the values are reduced mod 2^b (b ≤ 32) next.
  */
 export type IntegerNoise = (values: Int32Array) => void;
-/** Fills `out` with uniform 32-bit words from a cryptographically secure source. */
-export type UniformWords = (out: Uint32Array) => void;
 
 export interface EncodeOptions {
   noise?: IntegerNoise;
@@ -244,18 +244,8 @@ function unrotateInPlace(x: Float64Array, seed: Uint8Array): Float64Array {
   return x;
 }
 
-/** ‖x‖₂, summed in two accumulators (even and odd indices; the kernel's order, so both paths agree bit for bit). */
-export function l2Norm(x: ArrayLike<number>): number {
-  let s0 = 0;
-  let s1 = 0;
-  const n = x.length - (x.length % 2);
-  for (let i = 0; i < n; i += 2) {
-    s0 += x[i] * x[i];
-    s1 += x[i + 1] * x[i + 1];
-  }
-  if (n < x.length) s0 += x[n] * x[n];
-  return Math.sqrt(s0 + s1);
-}
+/** ‖x‖₂ lives in shared/dp/clip.ts (its summation order is the kernel's; see there). */
+export { l2Norm } from '../dp/clip.ts';
 
 /**
  * Δ₂ of KLS21 Thm. 1 in integer units: the L2 bound the conditionally rounded vector satisfies, and
@@ -271,12 +261,6 @@ export function roundedNormBound(clipNorm: number, gamma: number, dim: number, b
   return Math.sqrt(Math.min(loose, tight));
 }
 
-/** Uniform words from the platform CSPRNG (WebCrypto getRandomValues, at most 64 KiB per call). */
-export const cryptoUniformWords: UniformWords = (out) => {
-  const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-  for (let off = 0; off < bytes.length; off += 65536) globalThis.crypto.getRandomValues(bytes.subarray(off, Math.min(bytes.length, off + 65536)));
-};
-
 /**
  * Randomized rounding conditional on the norm (KLS21 Alg. 1): each coordinate v becomes ⌊v⌋ + 1 with
  * probability v − ⌊v⌋ (so the rounding is unbiased), else ⌊v⌋; the whole draw is repeated until
@@ -285,7 +269,7 @@ export const cryptoUniformWords: UniformWords = (out) => {
 export function conditionalRandomizedRound(
   x: Float64Array,
   bound: number,
-  random: UniformWords = cryptoUniformWords,
+  random: UniformWords = cryptoWords,
 ): { rounded: Float64Array; attempts: number } {
   const rounded = new Float64Array(x.length);
   const u = new Uint32Array(x.length);
@@ -321,7 +305,7 @@ export function encodeUpdate(update: ArrayLike<number>, params: EncodingParams, 
   const bound = roundedNormBound(params.clipNorm, params.gamma, params.dim, beta);
   // Accepted roundings satisfy |x̃_i| ≤ ‖x̃‖ ≤ bound, so they fit in 32-bit integers iff bound does.
   if (!(bound < 2 ** 31 - 1)) throw new ConfigError(`encoding: clipNorm/gamma = ${(params.clipNorm / params.gamma).toExponential(3)} gives integers beyond 32 bits; use a larger gamma`);
-  const random = opts.random ?? cryptoUniformWords;
+  const random = opts.random ?? cryptoWords;
   const kernel = update instanceof Float32Array && params.dim >= 4 ? encodeKernel() : undefined;
   const job = kernel ? new KernelEncoding(kernel, update as Float32Array, params) : undefined;
   const norm = job ? job.norm : l2Norm(update);
