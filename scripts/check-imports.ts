@@ -6,7 +6,8 @@
  *
  * 1. no import cycle among our files;
  * 2. `shared/` imports nothing from server/, client/, simulations/, bench/, cli/, test/, scripts/ and no
- *    Node built-in (tests, `*.test.ts`, run in Node and are exempt);
+ *    Node built-in (tests, `*.test.ts`, run in Node and are exempt); shared/crypto and shared/dp do not
+ *    import shared/secagg (the primitives sit below their users);
  * 3. the isomorphic client (client/ outside client/node/) imports no Node built-in and nothing from
  *    server/ or simulations/;
  * 4. server/ never imports client/, and client/ never imports server/ (tests that drive both sides,
@@ -130,6 +131,8 @@ export function checkImports(): ImportReport {
         if (top(file) === 'shared' && !isTest) {
           if (isNodeBuiltin(specifier)) return 'shared/ must not import a Node built-in';
           if (targetTop && targetTop !== 'shared') return `shared/ must not import from ${targetTop}/`;
+          // Primitives below their users: crypto and dp are libraries that secagg uses, not the reverse.
+          if (/^shared\/(crypto|dp)\//.test(file) && target?.startsWith('shared/secagg/')) return 'shared/crypto and shared/dp must not import shared/secagg';
         }
         if (isomorphicClient && !isTest) {
           if (isNodeBuiltin(specifier)) return 'the isomorphic client (outside client/node/) must not import a Node built-in';
