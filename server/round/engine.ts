@@ -35,8 +35,9 @@ import {
   type WireLimits,
 } from '../../shared/protocol/index.ts';
 import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
-import { decodeSum, fromBase64Url, SecAggError } from '../../shared/secagg/index.ts';
-import type { CohortStore, EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
+import { SecAggError } from '../../shared/secagg/index.ts';
+import type { CohortStore, JobStatus } from '../store/index.ts';
+import type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
 import { noFailpoints, type Failpoint } from '../failpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { JobModel } from './commit.ts';
@@ -46,10 +47,11 @@ import type { RoundPlan } from './privacy.ts';
 import { checkUpdate, type ValueLimits } from './ranges.ts';
 import { errorText, isStoreFailure } from './recovery.ts';
 import { ClientRegistry, type ConnectedClient } from './registry.ts';
-import { SecAggRound, type SecAggOutcome } from './secagg.ts';
+import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
 import { TrainingRound, type Member } from './training.ts';
 
 export { systemClock, type Clock } from './clock.ts';
+export type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
 export { isStoreFailure } from './recovery.ts';
 
 export interface RoundEngineOptions {
@@ -69,34 +71,6 @@ export interface RoundEngineOptions {
 }
 
 type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'paused' | 'finished';
-
-export interface RoundSummary {
-  round: number;
-  record: RoundRecord;
-  checksum: string;
-  evaluation?: EvaluationRecord;
-  /** Cumulative ε at the job's δ after this round (DP jobs). */
-  epsilon?: number;
-}
-
-export interface JobSummary {
-  jobId: string;
-  status: JobStatus;
-  rounds: number;
-  checksum: string;
-  reason?: string;
-}
-
-export interface RoundEngineEvents {
-  /** A round committed (and, if due, was evaluated). */
-  round: [RoundSummary];
-  /** A round attempt ended without a commit. */
-  aborted: [{ round: number; attempt: number; reason: string }];
-  /** The job was paused (the store failed, or an operator asked); `resume()` continues it. */
-  paused: [{ reason: string }];
-  /** The job reached a final state. */
-  finished: [JobSummary];
-}
 
 export class RoundEngine extends EventEmitter<RoundEngineEvents> implements ServerTransportSink {
   readonly jobId: string;
@@ -123,6 +97,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private pendingSummary?: RoundSummary;
   private pauseReason?: string;
   private finishedSummary?: JobSummary;
+  /** Distinct clients that were sent job_end. */
+  private readonly toldOfEnd = new Set<string>();
   private held: boolean;
 
   constructor(opts: RoundEngineOptions) {
@@ -328,7 +304,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.transport.send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId: this.jobId, clientId: client.clientId, limits: this.limits });
     this.log.info({ client: msg.clientId, clients: this.registry.size, backend: msg.backend }, 'client joined');
     if (this.state === 'finished' && this.finishedSummary) {
-      this.transport.send(connId, this.jobEndMessage(this.finishedSummary));
+      this.announceEnd(connId, client.clientId, this.finishedSummary);
     } else if (this.state === 'waiting') {
       // A new client may complete the cohort: check now rather than at the next poll.
       if (this.attempt === 0) this.clearWaitTimer();
@@ -453,8 +429,20 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const summary: JobSummary = { jobId: this.jobId, status, rounds: this.lastCommittedRound, checksum: this.globalChecksum, reason };
     this.finishedSummary = summary;
     this.log.info({ status, rounds: this.lastCommittedRound, reason }, 'job finished');
-    for (const connId of this.registry.connIds()) this.transport.send(connId, this.jobEndMessage(summary));
+    for (const c of this.registry.all()) this.announceEnd(c.connId, c.clientId, summary);
     this.emit('finished', summary);
+  }
+
+  /** How many distinct clients have been told that the job ended. */
+  get clientsToldOfEnd(): number {
+    return this.toldOfEnd.size;
+  }
+
+  private announceEnd(connId: string, clientId: string, summary: JobSummary): void {
+    this.transport.send(connId, this.jobEndMessage(summary));
+    const before = this.toldOfEnd.size;
+    this.toldOfEnd.add(clientId);
+    if (this.toldOfEnd.size > before) this.emit('endAnnounced', this.toldOfEnd.size);
   }
 
   private jobEndMessage(summary: JobSummary): ServerMessage {
@@ -562,15 +550,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private createSecAgg(roundNo: number, cohort: ConnectedClient[], plan: RoundPlan | undefined): SecAggRound {
     const dp = this.config.dp;
-    const clipNorm = dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!;
-    const connOf = new Map(cohort.map((c) => [c.clientId, c.connId]));
-    return new SecAggRound({
+    return secaggForRound({
       jobId: this.jobId,
       round: roundNo,
-      members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId })),
+      cohort,
       config: this.config.secagg,
       dim: this.model.dim,
-      clipNorm,
+      clipNorm: dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!,
       minSurvivors: this.minSurvivors,
       // Only distributed DP puts noise into the encoding; central noise is added to the decoded sum.
       noiseMultiplier: plan && dp.mode === 'distributed' ? dp.noiseMultiplier : 0,
@@ -578,11 +564,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       clock: this.clock,
       log: this.log,
       send: (connId, msg) => this.transport.send(connId, msg),
-      // Still on the connection it was sampled on (a reconnected client is a new participant, not this one).
-      isConnected: (clientId) => {
-        const connId = connOf.get(clientId);
-        return connId !== undefined && this.registry.client(connId)?.clientId === clientId;
-      },
+      isRegistered: (connId, clientId) => this.registry.client(connId)?.clientId === clientId,
       onDone: (outcome) => this.transition('secure aggregation done', () => this.onSecAggDone(roundNo, outcome)),
       failpoint: this.failpoint,
     });
@@ -593,15 +575,17 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (!round || round.round !== roundNo || !round.secagg || this.state !== 'training') return;
     if (outcome.status === 'ok') {
       const included = new Set(outcome.included);
-      for (const [clientId, m] of round.members) round.settle(m, included.has(clientId) ? 'completed' : 'dropped');
-      const a = round.secagg.announce;
-      round.secaggSum = decodeSum(outcome.sum, {
-        dim: this.model.dim,
-        clipNorm: a.clipNorm,
-        gamma: a.gamma,
-        bits: a.bits,
-        rotationSeed: fromBase64Url(a.rotationSeed),
-      });
+      for (const [clientId, m] of round.members) {
+        if (included.has(clientId)) round.include(m);
+        else round.settle(m, 'dropped');
+      }
+      const sum = round.secagg.decode(outcome.sum);
+      const implausible = round.secagg.implausibleSum(sum, outcome.included.length);
+      if (implausible !== undefined) {
+        this.log.warn({ round: roundNo, reason: implausible }, 'secure aggregation produced an impossible sum; the attempt is aborted');
+        return this.closeRound(implausible);
+      }
+      round.secaggSum = sum;
     } else {
       round.dropPending();
       this.log.warn({ round: roundNo, reason: outcome.reason }, 'secure aggregation aborted');
