@@ -1,11 +1,13 @@
 /**
  * `npm run bench -- secagg [--clients 100] [--dim 1663370] [--dropout 0.1] [--json]
  *                          [--corrupt 0.05] [--bits 16] [--drop-phase collect|share|unmask]
- *                          [--train-samples 600] [--cpu-samples 10] [--no-train]`
+ *                          [--train-samples 600] [--cpu-samples 10] [--no-train] [--min-survivors m]`
  *
  * Runs one round of the real SecAgg+ state machines (shared/secagg) in this process: n clients
  * encode (clip → rotate → round → mod 2^b, KLS21) and mask a d-dimensional update, the server
- * streams, unmasks and decodes the sum; ⌊δn⌋ clients drop at `--drop-phase` (default `collect`:
+ * streams, unmasks and decodes the sum. The graph, the survivor floor, γ and the noise are the
+ * coordinator's own plan (`planSecAggRound`, shared/secagg/plan.ts) for a job with distributed DP; as
+ * many clients as the round tolerates (n − minSurvivors) drop at `--drop-phase` (default `collect`:
  * after ShareKeys and before sending their input, the case that costs the server most, since it must
  * rebuild their pairwise masks). The sum is checked bit for bit against the plain sum mod 2^b.
  *
@@ -23,26 +25,24 @@
  *                         vector plus every key/share/signature message (JSON headers as sent),
  * and extra fields (bits, gamma, dropPhase, breakdowns, exact). Also written to
  * bench/results/secagg.json. Each client samples its distributed-DP noise (discrete Gaussian, noise
- * multiplier 1 at clip norm 1 over the minimum survivor count, with the shared/dp table sampler a
- * deployed client uses) inside its timed encoding.
+ * multiplier 1 at clip norm 1 on the rounded sensitivity over the minimum survivor count, as the
+ * coordinator plans it, with the shared/dp table sampler a deployed client uses) inside its timed
+ * encoding.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { addDiscreteGaussianNoiseFast } from '../shared/dp/discrete-gaussian-table.ts';
+import { addDiscreteGaussianNoiseFast } from '../shared/dp/index.ts';
 import { WeightedSum } from '../shared/fl/aggregate.ts';
 import { seededRng } from '../shared/random.ts';
 import {
-  checkModulus,
   decodeSum,
   ed25519KeyPair,
   encodeUpdate,
-  findGraphParams,
-  modulusReport,
   encodedDim,
-  perClientNoiseStddev,
+  planSecAggRound,
   randomBytes,
   SecAggClient,
   SecAggServer,
@@ -50,6 +50,7 @@ import {
   type SecAggClientMessage,
   type SecAggServerMessage,
 } from '../shared/secagg/index.ts';
+import { SecAggConfigSchema } from '../server/round/secagg.ts';
 import { flagReaders } from './args.ts';
 
 const execFileAsync = promisify(execFile);
@@ -71,7 +72,10 @@ interface Options {
   train: boolean;
   trainSamples: number;
   cpuSamples: number;
+  /** The job's survivor floor; undefined: n − ⌊dropout·n⌋. */
+  minSurvivors: number | undefined;
 }
+
 
 function parseOptions(args: string[]): Options {
   const { values } = parseArgs({
@@ -88,6 +92,7 @@ function parseOptions(args: string[]): Options {
       'no-train': { type: 'boolean', default: false },
       'train-samples': { type: 'string', default: '600' },
       'cpu-samples': { type: 'string', default: '10' },
+      'min-survivors': { type: 'string' },
     },
   });
   const { int, num } = flagReaders('secagg');
@@ -105,6 +110,7 @@ function parseOptions(args: string[]): Options {
     train: !values['no-train'],
     trainSamples: int(values['train-samples'], 'train-samples'),
     cpuSamples: int(values['cpu-samples'], 'cpu-samples'),
+    minSurvivors: values['min-survivors'] === undefined ? undefined : int(values['min-survivors'], 'min-survivors'),
   };
 }
 
@@ -151,23 +157,34 @@ export interface SecAggBenchResult {
 
 function measureSecagg(opts: Options): Omit<SecAggBenchResult, 'trainEpochMs'> {
   const n = opts.clients;
-  const graph = findGraphParams({ clients: n, dropoutRate: opts.dropout, corruptRate: opts.corrupt });
-  const minSurvivors = n - graph.maxDropouts;
-  const dEncoded = encodedDim(opts.dim);
-  // Distributed DP with noise multiplier 1 on clip norm 1, calibrated to the minimum survivor count.
+  // The coordinator's own plan (shared/secagg/plan.ts, what SecAggRound announces): a job with
+  // distributed DP at noise multiplier 1 on clip norm 1, the bench's dropout and corrupt rates, the
+  // job config's default wrap probability, and a floor of --min-survivors (default n − ⌊dropout·n⌋).
   const clipNorm = 1;
-  const noiseStddev = perClientNoiseStddev(1 * clipNorm, minSurvivors);
-  // The finest quantisation the modulus allows (with 5% headroom), then the check that refuses bad configs.
-  const gamma = 1.05 * modulusReport({ clients: n, dim: opts.dim, clipNorm, gamma: 1, bits: opts.bits, noiseStddev, failureProb: 1e-9 }).minGamma;
-  checkModulus({ clients: n, dim: opts.dim, clipNorm, gamma, bits: opts.bits, noiseStddev, failureProb: 1e-9 });
+  const config = SecAggConfigSchema.parse({ enabled: true, bits: opts.bits, dropoutRate: opts.dropout, corruptRate: opts.corrupt });
+  const plan = planSecAggRound({
+    clients: n,
+    jobMinSurvivors: opts.minSurvivors ?? n - Math.floor(opts.dropout * n),
+    dim: opts.dim,
+    clipNorm,
+    bits: opts.bits,
+    wrapProbability: config.wrapProbability,
+    noiseMultiplier: 1,
+    dropoutRate: config.dropoutRate,
+    corruptRate: config.corruptRate,
+  });
+  const { graph, minSurvivors } = plan;
+  const { gamma, noiseStddev } = plan.encoding;
+  const dEncoded = encodedDim(opts.dim);
   const encoding: EncodingParams = { dim: opts.dim, clipNorm, gamma, bits: opts.bits, rotationSeed: randomBytes(32) };
-  const noiseSigma = noiseStddev / gamma; // per-client discrete Gaussian σ in integer units
+  const noiseSigma = noiseStddev / gamma; // per-client discrete Gaussian σ in integer units, as a client computes it
 
   const ids = Array.from({ length: n }, (_, i) => `client-${String(i).padStart(5, '0')}`);
   const identities = ids.map(() => ed25519KeyPair());
   const rng = seededRng(7);
   const dropped = new Set<number>();
-  while (dropped.size < graph.maxDropouts) dropped.add(Math.floor(rng.next() * n));
+  // As many clients drop as the round tolerates.
+  while (dropped.size < n - minSurvivors) dropped.add(Math.floor(rng.next() * n));
   const silentFrom = PHASE_ORDER.indexOf(opts.dropPhase);
 
   const update = syntheticUpdate(opts.dim, 0.5 * clipNorm);

@@ -33,7 +33,7 @@ import { subset, type Dataset } from '../client/data/dataset.ts';
 import * as tf from '@tensorflow/tfjs';
 import { selectBackend } from '../client/train/backend.ts';
 import { installCpuKernels, installWasmKernels } from '../client/train/kernels.ts';
-import { TrainingPool } from '../client/train/pool.ts';
+import { TrainingPool } from '../client/node/pool.ts';
 import { loadMnist } from '../simulations/datasets/mnist.ts';
 import { flagReaders } from './args.ts';
 

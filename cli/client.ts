@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { loadClientConfig } from '../client/config.ts';
+import { loadClientConfig } from '../client/node/config.ts';
 import { splitTrainTest } from '../client/data/dataset.ts';
-import { loadDataset } from '../client/data/index.ts';
+import { loadDataset } from '../client/node/load.ts';
 import { ClientEngine, privacyFloorPolicy } from '../client/engine/index.ts';
 import { selectBackend } from '../client/train/backend.ts';
 import { TfjsTask } from '../client/train/task.ts';

@@ -2,12 +2,16 @@
  * Sources of randomness.
  *
  * Two kinds, never mixed up:
- * - `cryptoRng()` draws from the platform CSPRNG (WebCrypto `getRandomValues`, present in Node ≥ 19 and
- *   every browser). Anything a privacy guarantee rests on (cohort sampling for DP accounting, noise)
- *   uses it.
+ * - The platform CSPRNG, reached only through this module (`randomFill`, and on top of it
+ *   `cryptoWords`, `randomBytes`, `cryptoRng()`): node:crypto `randomFillSync` when running in Node
+ *   (found at run time through `process.getBuiltinModule`, no static `node:*` import, so this file stays
+ *   isomorphic), else WebCrypto `getRandomValues` (every browser; at most 64 KiB per call). Anything a
+ *   privacy or security guarantee rests on (cohort sampling for DP accounting, noise, rounding, keys,
+ *   seeds) draws from it.
  * - `seededRng(seed)` is a fast, reproducible PRNG (sfc32 seeded through splitmix32) for model
  *   initialisation, data shuffling and simulations. It is not cryptographic.
  */
+import { nodeCrypto } from './crypto/node.ts';
 
 export interface Rng {
   /** Uniform double in [0, 1). */
@@ -62,13 +66,58 @@ export function seededRng(seed: number | string): Rng {
   };
 }
 
-/** CSPRNG-backed Rng; buffers 256 words per call to getRandomValues. */
+// ---- the CSPRNG door ------------------------------------------------------------------------------
+
+/** Fills `out` with uniform 32-bit words. */
+export type UniformWords = (out: Uint32Array) => void;
+
+/** WebCrypto's limit per `getRandomValues` call. */
+const WEBCRYPTO_MAX_BYTES = 65536;
+
+type RandomFillSync = (buf: Uint8Array | Uint32Array) => unknown;
+let platformFill: ((out: Uint8Array | Uint32Array) => void) | undefined;
+
+function makePlatformFill(): (out: Uint8Array | Uint32Array) => void {
+  const node = nodeCrypto() as { randomFillSync?: RandomFillSync } | undefined;
+  const randomFillSync = node?.randomFillSync;
+  if (typeof randomFillSync === 'function') return (out) => void randomFillSync.call(node, out);
+  return (out) => {
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    for (let off = 0; off < bytes.length; off += WEBCRYPTO_MAX_BYTES) {
+      globalThis.crypto.getRandomValues(bytes.subarray(off, Math.min(bytes.length, off + WEBCRYPTO_MAX_BYTES)));
+    }
+  };
+}
+
+/** Fills `out` (any length) from the platform CSPRNG. */
+export function randomFill(out: Uint8Array | Uint32Array): void {
+  (platformFill ??= makePlatformFill())(out);
+}
+
+/** Uniform words from the platform CSPRNG. */
+export const cryptoWords: UniformWords = (out) => randomFill(out);
+
+/** `length` bytes from the platform CSPRNG. */
+export function randomBytes(length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  randomFill(out);
+  return out;
+}
+
+/** A `UniformWords` drawing from an `Rng` (e.g. `seededRng` for reproducible tests and simulations; never for real noise). */
+export function wordsFromRng(rng: Pick<Rng, 'nextUint32'>): UniformWords {
+  return (out) => {
+    for (let i = 0; i < out.length; i++) out[i] = rng.nextUint32() >>> 0;
+  };
+}
+
+/** CSPRNG-backed Rng; buffers 256 words per call to the platform CSPRNG. */
 export function cryptoRng(): Rng {
   const buf = new Uint32Array(256);
   let pos = buf.length;
   const nextUint32 = (): number => {
     if (pos === buf.length) {
-      globalThis.crypto.getRandomValues(buf);
+      randomFill(buf);
       pos = 0;
     }
     return buf[pos++];

@@ -11,9 +11,11 @@
  *
  * On the wasm and cpu backends our training kernels (kernels.ts) replace or add tfjs kernels when the
  * backend is selected. `COHORT_STOCK_KERNELS=1` skips that, for benchmarking against stock tfjs only.
+ *
+ * Isomorphic: no static Node import. In Node, the environment variables are read from `process.env`
+ * and the wasm binaries are located through node:module / node:path, loaded by dynamic import only when
+ * `process.versions.node` says we run in Node; elsewhere tfjs-backend-wasm's own default applies.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { CohortError, ConfigError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
@@ -58,6 +60,17 @@ export function parseBackendName(value: string, source: string): BackendName {
 
 type Attempt = { ok: true } | { ok: false; why: string };
 
+interface NodeProcess {
+  versions?: { node?: string };
+  env?: Record<string, string | undefined>;
+}
+const nodeProcess = (): NodeProcess | undefined => (globalThis as { process?: NodeProcess }).process;
+
+/** An environment variable in Node; undefined elsewhere. */
+function envVar(name: string): string | undefined {
+  return nodeProcess()?.env?.[name];
+}
+
 const TFJS_NODE = '@tensorflow/tfjs-node';
 const TFJS_WASM = '@tensorflow/tfjs-backend-wasm';
 
@@ -87,14 +100,25 @@ async function tryWasm(): Promise<Attempt> {
   }
   try {
     // Point the loader at the package's own .wasm files explicitly, independent of the cwd.
-    const dist = path.dirname(createRequire(import.meta.url).resolve(TFJS_WASM));
-    wasm.setWasmPaths(dist + path.sep);
+    const dist = await nodeWasmDir();
+    if (dist !== undefined) wasm.setWasmPaths(dist);
   } catch (err) {
     return { ok: false, why: `cannot locate the ${TFJS_WASM} binaries: ${firstLine(err)}` };
   }
   const attempt = await activate('wasm');
   if (attempt.ok && !stockKernels()) installWasmKernels();
   return attempt;
+}
+
+/** The directory of tfjs-backend-wasm's binaries (with a trailing separator) in Node; undefined elsewhere. */
+async function nodeWasmDir(): Promise<string | undefined> {
+  if (!nodeProcess()?.versions?.node) return undefined;
+  // Variable specifiers: Node built-ins, loaded only in Node, invisible to the isomorphic typecheck and bundlers.
+  const moduleId: string = 'node:module';
+  const pathId: string = 'node:path';
+  const { createRequire } = (await import(moduleId)) as { createRequire(url: string): { resolve(id: string): string } };
+  const path = (await import(pathId)) as { dirname(p: string): string; sep: string };
+  return path.dirname(createRequire(import.meta.url).resolve(TFJS_WASM)) + path.sep;
 }
 
 async function activate(name: BackendName): Promise<Attempt> {
@@ -109,7 +133,7 @@ async function activate(name: BackendName): Promise<Attempt> {
 
 /** Benchmark switch: run tfjs's own kernels only. */
 function stockKernels(): boolean {
-  return process.env.COHORT_STOCK_KERNELS === '1';
+  return envVar('COHORT_STOCK_KERNELS') === '1';
 }
 
 function firstLine(err: unknown): string {
@@ -154,7 +178,7 @@ async function selectAuto(logger: Logger): Promise<BackendName> {
 
 async function select(opts: { prefer?: string; logger?: Logger }): Promise<BackendName> {
   const logger = opts.logger ?? silentLogger;
-  const fromEnv = process.env.COHORT_BACKEND?.trim();
+  const fromEnv = envVar('COHORT_BACKEND')?.trim();
   if (opts.prefer) return selectForced(parseBackendName(opts.prefer, 'prefer option'), 'the prefer option', logger);
   if (fromEnv) return selectForced(parseBackendName(fromEnv, 'COHORT_BACKEND'), 'COHORT_BACKEND', logger);
   return selectAuto(logger);

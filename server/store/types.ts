@@ -1,4 +1,5 @@
 /** Rows the store reads and writes. Times are ms since the Unix epoch. */
+import { DP_MODES as ALL_DP_MODES, type DpMode } from '../../shared/dp/modes.ts';
 
 export const JOB_STATUSES = ['created', 'queued', 'running', 'paused', 'completed', 'failed', 'stopped', 'budget_exhausted'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -54,8 +55,12 @@ export interface RoundRow extends RoundRecord {
   evaluation: EvaluationRecord | null;
 }
 
-export const DP_MODES = ['central', 'local', 'distributed'] as const;
-export type LedgerMode = (typeof DP_MODES)[number];
+/**
+ * The DP modes a ledger row can carry: shared/dp's DP_MODES (the one list) without 'off', since a job
+ * without DP spends nothing and writes no ledger row.
+ */
+export type LedgerMode = Exclude<DpMode, 'off'>;
+export const DP_MODES: readonly LedgerMode[] = ALL_DP_MODES.filter((m): m is LedgerMode => m !== 'off');
 
 /** What one committed round of a DP job spent, and under which assumptions. */
 export interface LedgerEntry {

@@ -25,11 +25,26 @@ export interface ClipResult {
 
 const MARGIN = 1 - 2 ** -21;
 
-/** ‖v‖₂, accumulated in float64. NaN or +∞ if v holds a non-finite value. */
-export function l2Norm(v: Float32Array | Float64Array): number {
-  let sum = 0;
-  for (let i = 0; i < v.length; i++) sum += v[i] * v[i];
-  return Math.sqrt(sum);
+/**
+ * ‖x‖₂, accumulated in float64. NaN or +∞ if x holds a non-finite value. The one norm of the code base
+ * (clipping, the SecAgg encoding, aggregation all call it).
+ *
+ * Summation order, fixed on purpose: two accumulators, over the even and over the odd indices, added at
+ * the end (an odd last element goes to the even one). It is the order of the WebAssembly encoding
+ * kernel's norm (shared/secagg/encode-kernel.ts, one f64x2 lane per parity), so the scalar and kernel
+ * paths of encodeUpdate clip with bit-identical norms (the bit-identity tests of encoding.test.ts
+ * depend on it). Do not change it without changing the kernel.
+ */
+export function l2Norm(x: ArrayLike<number>): number {
+  let s0 = 0;
+  let s1 = 0;
+  const n = x.length - (x.length % 2);
+  for (let i = 0; i < n; i += 2) {
+    s0 += x[i] * x[i];
+    s1 += x[i + 1] * x[i + 1];
+  }
+  if (n < x.length) s0 += x[n] * x[n];
+  return Math.sqrt(s0 + s1);
 }
 
 export function checkClipNorm(clipNorm: number): void {

@@ -1,18 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { CohortError } from '../errors.ts';
-import { seededRng } from '../random.ts';
+import { cryptoWords, seededRng, type UniformWords, wordsFromRng } from '../random.ts';
 import { discreteGaussianNormalizer, discreteGaussianPmf, discreteGaussianVariance } from './discrete-gaussian.ts';
 import {
   type TableDiscreteGaussian,
-  type UniformWords,
   TABLE_MAX_ENTRIES,
   addDiscreteGaussianNoiseFast,
   createTableDiscreteGaussian,
-  cryptoWords,
   deltaFromTotalVariation,
   discreteGaussianNoiseTvBound,
   tableDiscreteGaussianSupports,
-  wordsFromRng,
 } from './discrete-gaussian-table.ts';
 import { chiSquareDiscrete } from './testing/goodness-of-fit.ts';
 

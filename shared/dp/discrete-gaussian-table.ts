@@ -49,17 +49,14 @@
  * table noise (P̃(S) ≤ P(S) + η ≤ e^ε Q(S) + δ + η ≤ e^ε Q̃(S) + δ + (1 + e^ε)η); over T rounds the term
  * is (1 + e^ε)·Σ_rounds N·tvBound. This term is additive to δ; it is not added to the accountant's δ.
  *
- * Randomness: `cryptoWords` fills word buffers from node:crypto `randomFillSync` when running in Node,
- * else WebCrypto `getRandomValues` in 64 KiB pieces. A deterministic `UniformWords` can be injected for
- * tests and simulations (e.g. `wordsFromRng(seededRng(…))`), never for real noise.
+ * Randomness: `cryptoWords` of shared/random.ts, the one door to the platform CSPRNG (node:crypto
+ * `randomFillSync` in Node, else WebCrypto). A deterministic `UniformWords` can be injected for tests and
+ * simulations (e.g. `wordsFromRng(seededRng(…))`), never for real noise.
  */
 import { CohortError } from '../errors.ts';
-import { nodeCrypto } from '../secagg/crypto/node.ts';
+import { cryptoWords, type UniformWords } from '../random.ts';
 import { addDiscreteGaussianNoise } from './discrete-gaussian.ts';
 import { type BitSource, type Rational, toRational } from './rational.ts';
-
-/** Fills `out` with uniform 32-bit words. */
-export type UniformWords = (out: Uint32Array) => void;
 
 /** Bits of the CDF entries (three 32-bit words). */
 export const TABLE_CDF_BITS = 96;
@@ -83,7 +80,7 @@ const GUIDE_SHIFT = 32 - GUIDE_BITS;
 const X_TRIVIAL = 80;
 /** Float bounds are rounded up by this factor (their few float operations err by far less). */
 const ROUND_UP = 1 + 2 ** -40;
-/** Words per randomness refill (64 KiB, the WebCrypto limit per call). */
+/** Words per randomness refill (64 KiB). */
 const CHUNK_WORDS = 16384;
 const TIE_WORDS = 64;
 /** Guide cells with at most this many entries are scanned linearly, larger ones bisected. */
@@ -94,31 +91,7 @@ const DIRECT_NONE = -32768;
 // ---------------------------------------------------------------------------------------------------------
 // Randomness.
 
-type RandomFill = (buf: Uint32Array) => unknown;
-let platformFill: UniformWords | undefined;
-
-function makePlatformFill(): UniformWords {
-  const node = nodeCrypto() as { randomFillSync?: RandomFill } | undefined;
-  const randomFillSync = node?.randomFillSync;
-  if (typeof randomFillSync === 'function') return (out) => void randomFillSync.call(node, out);
-  return (out) => {
-    for (let off = 0; off < out.length; off += CHUNK_WORDS) {
-      globalThis.crypto.getRandomValues(out.subarray(off, Math.min(out.length, off + CHUNK_WORDS)));
-    }
-  };
-}
-
-/** Uniform words from the platform CSPRNG (node:crypto `randomFillSync`, else WebCrypto). */
-export const cryptoWords: UniformWords = (out) => (platformFill ??= makePlatformFill())(out);
-
-/** A `UniformWords` drawing from an `Rng`/`BitSource` (e.g. `seededRng` for reproducible simulations). */
-export function wordsFromRng(rng: BitSource): UniformWords {
-  return (out) => {
-    for (let i = 0; i < out.length; i++) out[i] = rng.nextUint32() >>> 0;
-  };
-}
-
-/** The inverse: a `BitSource` reading a `UniformWords` in buffered pieces. */
+/** A `BitSource` reading a `UniformWords` in buffered pieces (the inverse of random.ts's `wordsFromRng`). */
 export function bitSourceFromWords(words: UniformWords): BitSource {
   const buf = new Uint32Array(256);
   let pos = buf.length;

@@ -26,16 +26,15 @@ export {
   TABLE_MAX_ENTRIES,
   TABLE_TAIL_BITS,
   type TableDiscreteGaussian,
-  type UniformWords,
   addDiscreteGaussianNoiseFast,
   bitSourceFromWords,
   createTableDiscreteGaussian,
-  cryptoWords,
   deltaFromTotalVariation,
   discreteGaussianNoiseTvBound,
   tableDiscreteGaussianSupports,
-  wordsFromRng,
 } from './discrete-gaussian-table.ts';
+/** The CSPRNG door lives in shared/random.ts; re-exported for the samplers' callers. */
+export { type UniformWords, cryptoWords, wordsFromRng } from '../random.ts';
 export {
   type CentralNoisyMeanParams,
   cappedClientWeight,

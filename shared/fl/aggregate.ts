@@ -93,9 +93,5 @@ export function isAllFinite(v: Float32Array): boolean {
   return true;
 }
 
-/** Euclidean norm, accumulated in float64. */
-export function l2Norm(v: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
-  return Math.sqrt(s);
-}
+/** The Euclidean norm has one home, shared/dp/clip.ts; re-exported for aggregation's callers. */
+export { l2Norm } from '../dp/clip.ts';

@@ -4,9 +4,9 @@
  * for dims around the kernels' 8-element and 16384-word slice boundaries, with both mask PRGs.
  */
 import { describe, expect, it } from 'vitest';
-import { randomBytes } from './crypto/bytes.ts';
-import { addMasks, prgFor, reduceModPow2, type MaskTerm } from './crypto/prg.ts';
-import { setSimdEnabled } from './crypto/simd.ts';
+import { randomBytes } from '../crypto/bytes.ts';
+import { addMasks, prgFor, reduceModPow2, type MaskTerm } from '../crypto/prg.ts';
+import { setSimdEnabled } from '../crypto/simd.ts';
 import { SumAccumulator } from './accumulator.ts';
 import { addPacked, packBits } from './encoding.ts';
 

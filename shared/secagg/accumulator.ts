@@ -13,8 +13,8 @@
  * Other b, no WebAssembly SIMD, or a d too large for wasm32 memory: a plain Uint32Array with
  * encoding.ts's `addPacked` and prg.ts's `addMasks` (identical results, checked by the tests).
  */
-import { addMasks, maskWordBytes, reduceModPow2, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
-import { assembleKernels, SLICE_WORDS, sliceAccumulator } from './crypto/simd.ts';
+import { addMasks, maskWordBytes, reduceModPow2, type MaskTerm, type PrgImpl } from '../crypto/prg.ts';
+import { assembleKernels, SLICE_WORDS, sliceAccumulator } from '../crypto/simd.ts';
 import { addPacked, packedBytes } from './encoding.ts';
 
 type Kernel = (acc: number, src: number, n: number) => void;

@@ -21,12 +21,12 @@
  * request per round only. `revealed` records what was disclosed; a second, different disclosure
  * throws before anything is returned.
  */
-import { aeadOpen, aeadSeal } from './crypto/aead.ts';
-import { equalBytes, fromBase64Url, randomBytes, toBase64Url, wipe } from './crypto/bytes.ts';
-import { ed25519Sign, ed25519Verify, type Ed25519KeyPair } from './crypto/ed25519.ts';
-import { addMasks, prgFor, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
-import { encodeShareValue, shamirSplit } from './crypto/shamir.ts';
-import { x25519KeyPair, x25519SharedSecret, type X25519KeyPair } from './crypto/x25519.ts';
+import { aeadOpen, aeadSeal } from '../crypto/aead.ts';
+import { equalBytes, fromBase64Url, randomBytes, toBase64Url, wipe } from '../crypto/bytes.ts';
+import { ed25519Sign, ed25519Verify, type Ed25519KeyPair } from '../crypto/ed25519.ts';
+import { addMasks, prgFor, type MaskTerm, type PrgImpl } from '../crypto/prg.ts';
+import { encodeShareValue, shamirSplit } from '../crypto/shamir.ts';
+import { x25519KeyPair, x25519SharedSecret, type X25519KeyPair } from '../crypto/x25519.ts';
 import { packBits } from './encoding.ts';
 import { SecAggError, SecAggErrorCode as E } from './errors.ts';
 import { neighborGraph, type NeighborGraph } from './graph.ts';

@@ -132,7 +132,7 @@ function signs8(name: string, fromF32: boolean): Func {
   return fn;
 }
 
-/** Σ x_i² over f32 x[0, n) (n even) with two accumulators, even and odd i — l2Norm's order in encoding.ts. */
+/** Σ x_i² over f32 x[0, n) (n even) with two accumulators, even and odd i — the order of l2Norm (shared/dp/clip.ts). */
 function sumSquares(): Func {
   const fn = new Func('sumSquares', [I32, I32], [F64]);
   const [src, n] = [0, 1];

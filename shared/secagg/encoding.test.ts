@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
 import { seededRng } from '../random.ts';
-import { randomBytes } from './crypto/bytes.ts';
-import { setSimdEnabled } from './crypto/simd.ts';
+import { randomBytes } from '../crypto/bytes.ts';
+import { setSimdEnabled } from '../crypto/simd.ts';
 import { encodeKernel } from './encode-kernel.ts';
 import {
   addPacked,
@@ -183,8 +183,10 @@ describe('WebAssembly encoding kernels (encode-kernel.ts)', () => {
         };
         const a = encodeUpdate(x, pb, { random: upThenFair() });
         const b = encodeUpdate(Float64Array.from(x), pb, { random: upThenFair() });
-        expect(a.roundingAttempts).toBe(2);
-        expect(b.roundingAttempts).toBe(2);
+        // The all-up draw is always rejected; the fair redraws may be rejected too (w.p. ≤ β each, and the
+        // rotation seed is random), so the count is ≥ 2, and the same on both paths.
+        expect(a.roundingAttempts).toBeGreaterThanOrEqual(2);
+        expect(b.roundingAttempts).toBe(a.roundingAttempts);
         expect(Buffer.from(a.encoded.buffer).equals(Buffer.from(b.encoded.buffer))).toBe(true);
       }
     });

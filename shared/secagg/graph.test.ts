@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { randomBytes } from './crypto/bytes.ts';
+import { randomBytes } from '../crypto/bytes.ts';
 import { graphPositions, neighborGraph } from './graph.ts';
 
 describe('SecAgg+ neighbour graph (permuted Harary)', () => {

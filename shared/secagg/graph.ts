@@ -16,9 +16,9 @@
  * positions that remain after removing a set R is disconnected only if R contains two disjoint
  * runs of k/2 consecutive positions (every edge spans at most k/2 positions along the cycle).
  */
-import { frameFields } from './crypto/bytes.ts';
-import { chacha20KeystreamWords, chacha20Words } from './crypto/chacha20.ts';
-import { hkdf } from './crypto/hkdf.ts';
+import { frameFields } from '../crypto/bytes.ts';
+import { chacha20KeystreamWords, chacha20Words } from '../crypto/chacha20.ts';
+import { hkdf } from '../crypto/hkdf.ts';
 
 export interface NeighborGraph {
   /** Number of clients n; clients are cohort indices 0..n−1. */

@@ -35,7 +35,15 @@ export {
   type IntegerNoise,
   type ModulusCheckInput,
   type ModulusReport,
-  type UniformWords,
 } from './encoding.ts';
-export { ed25519KeyPair, ed25519Sign, ed25519Verify, type Ed25519KeyPair } from './crypto/ed25519.ts';
-export { randomBytes, toBase64Url, fromBase64Url } from './crypto/bytes.ts';
+export { type UniformWords } from '../random.ts';
+export {
+  chooseEncoding,
+  distributedGaussianTau,
+  planSecAggRound,
+  tolerantGraph,
+  type EncodingPlan,
+  type SecAggRoundPlan,
+} from './plan.ts';
+export { ed25519KeyPair, ed25519Sign, ed25519Verify, type Ed25519KeyPair } from '../crypto/ed25519.ts';
+export { randomBytes, toBase64Url, fromBase64Url } from '../crypto/bytes.ts';

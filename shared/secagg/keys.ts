@@ -17,11 +17,11 @@
  * - Share plaintext: version 1 ‖ sender index ‖ receiver index (u32 BE) ‖ b_u share ‖ s_u^SK share
  *   (66 bytes each): the u ‖ v ‖ shares of Bonawitz's Round 1.
  */
-import { concatBytes, frameFields, toBase64Url, u32be } from './crypto/bytes.ts';
-import { hkdf } from './crypto/hkdf.ts';
-import { DEFAULT_MASK_PRG, type MaskPrgName } from './crypto/prg.ts';
-import { sha256 } from './crypto/sha256.ts';
-import { decodeShareValue, encodeShareValue, SHARE_VALUE_BYTES } from './crypto/shamir.ts';
+import { concatBytes, frameFields, toBase64Url, u32be } from '../crypto/bytes.ts';
+import { hkdf } from '../crypto/hkdf.ts';
+import { DEFAULT_MASK_PRG, type MaskPrgName } from '../crypto/prg.ts';
+import { sha256 } from '../crypto/sha256.ts';
+import { decodeShareValue, encodeShareValue, SHARE_VALUE_BYTES } from '../crypto/shamir.ts';
 
 const PROTOCOL = 'cohort/secagg/v1';
 

@@ -5,9 +5,9 @@
  * and a relayed request whose PRG was changed is refused.
  */
 import { describe, expect, it } from 'vitest';
-import { aes256CtrNode, aes256CtrPortable, chacha20Node, chacha20Portable, type MaskPrgName, type PrgImpl } from './crypto/prg.ts';
-import { ed25519KeyPair } from './crypto/ed25519.ts';
-import { toBase64Url } from './crypto/bytes.ts';
+import { aes256CtrNode, aes256CtrPortable, chacha20Node, chacha20Portable, type MaskPrgName, type PrgImpl } from '../crypto/prg.ts';
+import { ed25519KeyPair } from '../crypto/ed25519.ts';
+import { toBase64Url } from '../crypto/bytes.ts';
 import { SecAggClient } from './client.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';
 import { roundConfigHash, sessionId, type RoundConfig } from './keys.ts';

@@ -15,9 +15,9 @@
  *   4    secagg_unmask_request                 secagg_unmask
  */
 import { z } from 'zod';
-import { AEAD_OVERHEAD } from './crypto/aead.ts';
-import { MASK_PRG_NAMES } from './crypto/prg.ts';
-import { SHARE_VALUE_BYTES } from './crypto/shamir.ts';
+import { AEAD_OVERHEAD } from '../crypto/aead.ts';
+import { MASK_PRG_NAMES } from '../crypto/prg.ts';
+import { SHARE_VALUE_BYTES } from '../crypto/shamir.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';
 import { SHARE_PLAINTEXT_BYTES } from './keys.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.ts';
-import { randomBytes } from './crypto/bytes.ts';
+import { randomBytes } from '../crypto/bytes.ts';
 import { neighborGraph } from './graph.ts';
 import { failureBounds, findGraphParams, toleratedDropouts } from './params.ts';
 import { seededRng, sampleWithoutReplacement } from '../random.ts';

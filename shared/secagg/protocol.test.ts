@@ -4,8 +4,8 @@
  * replays) and the never-reveal-both invariant.
  */
 import { describe, expect, it } from 'vitest';
-import { ed25519KeyPair } from './crypto/ed25519.ts';
-import { fromBase64Url, toBase64Url } from './crypto/bytes.ts';
+import { ed25519KeyPair } from '../crypto/ed25519.ts';
+import { fromBase64Url, toBase64Url } from '../crypto/bytes.ts';
 import { SecAggClient } from './client.ts';
 import { unpackBits } from './encoding.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';

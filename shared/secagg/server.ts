@@ -25,11 +25,11 @@
  * and Unmasking removes every self mask and every reconstructed pairwise mask in one chunk-major pass
  * with the round's announced mask PRG (crypto/prg.ts).
  */
-import { equalBytes, fromBase64Url, randomBytes, toBase64Url } from './crypto/bytes.ts';
-import { ed25519Verify } from './crypto/ed25519.ts';
-import { isMaskPrgName, prgFor, DEFAULT_MASK_PRG, type MaskPrgName, type MaskTerm, type PrgImpl } from './crypto/prg.ts';
-import { decodeShareValue, shamirCombine, ShamirError, type ShamirShare } from './crypto/shamir.ts';
-import { x25519PublicKey, x25519SharedSecret } from './crypto/x25519.ts';
+import { equalBytes, fromBase64Url, randomBytes, toBase64Url } from '../crypto/bytes.ts';
+import { ed25519Verify } from '../crypto/ed25519.ts';
+import { isMaskPrgName, prgFor, DEFAULT_MASK_PRG, type MaskPrgName, type MaskTerm, type PrgImpl } from '../crypto/prg.ts';
+import { decodeShareValue, shamirCombine, ShamirError, type ShamirShare } from '../crypto/shamir.ts';
+import { x25519PublicKey, x25519SharedSecret } from '../crypto/x25519.ts';
 import { SumAccumulator } from './accumulator.ts';
 import { packedBytes } from './encoding.ts';
 import { SecAggError, SecAggErrorCode as E } from './errors.ts';

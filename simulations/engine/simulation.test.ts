@@ -3,7 +3,7 @@
  * workers finishing in any order), different for another seed, dropouts injected and counted.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TrainingPool } from '../../client/train/pool.ts';
+import { TrainingPool } from '../../client/node/pool.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
 import { weightsChecksum } from '../../shared/model/index.ts';
 import { loadMnist } from '../datasets/mnist.ts';

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Dataset } from '../../client/data/dataset.ts';
 import { subset } from '../../client/data/dataset.ts';
 import { ClientEngine, type ClientTask, type FitResult } from '../../client/engine/index.ts';
-import type { TrainingPool } from '../../client/train/pool.ts';
+import type { TrainingPool } from '../../client/node/pool.ts';
 import type { JobConfig } from '../../server/round/config.ts';
 import { RoundEngine, type JobSummary, type RoundSummary } from '../../server/round/engine.ts';
 import { CohortStore } from '../../server/store/index.ts';

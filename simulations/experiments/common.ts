@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Dataset } from '../../client/data/dataset.ts';
-import { TrainingPool } from '../../client/train/pool.ts';
+import { TrainingPool } from '../../client/node/pool.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';

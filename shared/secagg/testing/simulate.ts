@@ -2,7 +2,8 @@
  * In-process driver for tests and the benchmark: runs one SecAgg round with real client and server
  * state machines and scripted dropouts. Not used by production code.
  */
-import { ed25519KeyPair, type Ed25519KeyPair } from '../crypto/ed25519.ts';
+import { ed25519KeyPair, type Ed25519KeyPair } from '../../crypto/ed25519.ts';
+import { cryptoWords } from '../../random.ts';
 import { SecAggClient } from '../client.ts';
 import type { SecAggClientMessage, SecAggServerMessage } from '../messages.ts';
 import { SecAggServer, type SecAggResult, type SecAggServerPhase } from '../server.ts';
@@ -52,7 +53,7 @@ const ORDER: SecAggServerPhase[] = ['advertise', 'share', 'collect', 'consistenc
 export function randomInputs(n: number, dim: number, bits: number): Uint32Array[] {
   return Array.from({ length: n }, () => {
     const v = new Uint32Array(dim);
-    globalThis.crypto.getRandomValues(v);
+    cryptoWords(v);
     if (bits < 32) for (let i = 0; i < dim; i++) v[i] &= 2 ** bits - 1;
     return v;
   });

@@ -1,7 +1,7 @@
 /**
  * Byte helpers shared by the SecAgg primitives: hex and base64url (RFC 4648 §5) codecs, concatenation,
- * constant-time comparison, length-prefixed framing for signed transcripts, and the platform CSPRNG.
- * Isomorphic: no Node imports.
+ * constant-time comparison, length-prefixed framing for signed transcripts (and a re-export of the
+ * CSPRNG's `randomBytes` from shared/random.ts). Isomorphic: no Node imports.
  */
 
 export function hexToBytes(hex: string): Uint8Array {
@@ -106,14 +106,8 @@ export function frameFields(...fields: (Uint8Array | string | number)[]): Uint8A
   return concatBytes(...parts);
 }
 
-/** Bytes from the platform CSPRNG (WebCrypto `getRandomValues`, present in Node ≥ 19 and browsers). */
-export function randomBytes(length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let off = 0; off < length; off += 65536) {
-    globalThis.crypto.getRandomValues(out.subarray(off, Math.min(length, off + 65536)));
-  }
-  return out;
-}
+/** Bytes from the platform CSPRNG: shared/random.ts is its one door; re-exported here for the primitives' callers. */
+export { randomBytes } from '../random.ts';
 
 /** Overwrites secret material that is no longer needed (best effort: JS may have copied it). */
 export function wipe(bytes: Uint8Array | undefined): void {

@@ -13,7 +13,7 @@
  * are stored in order. Tests: RFC 8439 §2.4.2 and equality with the portable implementation
  * (chacha20.ts) for many lengths and counters.
  */
-import { Func, I32, instantiateOwnMemory, V128, add, forUp, get, i32, i32Load, i32Store, set, v, type Code } from '../../wasm/asm.ts';
+import { Func, I32, instantiateOwnMemory, V128, add, forUp, get, i32, i32Load, i32Store, set, v, type Code } from '../wasm/asm.ts';
 
 const simdOp = (op: number): number[] => [0xfd, ...(op < 0x80 ? [op] : [(op & 0x7f) | 0x80, op >> 7])];
 const add32 = (a: Code, b: Code): Code => [a, b, simdOp(0xae)];

@@ -1,8 +1,8 @@
 /** The client's config file (`cohort client --config`), validated; CLI flags override its fields. */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../shared/errors.ts';
-import { PrivacyFloorSchema } from './engine/privacy-floor.ts';
+import { ConfigError } from '../../shared/errors.ts';
+import { PrivacyFloorSchema } from '../engine/privacy-floor.ts';
 
 export const ClientConfigSchema = z
   .object({

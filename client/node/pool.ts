@@ -16,7 +16,7 @@ import { CohortError, ConfigError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { ModelSpec } from '../../shared/model/spec.ts';
 import type { Dataset } from '../data/dataset.ts';
-import type { EvalResult, TrainResult, TrainingConfig } from './trainer.ts';
+import type { EvalResult, TrainResult, TrainingConfig } from '../train/trainer.ts';
 
 /** A dataset as it crosses the thread boundary: buffers (shared or transferred) plus shape. */
 export interface WireDataset {

@@ -4,8 +4,8 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { DatasetBuilder, labelProblem } from './builder.ts';
-import { DataError, type Dataset, type DatasetShapeOptions } from './dataset.ts';
+import { DatasetBuilder, labelProblem } from '../data/builder.ts';
+import { DataError, type Dataset, type DatasetShapeOptions } from '../data/dataset.ts';
 
 export type JsonLinesOptions = DatasetShapeOptions;
 

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRng } from '../../shared/random.ts';
 import { initialWeights, type ModelSpec } from '../../shared/model/index.ts';
 import { fromArrays, type Dataset } from '../data/dataset.ts';
-import { selectBackend } from './backend.ts';
+import { selectBackend } from '../train/backend.ts';
 import { PoolClosedError, TrainingPool } from './pool.ts';
-import { LocalTrainer, type TrainingConfig } from './trainer.ts';
+import { LocalTrainer, type TrainingConfig } from '../train/trainer.ts';
 
 const spec: ModelSpec = { zoo: 'mlp', inputShape: [64], numClasses: 4 };
 const cnn: ModelSpec = { zoo: 'cnn', inputShape: [8, 8, 1], numClasses: 4 };

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fromArrays, loadCsv, loadDataset, loadJsonLines, splitCsvLine, splitTrainTest, subset, type Dataset } from './index.ts';
+import { fromArrays, splitTrainTest, subset, type Dataset } from '../data/index.ts';
+import { loadCsv, loadDataset, loadJsonLines, splitCsvLine } from './index.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cohort-data-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -5,8 +5,8 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { ConfigError } from '../../shared/errors.ts';
-import { DatasetBuilder, labelProblem } from './builder.ts';
-import { DataError, type Dataset, type DatasetShapeOptions } from './dataset.ts';
+import { DatasetBuilder, labelProblem } from '../data/builder.ts';
+import { DataError, type Dataset, type DatasetShapeOptions } from '../data/dataset.ts';
 
 export interface CsvOptions extends DatasetShapeOptions {
   /** Header name, or 0-based index (negative counts from the end). Default 'label' if present, else the last column. */

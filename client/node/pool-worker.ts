@@ -7,8 +7,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { CohortError } from '../../shared/errors.ts';
 import type { ModelSpec } from '../../shared/model/spec.ts';
 import type { Dataset } from '../data/dataset.ts';
-import { selectBackend } from './backend.ts';
-import { LocalTrainer, type TrainingConfig } from './trainer.ts';
+import { selectBackend } from '../train/backend.ts';
+import { LocalTrainer, type TrainingConfig } from '../train/trainer.ts';
 import type { PoolReply, PoolRequest, WireDataset } from './pool.ts';
 
 const port = parentPort;
