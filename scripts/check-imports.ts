@@ -26,20 +26,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCE_DIRS = ['shared', 'server', 'client', 'simulations', 'bench', 'cli', 'test', 'scripts'];
 
 /** Violations we know of and accept for now (file → specifier), each with the reason it goes away. */
-const KNOWN_EXCEPTIONS: { file: string; specifier: string; todo: string }[] = [
-  {
-    file: 'client/engine/engine.ts',
-    specifier: 'node:events',
-    todo: 'TODO(issue 12): the client engine should extend shared/events.ts Emitter instead of node:events EventEmitter',
-  },
-];
+const KNOWN_EXCEPTIONS: { file: string; specifier: string; todo: string }[] = [];
 /** Import cycles we know of (each as its sorted member list). Type-only imports count: a cycle of types is still a knot. */
-const KNOWN_CYCLES: { members: string[]; todo: string }[] = [
-  {
-    members: ['test/hostile/generators.ts', 'test/hostile/harness.ts'],
-    todo: 'TODO(issue 12): type-only both ways (HostileInput/Emit/Expect vs RawInput); move the shared types to test/hostile/types.ts',
-  },
-];
+const KNOWN_CYCLES: { members: string[]; todo: string }[] = [];
 
 const NODE_BUILTINS = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const isNodeBuiltin = (spec: string): boolean => spec.startsWith('node:') || NODE_BUILTINS.has(spec.split('/')[0]);

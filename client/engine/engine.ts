@@ -11,7 +11,7 @@
  * through it. Training and evaluation are delegated to a `ClientTask`, so the engine is testable with
  * any model and data.
  */
-import { EventEmitter } from 'node:events';
+import { Emitter as EventEmitter } from '../../shared/events.ts';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { privatiseUpdate } from './privatise.ts';

@@ -20,10 +20,11 @@ import {
   randomBytes,
   type SecAggResult,
 } from '../../shared/secagg/index.ts';
-import { chooseEncoding, tolerantGraph } from '../../shared/secagg/plan.ts';
+import { planSecAggRound } from '../../shared/secagg/plan.ts';
 // The encoding plan moved to shared/secagg/plan.ts (one rule for the coordinator and the bench).
 export { chooseEncoding, distributedGaussianTau, tolerantGraph, type EncodingPlan } from '../../shared/secagg/plan.ts';
 import type { Clock } from './clock.ts';
+import { l2Norm } from '../../shared/dp/clip.ts';
 import { noFailpoints, type Failpoint, type FailpointName } from '../failpoints.ts';
 
 export const SecAggConfigSchema = z
@@ -97,22 +98,22 @@ export class SecAggRound {
 
   constructor(private readonly opts: SecAggRoundOptions) {
     const n = opts.members.length;
-    const graph = tolerantGraph(n, opts.minSurvivors, opts.config.dropoutRate, opts.config.corruptRate);
-    // The round needs the survivors the graph needs, at least the job's floor; the DP noise below is
-    // split over this (possibly raised) minimum.
-    const minSurvivors = Math.min(n, Math.max(opts.minSurvivors, n - graph.maxDropouts));
-    if (minSurvivors > opts.minSurvivors) {
-      opts.log.info({ round: opts.round, cohort: n, minSurvivors, jobMinSurvivors: opts.minSurvivors }, 'secure aggregation needs more survivors than the job minimum this round');
-    }
-    const choice = chooseEncoding({
+    // The same plan the bench measures (shared/secagg/plan.ts): graph, then the survivors it needs
+    // (at least the job's floor; the DP noise is split over this possibly raised minimum), then γ.
+    const { graph, minSurvivors, encoding: choice } = planSecAggRound({
       clients: n,
-      minSurvivors,
+      jobMinSurvivors: opts.minSurvivors,
       dim: opts.dim,
       clipNorm: opts.clipNorm,
       bits: opts.config.bits,
       wrapProbability: opts.config.wrapProbability,
       noiseMultiplier: opts.noiseMultiplier,
+      dropoutRate: opts.config.dropoutRate,
+      corruptRate: opts.config.corruptRate,
     });
+    if (minSurvivors > opts.minSurvivors) {
+      opts.log.info({ round: opts.round, cohort: n, minSurvivors, jobMinSurvivors: opts.minSurvivors }, 'secure aggregation needs more survivors than the job minimum this round');
+    }
     this.sensitivity = choice.sensitivity;
     this.announce = {
       bits: choice.bits,
@@ -151,9 +152,7 @@ export class SecAggRound {
    * mask — e.g. a client that sent bad shares — and decodes to garbage: it must never reach the model.
    */
   implausibleSum(sum: Float64Array, included: number): string | undefined {
-    let sq = 0;
-    for (let i = 0; i < sum.length; i++) sq += sum[i] * sum[i];
-    const norm = Math.sqrt(sq);
+    const norm = l2Norm(sum);
     const noise = this.announce.noiseStddev * Math.sqrt(included) * (Math.sqrt(sum.length) + 10);
     const bound = included * this.sensitivity + noise;
     if (norm <= bound) return undefined;

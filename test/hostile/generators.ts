@@ -11,7 +11,8 @@
 import fc from 'fast-check';
 import { FRAME_VERSION, MIN_CHUNK_BYTES } from '../../shared/protocol/index.ts';
 import { seededRng, type Rng } from '../../shared/random.ts';
-import type { Emit, Expect, HostileInput } from './harness.ts';
+import type { Emit, Expect, HostileInput, RawInput } from './types.ts';
+export type { RawInput } from './types.ts';
 
 // ---- randomness -------------------------------------------------------------------------------
 
@@ -557,15 +558,6 @@ export function mutations(g: Gen, n: number, o: GenOpts): HostileInput[] {
 
 // ---- raw engine.io / socket.io packets (the `ws` package) ---------------------------------------
 
-export interface RawInput {
-  category: string;
-  label: string;
-  /** Frames sent after the engine.io handshake (`open` packet) and, if `connect`, the socket.io CONNECT. */
-  frames: (string | Buffer)[];
-  connect: boolean;
-  /** Send a socket.io CONNECT again after the frames (they left the namespace). */
-  reconnect?: boolean;
-}
 
 /** Garbage at the engine.io and socket.io packet layers, and deep JSON too deep for a JSON encoder. */
 export function rawGarbage(g: Gen, n: number): RawInput[] {

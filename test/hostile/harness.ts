@@ -37,7 +37,8 @@ import {
   type ServerMessage,
 } from '../../shared/protocol/index.ts';
 import { SecAggErrorCode } from '../../shared/secagg/errors.ts';
-import type { RawInput } from './generators.ts';
+import type { Emit, Expect, HostileInput, RawInput } from './types.ts';
+export type { Emit, Expect, HostileInput } from './types.ts';
 
 // ---- seed -------------------------------------------------------------------------------------
 
@@ -154,37 +155,6 @@ export class Tally {
 
 // ---- what an input expects --------------------------------------------------------------------
 
-/**
- * `error`: at least one typed error (optionally one of `codes`), or the connection dropped.
- * `silent`: no error (frames the protocol documents as dropped silently, honest messages).
- * `drop`: the server must close the connection. `any`: no expectation beyond the global ones
- * (raw engine.io garbage: close or ignore, never crash).
- */
-export type Expect =
-  | { kind: 'error'; codes?: readonly string[]; allowDrop?: boolean }
-  | { kind: 'silent' }
-  | { kind: 'drop' }
-  | { kind: 'any' };
-
-/** One socket.io emission. */
-export interface Emit {
-  event: string;
-  args: unknown[];
-}
-
-export interface HostileInput {
-  category: string;
-  /** Human-readable description for failure messages (what was sent). */
-  label: string;
-  emits: Emit[];
-  expect: Expect;
-  /**
-   * Send with nothing else in flight on the connection. Socket.IO runs `onAny` listeners at once but
-   * the `head` handler on the next tick, so the error for an unknown event can overtake the answer to
-   * an earlier probe; such inputs go alone.
-   */
-  serial?: boolean;
-}
 
 export interface InputResult {
   outcome: Outcome;
