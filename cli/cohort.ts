@@ -36,6 +36,9 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'Socket.IO port (0 = any free port)', '8080')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
+    .option('--max-connections-per-ip <n>', 'open connections allowed from one address (raise behind a proxy or NAT)', '1024')
+    .option('--max-unregistered <n>', 'connections that have not said hello, in all', '1024')
+    .option('--max-unregistered-per-ip <n>', 'connections that have not said hello, per address', '64')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(() => serverCommand(o as never)));
 

@@ -2,12 +2,16 @@ import { resolve } from 'node:path';
 import { startCoordinator } from '../server/coordinator.ts';
 import { loadJobConfig } from '../server/round/config.ts';
 import { createLogger, type LogLevel } from './log.ts';
+import { ConfigError } from '../shared/errors.ts';
 
 export interface ServerCommandOptions {
   config: string;
   port: string;
   host: string;
   dataDir: string;
+  maxConnectionsPerIp: string;
+  maxUnregistered: string;
+  maxUnregisteredPerIp: string;
   logLevel: LogLevel;
 }
 
@@ -17,7 +21,12 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
   const config = loadJobConfig(opts.config);
   const port = parsePort(opts.port);
   const dataDir = resolve(opts.dataDir);
-  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger });
+  const connections = {
+    maxPerIp: positiveInt('--max-connections-per-ip', opts.maxConnectionsPerIp),
+    maxUnregistered: positiveInt('--max-unregistered', opts.maxUnregistered),
+    maxUnregisteredPerIp: positiveInt('--max-unregistered-per-ip', opts.maxUnregisteredPerIp),
+  };
+  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections });
   const { engine } = coordinator;
   logger.info(
     { url: coordinator.url, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
@@ -28,6 +37,10 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
     await coordinator.close();
     process.exit(130);
   };
+  engine.on('paused', ({ reason }) =>
+    logger.warn({ reason, lastCommittedRound: engine.lastCommittedRound }, 'job paused; fix the cause, then restart cohort server to resume'),
+  );
+  guardProcess(logger, engine);
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   const summary = await engine.whenFinished();
@@ -36,6 +49,25 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
   await coordinator.close();
   logger.info({ ...summary }, 'job finished');
   return summary.status === 'completed' ? 0 : 1;
+}
+
+/**
+ * Last line of defence (every known path is guarded in the engines). A stray promise rejection has no
+ * state to corrupt: log it and carry on. An uncaught exception may have left a transition half-done:
+ * log it and exit, because the store is crash-safe and a restart resumes after the last committed round.
+ */
+function guardProcess(logger: ReturnType<typeof createLogger>, engine: { lastCommittedRound: number }): void {
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled promise rejection (kept running)'));
+  process.on('uncaughtException', (err) => {
+    logger.error({ err, lastCommittedRound: engine.lastCommittedRound }, 'uncaught exception; exiting (restart resumes the job)');
+    process.exit(70);
+  });
+}
+
+function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${flag} must be a positive integer, got ${text}`);
+  return n;
 }
 
 export function parsePort(text: string): number {

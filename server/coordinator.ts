@@ -6,7 +6,7 @@ import { silentLogger, type Logger } from '../shared/log.ts';
 import { RoundEngine, type Clock } from './round/engine.ts';
 import type { JobConfig } from './round/config.ts';
 import { CohortStore } from './store/index.ts';
-import { SocketIoServerTransport } from './transport/socketio.ts';
+import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
 import type { Rng } from '../shared/random.ts';
 import { failpointFromSpec, type Failpoint } from './failpoints.ts';
 
@@ -20,6 +20,8 @@ export interface CoordinatorOptions {
   clock?: Clock;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** Caps on connections per address and on connections that have not said hello. */
+  connections?: Partial<ConnectionLimits>;
   /** Fault injection (tests): default from COHORT_FAILPOINT, see server/failpoints.ts. */
   failpoint?: Failpoint;
 }
@@ -44,8 +46,19 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     logger,
     pingIntervalMs: opts.pingIntervalMs,
     pingTimeoutMs: opts.pingTimeoutMs,
+    connections: opts.connections,
   });
-  const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: opts.rng, clock: opts.clock, failpoint });
+  const engine = new RoundEngine({
+    config: opts.config,
+    store,
+    transport,
+    logger,
+    rng: opts.rng,
+    clock: opts.clock,
+    failpoint,
+    // Starting the one-job coordinator on a paused job is the operator's resume.
+    resumePaused: true,
+  });
   try {
     await engine.start();
   } catch (err) {

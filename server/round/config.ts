@@ -11,6 +11,7 @@ import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
 import { SecAggConfigSchema } from './secagg.ts';
+import { VALUE_LIMITS } from './ranges.ts';
 
 const positiveMs = z.number().int().min(1).max(7 * 24 * 3600 * 1000);
 
@@ -79,6 +80,8 @@ export const JobConfigSchema = z
         waitForClientsMs: z.number().int().min(0).default(0),
         trainMs: positiveMs.default(120_000),
         evaluateMs: positiveMs.default(60_000),
+        /** A connection that has not completed hello by then is closed. */
+        helloMs: positiveMs.default(10_000),
         /** Pause before retrying a round that could not start or was aborted. */
         retryDelayMs: z.number().int().min(0).max(3_600_000).default(1_000),
       })
@@ -90,6 +93,16 @@ export const JobConfigSchema = z
       .object({
         maxPayloadBytes: z.number().int().min(1024).max(2 ** 31).default(DEFAULT_LIMITS.maxPayloadBytes),
         chunkBytes: z.number().int().min(4096).max(16 * 1024 * 1024).default(DEFAULT_LIMITS.chunkBytes),
+        /**
+         * Range checks on what clients report (server/round/ranges.ts): a message outside them is
+         * refused with OUT_OF_RANGE and its sender excluded from the round. Bounded inputs keep every
+         * aggregate finite: Σ over a cohort of ≤ 10^6 of (≤ 10^7 examples × ≤ 10^6) stays far below 10^308.
+         */
+        maxExamplesPerClient: z.number().int().min(1).max(2 ** 40).default(VALUE_LIMITS.maxExamplesPerClient),
+        /** Largest |loss| or |metric| a client may report. */
+        maxMetricValue: z.number().positive().max(1e12).default(VALUE_LIMITS.maxMetricValue),
+        /** Largest |element| of a plain update vector (a delta of the model's weights). */
+        maxUpdateValue: z.number().positive().max(1e12).default(VALUE_LIMITS.maxUpdateValue),
       })
       .strict()
       .prefault({}),

@@ -18,6 +18,8 @@ import { createServerOptimizer, WeightedSum, type ServerOptimizer } from '../../
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
 import {
+  boundText,
+  errorMessage,
   ErrorCode,
   PROTOCOL_VERSION,
   type ClientMessage,
@@ -32,6 +34,7 @@ import {
   DEFAULT_LIMITS,
 } from '../../shared/protocol/index.ts';
 import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
+import { isAllFinite } from '../../shared/fl/aggregate.ts';
 import type { CohortStore, EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
 import { configHash, type JobConfig } from './config.ts';
 import { PrivacyController, type RoundPlan } from './privacy.ts';
@@ -39,19 +42,10 @@ import { SecAggRound, type SecAggOutcome } from './secagg.ts';
 import { decodeSum, fromBase64Url, SecAggError } from '../../shared/secagg/index.ts';
 import type { SecAggUp } from '../../shared/protocol/index.ts';
 import { noFailpoints, type Failpoint } from '../failpoints.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { checkEvalResult, checkHello, checkUpdate, type ValueLimits } from './ranges.ts';
 
-/** Timer functions, injectable so tests can drive time. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
+export { systemClock, type Clock } from './clock.ts';
 
 export interface RoundEngineOptions {
   config: JobConfig;
@@ -65,10 +59,13 @@ export interface RoundEngineOptions {
   held?: boolean;
   /** Fault-injection hook (server/failpoints.ts); a no-op unless a test asks for a crash. */
   failpoint?: Failpoint;
+  /** A job found paused in the store resumes at start (the one-job server: starting it is the operator's resume). */
+  resumePaused?: boolean;
 }
 
-type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'finished';
-type MemberStatus = 'pending' | 'completed' | 'dropped' | 'refused';
+type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'paused' | 'finished';
+/** `rejected`: excluded for an out-of-range message; it counts as a dropout of the round. */
+type MemberStatus = 'pending' | 'completed' | 'dropped' | 'refused' | 'rejected';
 
 interface ConnectedClient {
   connId: string;
@@ -128,6 +125,8 @@ export interface RoundEngineEvents {
   round: [RoundSummary];
   /** A round attempt ended without a commit. */
   aborted: [{ round: number; attempt: number; reason: string }];
+  /** The job was paused (the store failed, or an operator asked); `resume()` continues it. */
+  paused: [{ reason: string }];
   /** The job reached a final state. */
   finished: [JobSummary];
 }
@@ -141,6 +140,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly rng: Rng;
   private readonly clock: Clock;
   private readonly limits: WireLimits;
+  private readonly valueLimits: ValueLimits;
   private readonly minSurvivors: number;
 
   private state: EngineState = 'idle';
@@ -157,9 +157,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private pendingSummary?: RoundSummary;
   private readonly clients = new Map<string, ConnectedClient>();
   private readonly connByClient = new Map<string, string>();
+  /** Handshake deadlines of connections that have not said hello yet. */
+  private readonly helloTimers = new Map<string, unknown>();
+  private pauseReason?: string;
   private finishedSummary?: JobSummary;
   private held: boolean;
   private readonly failpoint: Failpoint;
+  private readonly resumePaused: boolean;
 
   constructor(opts: RoundEngineOptions) {
     super();
@@ -170,10 +174,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.log = (opts.logger ?? silentLogger).child({ job: this.jobId });
     this.rng = opts.rng ?? cryptoRng();
     this.clock = opts.clock ?? systemClock;
-    this.limits = { ...DEFAULT_LIMITS, ...opts.config.limits };
+    const { maxExamplesPerClient, maxMetricValue, maxUpdateValue, ...wire } = opts.config.limits;
+    this.limits = { ...DEFAULT_LIMITS, ...wire };
+    this.valueLimits = { maxExamplesPerClient, maxMetricValue, maxUpdateValue };
     this.minSurvivors = opts.config.minSurvivors ?? opts.config.minClients;
     this.held = opts.held ?? false;
     this.failpoint = opts.failpoint ?? noFailpoints;
+    this.resumePaused = opts.resumePaused ?? false;
   }
 
   /** Lets a held engine start rounds. */
@@ -213,6 +220,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.loadJob();
     await this.transport.start(this);
     if (this.state === 'finished') return;
+    if (this.state === 'paused') {
+      if (this.resumePaused) this.resume();
+      return;
+    }
     this.state = 'waiting';
     this.waitingSince = this.clock.now();
     this.tryStartRound();
@@ -246,9 +257,22 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   onConnect(connId: string): void {
     this.log.debug({ connId }, 'connection opened');
+    // A connection that never completes hello holds a socket and counts against the transport's cap on
+    // unregistered connections: close it after the handshake deadline.
+    this.helloTimers.set(
+      connId,
+      this.timer('hello deadline', this.config.timeouts.helloMs, () => {
+        this.helloTimers.delete(connId);
+        if (this.clients.has(connId)) return;
+        this.log.info({ connId, ms: this.config.timeouts.helloMs }, 'no hello before the handshake deadline; closing the connection');
+        this.transport.send(connId, errorMessage(ErrorCode.NOT_REGISTERED, `no hello within ${this.config.timeouts.helloMs} ms; closing`));
+        this.transport.disconnect(connId);
+      }),
+    );
   }
 
   onDisconnect(connId: string, reason: string): void {
+    this.clearHelloTimer(connId);
     const client = this.clients.get(connId);
     if (!client) return;
     this.clients.delete(connId);
@@ -266,11 +290,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     try {
       this.dispatch(connId, msg);
     } catch (err) {
-      if (err instanceof CohortError) {
+      if (err instanceof CohortError && !isStoreFailure(err)) {
         this.reject(connId, err.code, err.message, msg);
       } else {
-        this.log.error({ err, connId, type: msg.type }, 'message handler failed');
+        // Not the sender's fault: say so, and put the engine back in a consistent state.
         this.reject(connId, ErrorCode.INTERNAL, 'internal error; the message was not applied', msg);
+        this.recover(`${msg.type} from ${connId}`, err);
       }
     }
   }
@@ -298,12 +323,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (msg.protocolVersion !== PROTOCOL_VERSION) {
       this.reject(connId, ErrorCode.VERSION_MISMATCH, `server speaks protocol ${PROTOCOL_VERSION}, client ${msg.protocolVersion}`, msg);
       // Give the error time to reach the peer before closing.
-      this.clock.setTimeout(() => this.transport.disconnect(connId), 100);
+      this.timer('version mismatch close', 100, () => this.transport.disconnect(connId));
       return;
     }
     if (this.clients.has(connId)) {
       throw new CohortError(ErrorCode.DUPLICATE, 'hello already received on this connection');
     }
+    checkHello(msg, this.valueLimits);
     // The same client reconnecting before its old socket timed out: the new connection wins.
     const previous = this.connByClient.get(msg.clientId);
     if (previous !== undefined) {
@@ -312,9 +338,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       this.markGone(msg.clientId, previous);
       this.transport.disconnect(previous);
     }
+    this.clearHelloTimer(connId);
     this.clients.set(connId, { connId, clientId: msg.clientId, numExamples: msg.numExamples });
     this.connByClient.set(msg.clientId, connId);
-    this.store.upsertClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
+    try {
+      this.store.upsertClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
+    } catch (err) {
+      // Bookkeeping only: the client may still take part (a failing store pauses the job at its next commit).
+      this.log.error({ err, client: msg.clientId }, 'cannot record the client in the store');
+    }
     this.transport.send(connId, {
       type: 'welcome',
       protocolVersion: PROTOCOL_VERSION,
@@ -335,6 +367,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
   }
 
+  private clearHelloTimer(connId: string): void {
+    const t = this.helloTimers.get(connId);
+    if (t === undefined) return;
+    this.clock.clearTimeout(t);
+    this.helloTimers.delete(connId);
+  }
+
   private onUpdate(client: ConnectedClient, msg: Update): void {
     const round = this.current;
     const member = this.memberOf(round, client, msg.round, 'update');
@@ -348,6 +387,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (round!.secagg) throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses secure aggregation: send secagg messages, not a plain update');
     if (plan?.announce.adaptiveClipping && msg.clipBit === undefined) {
       throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses adaptive clipping: the update must carry clipBit');
+    }
+    try {
+      checkUpdate(msg, this.valueLimits);
+    } catch (err) {
+      return this.exclude(client, member, err as CohortError, msg);
     }
     if (plan && plan.announce.mode === 'central') {
       // Defence in depth: the sensitivity bound must not rest on the client having clipped.
@@ -375,6 +419,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       if (err instanceof SecAggError) throw new CohortError(err.code, err.message);
       throw err;
     }
+  }
+
+  /** A member sent an out-of-range message: refuse it, drop the member from the round, go on. */
+  private exclude(client: ConnectedClient, member: { status: MemberStatus }, err: CohortError, msg: Update): void {
+    member.status = 'rejected';
+    this.reject(client.connId, err.code, err.message, msg);
+    this.log.warn({ client: client.clientId, round: msg.round, reason: err.message }, 'update out of range; the client is excluded from the round');
+    if (this.current!.secagg) this.current!.secagg.memberGone();
+    else this.closeRoundIfSettled();
   }
 
   private onRefuse(client: ConnectedClient, roundNo: number, reason: string): void {
@@ -405,7 +458,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
     if (member.done) throw new CohortError(ErrorCode.DUPLICATE, `evaluation of round ${msg.round} already received`);
     member.done = true;
-    if (msg.numExamples > 0) {
+    let outOfRange: CohortError | undefined;
+    try {
+      checkEvalResult(msg, this.valueLimits);
+    } catch (err) {
+      outOfRange = err as CohortError;
+      this.reject(client.connId, outOfRange.code, outOfRange.message, msg);
+      this.log.warn({ client: client.clientId, round: msg.round, reason: outOfRange.message }, 'evaluation result out of range; excluded');
+    }
+    if (!outOfRange && msg.numExamples > 0) {
       ev.responders++;
       ev.numExamples += msg.numExamples;
       ev.lossSum += msg.loss * msg.numExamples;
@@ -432,8 +493,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private reject(connId: string, code: string, message: string, msg?: { type: string; round?: number }): void {
     const client = this.clients.get(connId);
-    this.log.warn({ client: client?.clientId, connId, code, reason: message }, 'message rejected');
-    this.transport.send(connId, { type: 'error', code, message, ref: msg ? { type: msg.type, round: msg.round } : undefined });
+    const text = boundText(message);
+    this.log.warn({ client: client?.clientId, connId, code, reason: text }, 'message rejected');
+    this.transport.send(connId, errorMessage(code, text, msg));
   }
 
   // ---- job lifecycle --------------------------------------------------------------------------
@@ -471,13 +533,19 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (this.privacy.enabled) {
       this.log.info({ epsilon: this.privacy.epsilonSpent, delta: this.privacy.delta, mode: this.config.dp.mode }, 'privacy ledger loaded');
     }
-    if (job.status !== 'created' && job.status !== 'running') {
+    if (job.status === 'paused') {
+      this.state = 'paused';
+      this.pauseReason = job.reason ?? 'paused';
+      this.log.warn({ reason: this.pauseReason }, 'job is paused; resume() continues it');
+      return;
+    }
+    if (job.status !== 'created' && job.status !== 'running' && job.status !== 'queued') {
       this.state = 'finished';
       this.finishedSummary = { jobId: this.jobId, status: job.status, rounds: this.committedRound, checksum: this.checksum, reason: job.reason ?? undefined };
       this.log.info({ status: job.status }, 'job already finished; serving its final state');
       return;
     }
-    if (job.status === 'created') this.store.setJobStatus(this.jobId, 'running');
+    if (job.status === 'created' || job.status === 'queued') this.store.setJobStatus(this.jobId, 'running');
   }
 
   private finish(status: JobStatus, reason?: string): void {
@@ -486,7 +554,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.state = 'finished';
     this.current = undefined;
     this.evaluation = undefined;
-    this.store.setJobStatus(this.jobId, status, reason);
+    try {
+      this.store.setJobStatus(this.jobId, status, reason);
+    } catch (err) {
+      this.log.error({ err, status }, 'cannot record the final job status in the store');
+    }
     const summary: JobSummary = { jobId: this.jobId, status, rounds: this.committedRound, checksum: this.checksum, reason };
     this.finishedSummary = summary;
     this.log.info({ status, rounds: this.committedRound, reason }, 'job finished');
@@ -520,10 +592,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       }
       this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients }, 'waiting for clients');
       // Re-check on the next connect, and periodically (Poisson sampling may come up short).
-      this.waitTimer = this.clock.setTimeout(() => {
+      this.waitTimer = this.timer('wait for clients', Math.max(this.config.timeouts.retryDelayMs, 50), () => {
         this.waitTimer = undefined;
         this.tryStartRound();
-      }, Math.max(this.config.timeouts.retryDelayMs, 50));
+      });
       return;
     }
     this.beginRound(cohort, eligible.length);
@@ -561,7 +633,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       examples: 0,
       bitSum: 0,
       plan,
-      timer: this.clock.setTimeout(() => this.onTrainDeadline(roundNo), this.config.timeouts.trainMs),
+      timer: this.timer('training deadline', this.config.timeouts.trainMs, () => this.onTrainDeadline(roundNo)),
     };
     this.state = 'training';
     this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.clients.size }, 'round started');
@@ -578,9 +650,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       }
       // The round-level deadline becomes a safety net: SecAgg runs its own phase deadlines.
       this.clock.clearTimeout(current.timer);
-      current.timer = this.clock.setTimeout(
-        () => this.onTrainDeadline(roundNo),
-        timeouts.trainMs + 5 * this.config.secagg.phaseTimeoutMs,
+      current.timer = this.timer('secure aggregation deadline', timeouts.trainMs + 5 * this.config.secagg.phaseTimeoutMs, () =>
+        this.onTrainDeadline(roundNo),
       );
       if (plan) plan.announce.minSurvivors = current.secagg.announce.minSurvivors;
     }
@@ -679,6 +750,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
     round.secagg?.close();
     this.current = undefined;
+    try {
+      this.settleRound(round, secaggAbort);
+    } catch (err) {
+      this.roundFailed(round, err);
+    }
+  }
+
+  /** Commits the closed round or aborts the attempt. Throws only for faults on our side (store, bugs). */
+  private settleRound(round: TrainingRound, secaggAbort: string | undefined): void {
     const statuses = [...round.members.values()].map((m) => m.status);
     const survivors = statuses.filter((s) => s === 'completed').length;
     const endedAt = this.clock.now();
@@ -696,7 +776,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       endedAt,
       cohortSize: round.members.size,
       survivors,
-      dropouts: statuses.filter((s) => s === 'dropped').length,
+      dropouts: statuses.filter((s) => s === 'dropped' || s === 'rejected').length,
       numExamples: round.examples,
       trainLoss: reportsMetrics ? round.lossSum / round.examples : null,
       trainAccuracy: reportsMetrics ? round.accuracySum / round.examples : null,
@@ -718,7 +798,26 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
   }
 
-  /** Applies the server optimizer and commits round + checkpoint atomically; false if the store failed. */
+  /**
+   * A fault on our side while settling a round: nothing was published. A failing store pauses the job
+   * (retrying would loop on a full disk); anything else aborts this attempt, to be retried.
+   */
+  private roundFailed(round: TrainingRound, err: unknown): void {
+    const endedAt = this.clock.now();
+    if (isStoreFailure(err)) {
+      this.log.error({ err, round: round.round, attempt: round.attempt }, 'the store failed while settling the round; pausing the job');
+      this.notifyRoundResult(round, 'aborted');
+      this.emit('aborted', { round: round.round, attempt: round.attempt, reason: `store failure: ${errorText(err)}` });
+      return this.pause(`the store failed while settling round ${round.round}: ${errorText(err)}`);
+    }
+    this.log.error({ err, round: round.round, attempt: round.attempt }, 'internal error while settling the round; the attempt is aborted');
+    this.abortRound(round, 0, endedAt, `internal error: ${errorText(err)}`);
+  }
+
+  /**
+   * Applies the server optimizer and commits round + checkpoint atomically; false if the attempt was
+   * aborted instead (a non-finite aggregate). Store failures propagate (the optimizer state restored).
+   */
   private commit(round: TrainingRound, record: RoundRecord): boolean {
     const stateBefore = this.optimizer.exportState();
     const next = this.weights.slice();
@@ -727,6 +826,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018).
     const pseudoGradient = this.aggregate(round, record.survivors);
     this.optimizer.step(next, pseudoGradient);
+    if (!isAllFinite(next)) {
+      // Client inputs are range-checked, so this is the server optimizer diverging: never publish it.
+      this.optimizer.importState(stateBefore);
+      this.abortRound(round, record.survivors, record.endedAt, 'the aggregated model is not finite (server optimizer diverged?)');
+      return false;
+    }
     const checksum = weightsChecksum(next);
     const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;
     if (plan) {
@@ -746,9 +851,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       });
     } catch (err) {
       this.optimizer.importState(stateBefore);
-      this.log.error({ err, round: round.round }, 'commit failed; the round is discarded');
-      this.abortRound(round, record.survivors, record.endedAt, `commit failed: ${(err as Error).message}`);
-      return false;
+      throw err;
     }
     this.weights = next;
     this.checksum = checksum;
@@ -785,15 +888,20 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   private abortRound(round: TrainingRound, survivors: number, endedAt: number, reason: string): void {
-    this.store.recordRoundAborted({
-      jobId: this.jobId,
-      round: round.round,
-      startedAt: round.startedAt,
-      endedAt,
-      cohortSize: round.members.size,
-      survivors,
-      reason,
-    });
+    try {
+      this.store.recordRoundAborted({
+        jobId: this.jobId,
+        round: round.round,
+        startedAt: round.startedAt,
+        endedAt,
+        cohortSize: round.members.size,
+        survivors,
+        reason,
+      });
+    } catch (err) {
+      if (isStoreFailure(err)) return this.roundFailed(round, err);
+      this.log.error({ err, round: round.round, reason }, 'cannot record the aborted attempt');
+    }
     this.log.warn({ round: round.round, attempt: round.attempt, reason }, 'round aborted; nothing was published');
     this.notifyRoundResult(round, 'aborted');
     this.emit('aborted', { round: round.round, attempt: round.attempt, reason });
@@ -802,10 +910,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
     this.state = 'waiting';
     this.waitingSince = this.clock.now();
-    this.waitTimer = this.clock.setTimeout(() => {
+    this.waitTimer = this.timer('retry delay', this.config.timeouts.retryDelayMs, () => {
       this.waitTimer = undefined;
       this.tryStartRound();
-    }, this.config.timeouts.retryDelayMs);
+    });
   }
 
   private recordParticipation(round: TrainingRound): void {
@@ -846,7 +954,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       accuracySum: 0,
       numExamples: 0,
       responders: 0,
-      timer: this.clock.setTimeout(() => this.closeEvaluation(), this.config.timeouts.evaluateMs),
+      timer: this.timer('evaluation deadline', this.config.timeouts.evaluateMs, () => this.closeEvaluation()),
     };
     this.state = 'evaluating';
     for (const c of chosen) {
@@ -879,19 +987,156 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         numExamples: ev.numExamples,
         clients: ev.responders,
       };
-      this.store.recordEvaluation(this.jobId, ev.round, record);
       summary.evaluation = record;
       this.log.info({ round: ev.round, ...record }, 'federated evaluation');
+      try {
+        this.store.recordEvaluation(this.jobId, ev.round, record);
+      } catch (err) {
+        // The round itself is committed; only its evaluation row is lost.
+        this.log.error({ err, round: ev.round }, 'cannot record the federated evaluation');
+        if (isStoreFailure(err)) {
+          this.afterRound(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
+          return;
+        }
+      }
     } else {
       this.log.warn({ round: ev.round }, 'federated evaluation got no results');
     }
     this.afterRound(summary);
   }
 
-  private afterRound(summary: RoundSummary): void {
+  private afterRound(summary: RoundSummary, pauseReason?: string): void {
     this.state = 'waiting';
     this.waitingSince = this.clock.now();
     this.emit('round', summary);
+    if (pauseReason !== undefined) return this.pause(pauseReason);
     if (this.state === 'waiting') this.tryStartRound();
   }
+
+  // ---- faults on our side -----------------------------------------------------------------------
+
+  /** A timer whose callback runs as a guarded transition (an error there never escapes to the event loop). */
+  private timer(what: string, ms: number, fn: () => void): unknown {
+    return this.clock.setTimeout(() => this.transition(what, fn), ms);
+  }
+
+  private transition(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.recover(what, err);
+    }
+  }
+
+  /**
+   * Puts the engine back in a consistent state after an unexpected error in `what`: a failing store
+   * pauses the job; otherwise the attempt in flight (nothing of it was published) is aborted and
+   * retried, or the job fails if even that throws. Logged at error level: these are our faults.
+   */
+  private recover(what: string, err: unknown): void {
+    if (this.state === 'finished') {
+      this.log.error({ err, what }, 'error after the job finished');
+      return;
+    }
+    if (isStoreFailure(err)) {
+      this.log.error({ err, what }, 'the store failed; pausing the job');
+      return this.pause(`the store failed (${what}): ${errorText(err)}`);
+    }
+    this.log.error({ err, what, round: this.current?.round ?? this.evaluation?.round }, 'internal error; recovering');
+    try {
+      if (this.current) {
+        const round = this.current;
+        if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
+        round.secagg?.close();
+        this.current = undefined;
+        return this.abortRound(round, 0, this.clock.now(), `internal error (${what}): ${errorText(err)}`);
+      }
+      if (this.evaluation && this.pendingSummary) {
+        const summary = this.pendingSummary;
+        this.clock.clearTimeout(this.evaluation.timer);
+        this.evaluation = undefined;
+        this.pendingSummary = undefined;
+        return this.afterRound(summary);
+      }
+      if (this.state === 'waiting' && this.waitTimer === undefined) {
+        this.waitTimer = this.timer('retry delay', Math.max(this.config.timeouts.retryDelayMs, 50), () => {
+          this.waitTimer = undefined;
+          this.tryStartRound();
+        });
+      }
+    } catch (again) {
+      this.log.error({ err: again, what }, 'recovery failed; the job fails');
+      this.finish('failed', `internal error (${what}): ${errorText(err)}`);
+    }
+  }
+
+  /**
+   * Holds the job: the attempt in flight (if any) is abandoned — nothing of it was published and no ε
+   * is spent — and no round starts until `resume()`. Clients stay connected. Used when the store fails
+   * (a full disk must not turn into an endless retry loop).
+   */
+  pause(reason: string): void {
+    if (this.state === 'finished' || this.state === 'paused') return;
+    this.clearTimers();
+    const round = this.current;
+    if (round) {
+      round.secagg?.close();
+      this.current = undefined;
+      this.notifyRoundResult(round, 'aborted');
+    }
+    if (this.evaluation && this.pendingSummary) {
+      this.evaluation = undefined;
+      const summary = this.pendingSummary;
+      this.pendingSummary = undefined;
+      this.emit('round', summary);
+    }
+    this.state = 'paused';
+    this.pauseReason = reason;
+    this.log.warn({ reason, lastCommittedRound: this.committedRound }, 'job paused');
+    this.persistPause(reason, true);
+    this.emit('paused', { reason });
+  }
+
+  /** Records the pause; while the store refuses (busy, full), tries again until it takes or the job resumes. */
+  private persistPause(reason: string, first: boolean): void {
+    if (this.state !== 'paused' || this.pauseReason !== reason) return;
+    try {
+      this.store.setJobStatus(this.jobId, 'paused', reason);
+    } catch (err) {
+      if (first) this.log.error({ err }, 'cannot record the pause in the store yet; retrying');
+      this.waitTimer = this.timer('record pause', Math.max(this.config.timeouts.retryDelayMs, 50), () => {
+        this.waitTimer = undefined;
+        this.persistPause(reason, false);
+      });
+    }
+  }
+
+  /** Continues a paused job from its last committed round; false if it was not paused. */
+  resume(): boolean {
+    if (this.state !== 'paused') return false;
+    this.store.setJobStatus(this.jobId, 'running');
+    this.clearTimers();
+    this.log.info({ reason: this.pauseReason, lastCommittedRound: this.committedRound }, 'job resumed');
+    this.pauseReason = undefined;
+    this.attempt = 0;
+    this.state = 'waiting';
+    this.waitingSince = this.clock.now();
+    this.tryStartRound();
+    return true;
+  }
+
+  /** Why the job is paused, while it is. */
+  get pausedBecause(): string | undefined {
+    return this.pauseReason;
+  }
+}
+
+/** An error of the SQLite store itself (full disk, busy, I/O, read-only, corrupt) — not of our inputs. */
+export function isStoreFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT');
+}
+
+function errorText(err: unknown): string {
+  return boundText(err instanceof Error ? err.message : String(err), 300);
 }

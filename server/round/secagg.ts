@@ -22,7 +22,7 @@ import {
   randomBytes,
   type SecAggResult,
 } from '../../shared/secagg/index.ts';
-import type { Clock } from './engine.ts';
+import type { Clock } from './clock.ts';
 import { noFailpoints, type Failpoint, type FailpointName } from '../failpoints.ts';
 
 export const SecAggConfigSchema = z
@@ -216,12 +216,12 @@ export class SecAggRound {
   /** A client's SecAgg message; throws SecAggError (nothing changes) if the state machine rejects it. */
   receive(clientId: string, body: Record<string, unknown>, payload?: Uint8Array): void {
     this.server.receive(clientId, payload ? { ...body, payload } : body);
-    this.advanceIfReady();
+    this.safely('advance after a message', () => this.advanceIfReady());
   }
 
-  /** A member disconnected: its phase may now be complete. */
+  /** A member disconnected (or was excluded): its phase may now be complete. */
   memberGone(): void {
-    this.advanceIfReady();
+    this.safely('advance after a dropout', () => this.advanceIfReady());
   }
 
   close(): void {
@@ -254,13 +254,33 @@ export class SecAggRound {
     }
     (this.opts.failpoint ?? noFailpoints)(`secagg:${phase}` as FailpointName, this.opts.round);
     const deadline = phase === 'collect' ? this.opts.trainMs : this.opts.config.phaseTimeoutMs;
-    this.timer = this.opts.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.opts.log.info({ round: this.opts.round, phase, late: this.server.pending().length }, 'secagg phase deadline');
-      this.advance();
-    }, deadline);
+    this.timer = this.opts.clock.setTimeout(
+      () =>
+        this.safely('phase deadline', () => {
+          this.timer = undefined;
+          this.opts.log.info({ round: this.opts.round, phase, late: this.server.pending().length }, 'secagg phase deadline');
+          this.advance();
+        }),
+      deadline,
+    );
     // Everyone may already be gone.
-    queueMicrotask(() => this.advanceIfReady());
+    queueMicrotask(() => this.safely('advance', () => this.advanceIfReady()));
+  }
+
+  /**
+   * Runs a step of the phase machine; an unexpected error there (a bug, not a client's bad message,
+   * which receive() rejects before anything changes) aborts this attempt instead of escaping to a
+   * timer or microtask, where it would crash the process.
+   */
+  private safely(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (this.done) return;
+      this.opts.log.error({ err, round: this.opts.round, phase: this.server.phase, what }, 'secure aggregation failed; aborting the attempt');
+      this.server.abort(`internal error (${what}): ${err instanceof Error ? err.message.slice(0, 200) : String(err)}`);
+      this.finish(this.server.result());
+    }
   }
 
   private finish(result: SecAggResult): void {

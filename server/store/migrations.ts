@@ -123,8 +123,29 @@ CREATE TABLE privacy_ledger (
 ) STRICT;
 `;
 
+/**
+ * v3: job statuses `queued` and `paused` (a job held after its store failed, or by an operator).
+ * SQLite cannot alter a CHECK constraint, so the jobs table is rebuilt (create, copy, drop, rename:
+ * the procedure of https://sqlite.org/lang_altertable.html §7, with foreign keys off — see migrate()).
+ */
+const V3 = `
+CREATE TABLE jobs_v3 (
+  id            TEXT    PRIMARY KEY,
+  config        TEXT    NOT NULL,
+  config_hash   TEXT    NOT NULL,
+  status        TEXT    NOT NULL CHECK (status IN ('created','queued','running','paused','completed','failed','stopped','budget_exhausted')),
+  reason        TEXT,
+  current_round INTEGER NOT NULL DEFAULT 0 CHECK (current_round >= 0),
+  created_at    INTEGER NOT NULL,
+  updated_at    INTEGER NOT NULL
+) STRICT;
+INSERT INTO jobs_v3 SELECT id, config, config_hash, status, reason, current_round, created_at, updated_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v3 RENAME TO jobs;
+`;
+
 /** Ordered schema steps; append new ones (next: audit log) at the end. */
-export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [(db) => db.exec(V1), (db) => db.exec(V2)];
+export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [(db) => db.exec(V1), (db) => db.exec(V2), (db) => db.exec(V3)];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
@@ -137,7 +158,21 @@ function userVersion(db: Database.Database): number {
  * each write transaction, so two processes opening a fresh file at once do not both run a step.
  */
 export function migrate(db: Database.Database): void {
-  const step = db.transaction((): boolean => {
+  // Table rebuilds need foreign keys off (the pragma is a no-op inside a transaction, so it is set
+  // here); each step proves with foreign_key_check that it left every reference intact.
+  const foreignKeys = db.pragma('foreign_keys', { simple: true }) as number;
+  db.pragma('foreign_keys = OFF');
+  try {
+    while (migrationStep(db).immediate()) {
+      // one migration per transaction
+    }
+  } finally {
+    db.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`);
+  }
+}
+
+function migrationStep(db: Database.Database) {
+  return db.transaction((): boolean => {
     const current = userVersion(db);
     if (current > SCHEMA_VERSION) {
       throw new CohortError('DB_TOO_NEW', `database schema v${current} is newer than this build (v${SCHEMA_VERSION})`, {
@@ -147,10 +182,11 @@ export function migrate(db: Database.Database): void {
     }
     if (current === SCHEMA_VERSION) return false;
     MIGRATIONS[current](db);
+    const broken = db.pragma('foreign_key_check') as unknown[];
+    if (broken.length > 0) {
+      throw new CohortError('MIGRATION_FAILED', `migration to v${current + 1} would break ${broken.length} foreign-key references`);
+    }
     db.pragma(`user_version = ${current + 1}`);
     return true;
   });
-  while (step.immediate()) {
-    // one migration per transaction
-  }
 }

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CohortError } from '../../shared/errors.ts';
 import { CohortStore, SCHEMA_VERSION, type LedgerEntry, type RoundRecord } from './index.ts';
+import { MIGRATIONS } from './migrations.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -102,6 +103,35 @@ describe('CohortStore: files and schema', () => {
     }
   });
 
+  it('migrates a v2 database to v3 (paused/queued statuses) keeping its jobs and the rows that reference them', () => {
+    store.close();
+    fs.rmSync(path.join(dir, 'cohort.db'));
+    const raw = new Database(path.join(dir, 'cohort.db'));
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('foreign_keys = ON');
+    MIGRATIONS[0](raw);
+    MIGRATIONS[1](raw);
+    raw.pragma('user_version = 2');
+    raw.prepare(`INSERT INTO jobs VALUES ('j', '{}', 'h', 'running', NULL, 1, 1, 1)`).run();
+    raw.prepare(`INSERT INTO rounds (job_id, round, started_at, ended_at, cohort_size, survivors, dropouts, num_examples, committed_at)
+                 VALUES ('j', 1, 1, 2, 3, 3, 0, 30, 2)`).run();
+    raw.prepare(`INSERT INTO round_attempts VALUES ('j', 2, 1, 3, 4, 3, 1, 'too few')`).run();
+    expect(() => raw.prepare(`UPDATE jobs SET status = 'paused'`).run()).toThrow(/CHECK/);
+    raw.close();
+    const v3 = open();
+    const peek = new Database(path.join(dir, 'cohort.db'), { readonly: true });
+    expect(peek.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(peek.pragma('foreign_key_check')).toEqual([]);
+    expect(peek.prepare('SELECT COUNT(*) AS n FROM round_attempts').get()).toEqual({ n: 1 });
+    peek.close();
+    expect(v3.getJob('j')).toMatchObject({ status: 'running', currentRound: 1 });
+    expect(v3.listRounds('j').map((r) => r.round)).toEqual([1]);
+    v3.setJobStatus('j', 'paused', 'disk full');
+    expect(v3.getJob('j')).toMatchObject({ status: 'paused', reason: 'disk full' });
+    v3.setJobStatus('j', 'queued');
+    expect(v3.getJob('j')?.status).toBe('queued');
+  });
+
   it('refuses a database written by a newer schema', () => {
     store.close();
     const raw = new Database(path.join(dir, 'cohort.db'));
@@ -149,7 +179,7 @@ describe('CohortStore: jobs', () => {
     expect(codeOf(() => store.createJob({ id: '', config: {}, configHash: 'h' }))).toBe('BAD_INPUT');
     expect(codeOf(() => store.createJob({ id: 'k', config: undefined, configHash: 'h' }))).toBe('BAD_INPUT');
     expect(codeOf(() => store.setJobStatus('nope', 'running'))).toBe('UNKNOWN_JOB');
-    expect(codeOf(() => store.setJobStatus('j', 'paused' as never))).toBe('BAD_INPUT');
+    expect(codeOf(() => store.setJobStatus('j', 'hibernating' as never))).toBe('BAD_INPUT');
     expect(store.listJobs()).toHaveLength(1);
   });
 });

@@ -317,7 +317,7 @@ export class CohortStore {
       }
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
-      db.pragma('busy_timeout = 5000');
+      db.pragma(`busy_timeout = ${v.count('busyTimeoutMs', opts.busyTimeoutMs ?? 5000)}`);
       migrate(db);
       return new CohortStore(file, db, opts);
     } catch (e) {

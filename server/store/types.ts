@@ -1,6 +1,6 @@
 /** Rows the store reads and writes. Times are ms since the Unix epoch. */
 
-export const JOB_STATUSES = ['created', 'running', 'completed', 'failed', 'stopped', 'budget_exhausted'] as const;
+export const JOB_STATUSES = ['created', 'queued', 'running', 'paused', 'completed', 'failed', 'stopped', 'budget_exhausted'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 
 export const PARTICIPATION_STATUSES = ['completed', 'dropped', 'refused', 'rejected'] as const;
@@ -134,6 +134,8 @@ export interface StoreOptions {
   keepCheckpoints?: number;
   /** Clock for created/updated timestamps (tests). Default Date.now. */
   now?: () => number;
+  /** How long a write waits for another connection's lock before SQLITE_BUSY (default 5000 ms). */
+  busyTimeoutMs?: number;
   /** Fault-injection hook called inside the commit transaction (server/failpoints.ts). */
   failpoint?: (name: 'commit:in-transaction', round: number) => void;
 }

@@ -8,6 +8,7 @@ import { Server, type Socket } from 'socket.io';
 import {
   DEFAULT_LIMITS,
   emitFrames,
+  errorMessage,
   ErrorCode,
   ProtocolError,
   Reassembler,
@@ -30,7 +31,31 @@ export interface SocketIoServerOptions {
   pingTimeoutMs?: number;
   /** Attach to an existing HTTP server (admin API shares the port) instead of creating one. */
   httpServer?: HttpServer;
+  /** Caps on connections, checked when a connection opens (see ConnectionLimits). */
+  connections?: Partial<ConnectionLimits>;
 }
+
+/**
+ * Connection caps, so a flood of connections cannot exhaust the coordinator or crowd out clients
+ * that are already registered. A connection is *unregistered* until the server has sent it `welcome`
+ * (the round engine closes those that do not say hello in time: `timeouts.helloMs`). Excess
+ * connections are refused at connect with TOO_MANY_CONNECTIONS. Addresses are the TCP peer's: behind
+ * a reverse proxy every client shares the proxy's address, so raise `maxPerIp` there.
+ */
+export interface ConnectionLimits {
+  /** Open connections from one IP address, registered or not. */
+  maxPerIp: number;
+  /** Unregistered connections in all. */
+  maxUnregistered: number;
+  /** Unregistered connections from one IP address. */
+  maxUnregisteredPerIp: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxPerIp: 1024,
+  maxUnregistered: 1024,
+  maxUnregisteredPerIp: 64,
+};
 
 export class SocketIoServerTransport implements ServerTransport {
   readonly kind = 'socket.io';
@@ -40,10 +65,16 @@ export class SocketIoServerTransport implements ServerTransport {
   private readonly sockets = new Map<string, Socket>();
   private nextStreamId = 0;
   private readonly limits: WireLimits;
+  private readonly caps: ConnectionLimits;
   private readonly log: Logger;
+  private readonly perIp = new Map<string, number>();
+  private readonly unregisteredPerIp = new Map<string, number>();
+  /** Connections not yet sent `welcome`, with their address. */
+  private readonly unregistered = new Map<string, string>();
 
   constructor(private readonly opts: SocketIoServerOptions = {}) {
     this.limits = opts.limits ?? DEFAULT_LIMITS;
+    this.caps = { ...DEFAULT_CONNECTION_LIMITS, ...opts.connections };
     this.log = (opts.logger ?? silentLogger).child({ component: 'transport' });
   }
 
@@ -57,7 +88,11 @@ export class SocketIoServerTransport implements ServerTransport {
       pingInterval: this.opts.pingIntervalMs ?? 10_000,
       pingTimeout: this.opts.pingTimeoutMs ?? 20_000,
       cors: { origin: false },
+      // An engine.io connection that never joins the namespace is closed after this (the engine's
+      // hello deadline covers the next step).
+      connectTimeout: 10_000,
     });
+    this.io.use((socket, next) => this.admit(socket, next));
     this.io.on('connection', (socket) => this.accept(socket, sink));
     if (this.ownsHttp) {
       await new Promise<void>((resolve, reject) => {
@@ -79,7 +114,49 @@ export class SocketIoServerTransport implements ServerTransport {
   send(connId: string, msg: ServerMessage): void {
     const socket = this.sockets.get(connId);
     if (!socket?.connected) return;
+    if (msg.type === 'welcome') this.markRegistered(connId);
     emitFrames(socket, msg, this.nextStreamId++, this.limits.chunkBytes);
+  }
+
+  /** Open connections, and how many of them have not been welcomed (for tests and metrics). */
+  get connectionCounts(): { open: number; unregistered: number } {
+    return { open: this.sockets.size, unregistered: this.unregistered.size };
+  }
+
+  /** Socket.IO middleware: counts the connection against the caps, or refuses it. */
+  private admit(socket: Socket, next: (err?: Error) => void): void {
+    const ip = socket.handshake.address;
+    const refusal =
+      (this.perIp.get(ip) ?? 0) >= this.caps.maxPerIp
+        ? `more than ${this.caps.maxPerIp} connections from ${ip}`
+        : (this.unregisteredPerIp.get(ip) ?? 0) >= this.caps.maxUnregisteredPerIp
+          ? `more than ${this.caps.maxUnregisteredPerIp} connections from ${ip} have not said hello`
+          : this.unregistered.size >= this.caps.maxUnregistered
+            ? `more than ${this.caps.maxUnregistered} connections have not said hello`
+            : undefined;
+    if (refusal !== undefined) {
+      this.log.warn({ ip, reason: refusal }, 'connection refused');
+      const err = new Error(`${ErrorCode.TOO_MANY_CONNECTIONS}: ${refusal}`) as Error & { data?: unknown };
+      err.data = { code: ErrorCode.TOO_MANY_CONNECTIONS };
+      return next(err);
+    }
+    const connId = socket.id;
+    bump(this.perIp, ip, 1);
+    bump(this.unregisteredPerIp, ip, 1);
+    this.unregistered.set(connId, ip);
+    // The engine.io connection closes however the namespace connection ends (even before it completes).
+    socket.conn.once('close', () => {
+      bump(this.perIp, ip, -1);
+      this.markRegistered(connId);
+    });
+    next();
+  }
+
+  private markRegistered(connId: string): void {
+    const ip = this.unregistered.get(connId);
+    if (ip === undefined) return;
+    this.unregistered.delete(connId);
+    bump(this.unregisteredPerIp, ip, -1);
   }
 
   disconnect(connId: string): void {
@@ -128,7 +205,13 @@ export class SocketIoServerTransport implements ServerTransport {
       err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.INTERNAL, 'internal error handling a frame');
     if (!(err instanceof ProtocolError)) this.log.error({ err, connId: socket.id }, 'frame handler failed');
     this.log.warn({ connId: socket.id, code: error.code, reason: error.message }, 'frame rejected');
-    emitFrames(socket, { type: 'error', code: error.code, message: error.message }, this.nextStreamId++, this.limits.chunkBytes);
+    emitFrames(socket, errorMessage(error.code, error.message), this.nextStreamId++, this.limits.chunkBytes);
     sink.onProtocolError?.(socket.id, error);
   }
+}
+
+function bump(counts: Map<string, number>, key: string, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n <= 0) counts.delete(key);
+  else counts.set(key, n);
 }

@@ -9,7 +9,7 @@
  * little-endian, and `assertLittleEndian()` refuses to run elsewhere rather than corrupt vectors.
  */
 import { z } from 'zod';
-import { ErrorCode, PROTOCOL_VERSION, ProtocolError } from './errors.ts';
+import { boundText, ErrorCode, PROTOCOL_VERSION, ProtocolError } from './errors.ts';
 import type { WireLimits } from './limits.ts';
 import { MESSAGE_KINDS, type BinaryKind, type Message } from './messages.ts';
 
@@ -100,10 +100,12 @@ export function emitFrames(emitter: FrameEmitter, msg: Message, streamId: number
   for (let i = 0; i < chunks.length; i++) emitter.emit('chunk', { id: streamId, i } satisfies ChunkMeta, chunks[i]);
 }
 
+/** The first schema issue, bounded (paths and zod's key lists quote the input), with a count of the rest. */
 function firstIssue(error: z.ZodError): string {
   const issue = error.issues[0];
-  const where = issue.path.length ? issue.path.join('.') : '(root)';
-  return `${where}: ${issue.message}`;
+  const where = issue.path.length ? boundText(issue.path.map(String).join('.'), 200) : '(root)';
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more issues)` : '';
+  return `${where}: ${boundText(issue.message, 400)}${more}`;
 }
 
 /**
@@ -114,7 +116,7 @@ export function parseHeader(raw: unknown, from: 'client' | 'server'): Record<str
   const type = (raw as { type?: unknown } | null)?.type;
   const kind = typeof type === 'string' ? MESSAGE_KINDS[type as Message['type']] : undefined;
   if (!kind || kind.from !== from || !Object.hasOwn(MESSAGE_KINDS, type as string)) {
-    throw new ProtocolError(ErrorCode.UNKNOWN_TYPE, `unknown message type ${JSON.stringify(type)}`);
+    throw new ProtocolError(ErrorCode.UNKNOWN_TYPE, `unknown message type ${boundText(JSON.stringify(type) ?? String(type), 80)}`);
   }
   const parsed = kind.header.safeParse(raw);
   if (!parsed.success) {
