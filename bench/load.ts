@@ -32,7 +32,7 @@ import { fork, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseJobConfig } from '../server/round/config.ts';
@@ -125,6 +125,10 @@ export interface LoadResult {
     /** Least squares over the samples from `warmupS` on, MB per minute (null: too few samples). */
     slopeMbPerMin: number | null;
     heapSlopeMbPerMin: number | null;
+    /** Heap used just after each major (mark-compact) GC: the live heap, without garbage awaiting collection. */
+    afterGc: { tS: number; heapMb: number }[];
+    /** Slope of `afterGc` after warm-up, MB per minute (null: fewer than 3 major GCs). */
+    liveHeapSlopeMbPerMin: number | null;
     warmupS: number;
   };
   connections: {
@@ -372,7 +376,9 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
   const generators: GeneratorHandle[] = [];
   const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   const samples: LoadResult['rss']['samples'] = [];
+  const afterGc: LoadResult['rss']['afterGc'] = [];
   let sampler: NodeJS.Timeout | undefined;
+  let gcObserver: PerformanceObserver | undefined;
   try {
     await engine.start();
     lag.enable();
@@ -383,6 +389,14 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     };
     sample();
     sampler = setInterval(sample, opts.sampleMs);
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+          afterGc.push({ tS: (performance.now() - t0) / 1000, heapMb: process.memoryUsage().heapUsed / MB });
+        }
+      }
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
 
     // ---- generators and the connect phase ----
     const share = (g: number) => Math.floor(opts.clients / opts.generators) + (g < opts.clients % opts.generators ? 1 : 0);
@@ -467,6 +481,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     sample();
     clearInterval(sampler);
     sampler = undefined;
+    gcObserver.disconnect();
     lag.disable();
     transport.counting = false;
     const heldAtEnd = engine.connectedClients;
@@ -485,6 +500,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     const perClient = stats.flatMap((s) => s.connectMs);
     const warmupS = Math.max(steadyStartS + 0.2 * (steadyMs / 1000), Number.isFinite(secondCommitS) ? secondCommitS : steadyStartS);
     const late = samples.filter((s) => s.tS >= warmupS);
+    const lateGc = afterGc.filter((s) => s.tS >= warmupS);
     const perMin = (v: number | null) => (v === null ? null : v * 60);
     const intervals = commits.slice(1).map((t, i) => t - commits[i]);
     const genCpuMs = sum((s) => s.cpuUserMs + s.cpuSystemMs);
@@ -522,6 +538,8 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
         peakMb: Math.max(...samples.map((s) => s.rssMb)),
         slopeMbPerMin: perMin(slope(late.map((s) => s.tS), late.map((s) => s.rssMb))),
         heapSlopeMbPerMin: perMin(slope(late.map((s) => s.tS), late.map((s) => s.heapMb))),
+        afterGc,
+        liveHeapSlopeMbPerMin: perMin(slope(lateGc.map((s) => s.tS), lateGc.map((s) => s.heapMb))),
         warmupS,
       },
       connections: {
@@ -552,6 +570,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     };
   } finally {
     if (sampler) clearInterval(sampler);
+    gcObserver?.disconnect();
     lag.disable();
     await Promise.all(generators.map((h) => withTimeout(h.exited, 5_000)));
     for (const h of generators) if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
@@ -651,6 +670,9 @@ export function resultLines(r: LoadResult): Record<string, unknown>[] {
       peakMb: r1(r.rss.peakMb),
       slopeMbPerMin: r.rss.slopeMbPerMin === null ? null : Math.round(r.rss.slopeMbPerMin * 1000) / 1000,
       heapSlopeMbPerMin: r.rss.heapSlopeMbPerMin === null ? null : Math.round(r.rss.heapSlopeMbPerMin * 1000) / 1000,
+      majorGcs: r.rss.afterGc.length,
+      liveHeapSlopeMbPerMin: r.rss.liveHeapSlopeMbPerMin === null ? null : Math.round(r.rss.liveHeapSlopeMbPerMin * 1000) / 1000,
+      liveHeapMb: r.rss.afterGc.map((s) => [r1(s.tS), r1(s.heapMb)]),
       warmupS: r1(r.rss.warmupS),
       samples: r.rss.samples.length,
       series,
@@ -695,7 +717,7 @@ function printTable(r: LoadResult, lines: Record<string, unknown>[]): void {
     ['round wall time p50 / p99 / max', `${f(r.rounds.wallP50Ms)} / ${f(r.rounds.wallP99Ms)} / ${f(r.rounds.wallMaxMs)} ms (commit to commit p50 ${f(r.rounds.intervalP50Ms)} ms)`],
     ['event-loop lag p50 / p99 / max', `${f(r.lag.p50Ms)} / ${f(r.lag.p99Ms)} / ${f(r.lag.maxMs)} ms (goal p99 < ${GOALS.lagP99Ms}: ${verdict(summary.goals.lagP99.ok)})`],
     ['RSS start / end / peak', `${f(r.rss.startMb)} / ${f(r.rss.endMb)} / ${f(r.rss.peakMb)} MB`],
-    ['RSS slope after warm-up', `${f(r.rss.slopeMbPerMin, 3)} MB/min from t=${f(r.rss.warmupS)} s (heap ${f(r.rss.heapSlopeMbPerMin, 3)}; goal < ${GOALS.rssSlopeMbPerMin}: ${verdict(summary.goals.rssSlope.ok)})`],
+    ['RSS slope after warm-up', `${f(r.rss.slopeMbPerMin, 3)} MB/min from t=${f(r.rss.warmupS)} s (heap ${f(r.rss.heapSlopeMbPerMin, 3)}, live heap after major GCs ${f(r.rss.liveHeapSlopeMbPerMin, 3)} over ${r.rss.afterGc.length}; goal < ${GOALS.rssSlopeMbPerMin}: ${verdict(summary.goals.rssSlope.ok)})`],
     ['held at end', `${r.connections.heldAtEnd} of ${o.clients} (${verdict(summary.goals.allHeld)})`],
     ['disconnects client / server side', `${r.connections.clientDisconnects} / ${r.connections.serverDisconnects} (reconnects ${r.connections.reconnects})`],
     ['server errors / protocol errors', `${JSON.stringify(r.connections.serverErrors)} / ${r.connections.protocolErrors}`],
