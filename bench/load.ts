@@ -117,8 +117,13 @@ export interface LoadResult {
     jobStatus: string;
   };
   lag: { p50Ms: number; p99Ms: number; maxMs: number; meanMs: number };
+  /**
+   * Loop turns in which the engine sent ≥ BURST_MIN_SENDS messages (a round's trains, round results):
+   * how long those send() calls took together, i.e. how long they held the event loop.
+   */
+  sendBursts: { count: number; sendsP50: number; p50Ms: number; p99Ms: number; maxMs: number; maxSends: number };
   rss: {
-    samples: { tS: number; rssMb: number; heapMb: number }[];
+    samples: { tS: number; rssMb: number; heapMb: number; heapTotalMb: number; externalMb: number }[];
     startMb: number;
     endMb: number;
     peakMb: number;
@@ -126,9 +131,11 @@ export interface LoadResult {
     slopeMbPerMin: number | null;
     heapSlopeMbPerMin: number | null;
     /** Heap used just after each major (mark-compact) GC: the live heap, without garbage awaiting collection. */
-    afterGc: { tS: number; heapMb: number }[];
+    afterGc: { tS: number; heapMb: number; rssMb: number }[];
     /** Slope of `afterGc` after warm-up, MB per minute (null: fewer than 3 major GCs). */
     liveHeapSlopeMbPerMin: number | null;
+    /** Slope of the RSS taken just after major GCs (the same points as `afterGc`), MB per minute. */
+    rssAfterGcSlopeMbPerMin: number | null;
     warmupS: number;
   };
   connections: {
@@ -230,7 +237,10 @@ const bump = (tally: Record<string, number>, key: string, by = 1): void => {
 
 // ---- the coordinator, instrumented -----------------------------------------------------------------
 
-/** Delegates to the Socket.IO transport and counts what the engine hears from it. */
+/** Sends in one event-loop turn that count as a fan-out burst. */
+const BURST_MIN_SENDS = 100;
+
+/** Delegates to the Socket.IO transport, counts what the engine hears from it and times its sends. */
 class CountingTransport implements ServerTransport {
   readonly kind: string;
   counting = true;
@@ -264,8 +274,24 @@ class CountingTransport implements ServerTransport {
     });
   }
 
+  /** Time spent in send() per event-loop turn (the engine's fan-outs: trains, round results). */
+  readonly bursts: { ms: number; sends: number }[] = [];
+  private burst = { ms: 0, sends: 0 };
+  private burstScheduled = false;
+
   send(connId: string, msg: ServerMessage): void {
+    const t = performance.now();
     this.inner.send(connId, msg);
+    this.burst.ms += performance.now() - t;
+    this.burst.sends++;
+    if (!this.burstScheduled) {
+      this.burstScheduled = true;
+      setImmediate(() => {
+        this.burstScheduled = false;
+        if (this.counting && this.burst.sends >= BURST_MIN_SENDS) this.bursts.push(this.burst);
+        this.burst = { ms: 0, sends: 0 };
+      });
+    }
   }
 
   disconnect(connId: string): void {
@@ -385,14 +411,15 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     const t0 = performance.now();
     const sample = () => {
       const m = process.memoryUsage();
-      samples.push({ tS: (performance.now() - t0) / 1000, rssMb: m.rss / MB, heapMb: m.heapUsed / MB });
+      samples.push({ tS: (performance.now() - t0) / 1000, rssMb: m.rss / MB, heapMb: m.heapUsed / MB, heapTotalMb: m.heapTotal / MB, externalMb: m.external / MB });
     };
     sample();
     sampler = setInterval(sample, opts.sampleMs);
     gcObserver = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) {
         if ((e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
-          afterGc.push({ tS: (performance.now() - t0) / 1000, heapMb: process.memoryUsage().heapUsed / MB });
+          const m = process.memoryUsage();
+          afterGc.push({ tS: (performance.now() - t0) / 1000, heapMb: m.heapUsed / MB, rssMb: m.rss / MB });
         }
       }
     });
@@ -531,6 +558,14 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
         jobStatus,
       },
       lag: { p50Ms: lagMs(lag.percentile(50)), p99Ms: lagMs(lag.percentile(99)), maxMs: lagMs(lag.max), meanMs: lagMs(lag.mean) },
+      sendBursts: {
+        count: transport.bursts.length,
+        sendsP50: quantile(transport.bursts.map((b) => b.sends), 0.5),
+        p50Ms: quantile(transport.bursts.map((b) => b.ms), 0.5),
+        p99Ms: quantile(transport.bursts.map((b) => b.ms), 0.99),
+        maxMs: transport.bursts.length ? Math.max(...transport.bursts.map((b) => b.ms)) : Number.NaN,
+        maxSends: transport.bursts.length ? Math.max(...transport.bursts.map((b) => b.sends)) : 0,
+      },
       rss: {
         samples,
         startMb: samples[0].rssMb,
@@ -540,6 +575,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
         heapSlopeMbPerMin: perMin(slope(late.map((s) => s.tS), late.map((s) => s.heapMb))),
         afterGc,
         liveHeapSlopeMbPerMin: perMin(slope(lateGc.map((s) => s.tS), lateGc.map((s) => s.heapMb))),
+        rssAfterGcSlopeMbPerMin: perMin(slope(lateGc.map((s) => s.tS), lateGc.map((s) => s.rssMb))),
         warmupS,
       },
       connections: {
@@ -661,7 +697,20 @@ export function resultLines(r: LoadResult): Record<string, unknown>[] {
       survivorsMin: r.rounds.survivorsMin,
       jobStatus: r.rounds.jobStatus,
     },
-    { bench: 'load', figure: 'lag', p50Ms: r1(r.lag.p50Ms), p99Ms: r1(r.lag.p99Ms), maxMs: r1(r.lag.maxMs), meanMs: r1(r.lag.meanMs) },
+    {
+      bench: 'load',
+      figure: 'lag',
+      p50Ms: r1(r.lag.p50Ms),
+      p99Ms: r1(r.lag.p99Ms),
+      maxMs: r1(r.lag.maxMs),
+      meanMs: r1(r.lag.meanMs),
+      sendBursts: r.sendBursts.count,
+      burstSendsP50: r.sendBursts.sendsP50,
+      burstP50Ms: r1(r.sendBursts.p50Ms),
+      burstP99Ms: r1(r.sendBursts.p99Ms),
+      burstMaxMs: r1(r.sendBursts.maxMs),
+      burstMaxSends: r.sendBursts.maxSends,
+    },
     {
       bench: 'load',
       figure: 'rss',
@@ -672,7 +721,11 @@ export function resultLines(r: LoadResult): Record<string, unknown>[] {
       heapSlopeMbPerMin: r.rss.heapSlopeMbPerMin === null ? null : Math.round(r.rss.heapSlopeMbPerMin * 1000) / 1000,
       majorGcs: r.rss.afterGc.length,
       liveHeapSlopeMbPerMin: r.rss.liveHeapSlopeMbPerMin === null ? null : Math.round(r.rss.liveHeapSlopeMbPerMin * 1000) / 1000,
-      liveHeapMb: r.rss.afterGc.map((s) => [r1(s.tS), r1(s.heapMb)]),
+      rssAfterGcSlopeMbPerMin: r.rss.rssAfterGcSlopeMbPerMin === null ? null : Math.round(r.rss.rssAfterGcSlopeMbPerMin * 1000) / 1000,
+      endHeapTotalMb: r1(r.rss.samples[r.rss.samples.length - 1].heapTotalMb),
+      endExternalMb: r1(r.rss.samples[r.rss.samples.length - 1].externalMb),
+      /** [t s, live heap MB, RSS MB] just after each major GC. */
+      afterGc: r.rss.afterGc.map((s) => [r1(s.tS), r1(s.heapMb), r1(s.rssMb)]),
       warmupS: r1(r.rss.warmupS),
       samples: r.rss.samples.length,
       series,
@@ -716,8 +769,9 @@ function printTable(r: LoadResult, lines: Record<string, unknown>[]): void {
     ['rounds committed / aborted', `${r.rounds.committed} / ${r.rounds.aborted}${r.rounds.aborted ? ` ${JSON.stringify(r.rounds.abortReasons)}` : ''}`],
     ['round wall time p50 / p99 / max', `${f(r.rounds.wallP50Ms)} / ${f(r.rounds.wallP99Ms)} / ${f(r.rounds.wallMaxMs)} ms (commit to commit p50 ${f(r.rounds.intervalP50Ms)} ms)`],
     ['event-loop lag p50 / p99 / max', `${f(r.lag.p50Ms)} / ${f(r.lag.p99Ms)} / ${f(r.lag.maxMs)} ms (goal p99 < ${GOALS.lagP99Ms}: ${verdict(summary.goals.lagP99.ok)})`],
+    ['send bursts (≥ 100 sends in one turn)', `${r.sendBursts.count}, median ${f(r.sendBursts.sendsP50, 0)} sends: p50 / p99 / max ${f(r.sendBursts.p50Ms)} / ${f(r.sendBursts.p99Ms)} / ${f(r.sendBursts.maxMs)} ms`],
     ['RSS start / end / peak', `${f(r.rss.startMb)} / ${f(r.rss.endMb)} / ${f(r.rss.peakMb)} MB`],
-    ['RSS slope after warm-up', `${f(r.rss.slopeMbPerMin, 3)} MB/min from t=${f(r.rss.warmupS)} s (heap ${f(r.rss.heapSlopeMbPerMin, 3)}, live heap after major GCs ${f(r.rss.liveHeapSlopeMbPerMin, 3)} over ${r.rss.afterGc.length}; goal < ${GOALS.rssSlopeMbPerMin}: ${verdict(summary.goals.rssSlope.ok)})`],
+    ['RSS slope after warm-up', `${f(r.rss.slopeMbPerMin, 3)} MB/min from t=${f(r.rss.warmupS)} s (heap ${f(r.rss.heapSlopeMbPerMin, 3)}, live heap after major GCs ${f(r.rss.liveHeapSlopeMbPerMin, 3)} and RSS after them ${f(r.rss.rssAfterGcSlopeMbPerMin, 3)}, ${r.rss.afterGc.length} GCs; goal < ${GOALS.rssSlopeMbPerMin}: ${verdict(summary.goals.rssSlope.ok)})`],
     ['held at end', `${r.connections.heldAtEnd} of ${o.clients} (${verdict(summary.goals.allHeld)})`],
     ['disconnects client / server side', `${r.connections.clientDisconnects} / ${r.connections.serverDisconnects} (reconnects ${r.connections.reconnects})`],
     ['server errors / protocol errors', `${JSON.stringify(r.connections.serverErrors)} / ${r.connections.protocolErrors}`],
