@@ -4,48 +4,55 @@
  *   waiting ──(≥ minClients sampled)──▶ training ──(all replied | deadline)──▶ commit ──▶ evaluating? ──▶ waiting
  *       ▲                                   │ (survivors < minSurvivors)                                    │
  *       └──────────────── aborted: retry the same round after retryDelayMs ◀───────────────────────────────┘
+ *   any ──(the store fails | pause())──▶ paused ──resume()──▶ waiting
  *
  * It consumes transport events (connect, message, disconnect) and timer events, and emits messages
  * through a `ServerTransport`: it never touches Socket.IO, so the same code runs over sockets and in
- * memory. Aggregation streams: each update is folded into a running weighted sum as it arrives and
- * then dropped (O(d) memory however large the cohort). A round's new model is published (sent to
- * anyone) only after its checkpoint is committed to the store.
+ * memory. The parts it coordinates each have their own module: who is connected (registry.ts), the
+ * attempt in flight (training.ts), the durable model and its commit (commit.ts), the evaluation
+ * (evaluation.ts), secure aggregation (secagg.ts) and the privacy plan (privacy.ts). The engine keeps
+ * the state and the transitions, and guards them: no client input and no fault of ours can escape a
+ * transition to crash the process; a failing store pauses the job (recovery.ts).
  */
 import { EventEmitter } from 'node:events';
 import { CohortError } from '../../shared/errors.ts';
-import { clipL2InPlace } from '../../shared/dp/index.ts';
-import { createServerOptimizer, WeightedSum, type ServerOptimizer } from '../../shared/fl/index.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
-import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
 import {
   boundText,
   errorMessage,
   ErrorCode,
   PROTOCOL_VERSION,
+  DEFAULT_LIMITS,
   type ClientMessage,
   type EvalResult,
   type Hello,
   type ProtocolError,
+  type SecAggUp,
   type ServerMessage,
   type ServerTransport,
   type ServerTransportSink,
   type Update,
   type WireLimits,
-  DEFAULT_LIMITS,
 } from '../../shared/protocol/index.ts';
 import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
-import { isAllFinite } from '../../shared/fl/aggregate.ts';
-import type { CohortStore, EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
-import { configHash, type JobConfig } from './config.ts';
-import { PrivacyController, type RoundPlan } from './privacy.ts';
-import { SecAggRound, type SecAggOutcome } from './secagg.ts';
-import { decodeSum, fromBase64Url, SecAggError } from '../../shared/secagg/index.ts';
-import type { SecAggUp } from '../../shared/protocol/index.ts';
+import { SecAggError } from '../../shared/secagg/index.ts';
+import type { CohortStore, JobStatus } from '../store/index.ts';
+import type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
 import { noFailpoints, type Failpoint } from '../failpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { checkEvalResult, checkHello, checkUpdate, type ValueLimits } from './ranges.ts';
+import { JobModel } from './commit.ts';
+import type { JobConfig } from './config.ts';
+import { EvaluationRound } from './evaluation.ts';
+import type { RoundPlan } from './privacy.ts';
+import { checkUpdate, type ValueLimits } from './ranges.ts';
+import { errorText, isStoreFailure } from './recovery.ts';
+import { ClientRegistry, type ConnectedClient } from './registry.ts';
+import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
+import { TrainingRound, type Member } from './training.ts';
 
 export { systemClock, type Clock } from './clock.ts';
+export type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
+export { isStoreFailure } from './recovery.ts';
 
 export interface RoundEngineOptions {
   config: JobConfig;
@@ -64,72 +71,6 @@ export interface RoundEngineOptions {
 }
 
 type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'paused' | 'finished';
-/** `rejected`: excluded for an out-of-range message; it counts as a dropout of the round. */
-type MemberStatus = 'pending' | 'completed' | 'dropped' | 'refused' | 'rejected';
-
-interface ConnectedClient {
-  connId: string;
-  clientId: string;
-  numExamples?: number;
-}
-
-interface TrainingRound {
-  round: number;
-  attempt: number;
-  startedAt: number;
-  members: Map<string, { connId: string; status: MemberStatus }>;
-  sum: WeightedSum;
-  lossSum: number;
-  accuracySum: number;
-  /** Examples reported by survivors (metrics only: DP rounds weight clients uniformly). */
-  examples: number;
-  /** Σ of adaptive-clipping bits. */
-  bitSum: number;
-  /** The round's DP plan (event, announced parameters), if the job uses DP. */
-  plan?: RoundPlan;
-  /** Secure aggregation of this round, if enabled; then `secaggSum` is the decoded sum. */
-  secagg?: SecAggRound;
-  secaggSum?: Float64Array;
-  timer: unknown;
-}
-
-interface EvaluationRound {
-  round: number;
-  members: Map<string, { connId: string; done: boolean }>;
-  lossSum: number;
-  accuracySum: number;
-  numExamples: number;
-  responders: number;
-  timer: unknown;
-}
-
-export interface RoundSummary {
-  round: number;
-  record: RoundRecord;
-  checksum: string;
-  evaluation?: EvaluationRecord;
-  /** Cumulative ε at the job's δ after this round (DP jobs). */
-  epsilon?: number;
-}
-
-export interface JobSummary {
-  jobId: string;
-  status: JobStatus;
-  rounds: number;
-  checksum: string;
-  reason?: string;
-}
-
-export interface RoundEngineEvents {
-  /** A round committed (and, if due, was evaluated). */
-  round: [RoundSummary];
-  /** A round attempt ended without a commit. */
-  aborted: [{ round: number; attempt: number; reason: string }];
-  /** The job was paused (the store failed, or an operator asked); `resume()` continues it. */
-  paused: [{ reason: string }];
-  /** The job reached a final state. */
-  finished: [JobSummary];
-}
 
 export class RoundEngine extends EventEmitter<RoundEngineEvents> implements ServerTransportSink {
   readonly jobId: string;
@@ -142,28 +83,21 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly limits: WireLimits;
   private readonly valueLimits: ValueLimits;
   private readonly minSurvivors: number;
+  private readonly failpoint: Failpoint;
+  private readonly resumePaused: boolean;
+  private readonly registry: ClientRegistry;
 
   private state: EngineState = 'idle';
-  private weights: Float32Array = new Float32Array(0);
-  private checksum = '';
-  private optimizer!: ServerOptimizer;
-  private privacy!: PrivacyController;
-  private committedRound = 0;
+  private model!: JobModel;
   private attempt = 0;
   private waitTimer: unknown;
   private waitingSince = 0;
   private current?: TrainingRound;
   private evaluation?: EvaluationRound;
   private pendingSummary?: RoundSummary;
-  private readonly clients = new Map<string, ConnectedClient>();
-  private readonly connByClient = new Map<string, string>();
-  /** Handshake deadlines of connections that have not said hello yet. */
-  private readonly helloTimers = new Map<string, unknown>();
   private pauseReason?: string;
   private finishedSummary?: JobSummary;
   private held: boolean;
-  private readonly failpoint: Failpoint;
-  private readonly resumePaused: boolean;
 
   constructor(opts: RoundEngineOptions) {
     super();
@@ -181,38 +115,48 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.held = opts.held ?? false;
     this.failpoint = opts.failpoint ?? noFailpoints;
     this.resumePaused = opts.resumePaused ?? false;
+    this.registry = new ClientRegistry({
+      transport: this.transport,
+      clock: this.clock,
+      log: this.log,
+      helloMs: this.config.timeouts.helloMs,
+      valueLimits: this.valueLimits,
+      timer: (what, ms, fn) => this.timer(what, ms, fn),
+    });
   }
 
   /** Lets a held engine start rounds. */
   release(): void {
     if (!this.held) return;
     this.held = false;
-    if (this.waitTimer !== undefined) {
-      this.clock.clearTimeout(this.waitTimer);
-      this.waitTimer = undefined;
-    }
+    this.clearWaitTimer();
     this.tryStartRound();
   }
 
   /** The current global model (a copy). */
   get globalWeights(): Float32Array {
-    return this.weights.slice();
+    return this.model.weights.slice();
   }
 
   get globalChecksum(): string {
-    return this.checksum;
+    return this.model.checksum;
   }
 
   get lastCommittedRound(): number {
-    return this.committedRound;
+    return this.model.committedRound;
   }
 
   get connectedClients(): number {
-    return this.clients.size;
+    return this.registry.size;
   }
 
   get status(): EngineState {
     return this.state;
+  }
+
+  /** Why the job is paused, while it is. */
+  get pausedBecause(): string | undefined {
+    return this.pauseReason;
   }
 
   /** Loads (or creates) the job and its latest checkpoint, then starts the transport. */
@@ -224,8 +168,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       if (this.resumePaused) this.resume();
       return;
     }
-    this.state = 'waiting';
-    this.waitingSince = this.clock.now();
+    this.enterWaiting();
     this.tryStartRound();
   }
 
@@ -253,36 +196,60 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     await this.transport.close();
   }
 
+  /**
+   * Holds the job: the attempt in flight (if any) is abandoned — nothing of it was published and no ε
+   * is spent — and no round starts until `resume()`. Clients stay connected. Used when the store fails
+   * (a full disk must not turn into an endless retry loop).
+   */
+  pause(reason: string): void {
+    if (this.state === 'finished' || this.state === 'paused') return;
+    this.clearTimers();
+    const round = this.current;
+    if (round) {
+      round.secagg?.close();
+      this.current = undefined;
+      this.notifyRoundResult(round, 'aborted');
+    }
+    const summary = this.pendingSummary;
+    this.evaluation = undefined;
+    this.pendingSummary = undefined;
+    if (summary) this.emit('round', summary);
+    this.state = 'paused';
+    this.pauseReason = reason;
+    this.log.warn({ reason, lastCommittedRound: this.lastCommittedRound }, 'job paused');
+    this.persistPause(reason, true);
+    this.emit('paused', { reason });
+  }
+
+  /** Continues a paused job from its last committed round; false if it was not paused. */
+  resume(): boolean {
+    if (this.state !== 'paused') return false;
+    this.store.setJobStatus(this.jobId, 'running');
+    this.clearTimers();
+    this.log.info({ reason: this.pauseReason, lastCommittedRound: this.lastCommittedRound }, 'job resumed');
+    this.pauseReason = undefined;
+    this.attempt = 0;
+    this.enterWaiting();
+    this.tryStartRound();
+    return true;
+  }
+
   // ---- transport events -----------------------------------------------------------------------
 
   onConnect(connId: string): void {
     this.log.debug({ connId }, 'connection opened');
-    // A connection that never completes hello holds a socket and counts against the transport's cap on
-    // unregistered connections: close it after the handshake deadline.
-    this.helloTimers.set(
-      connId,
-      this.timer('hello deadline', this.config.timeouts.helloMs, () => {
-        this.helloTimers.delete(connId);
-        if (this.clients.has(connId)) return;
-        this.log.info({ connId, ms: this.config.timeouts.helloMs }, 'no hello before the handshake deadline; closing the connection');
-        this.transport.send(connId, errorMessage(ErrorCode.NOT_REGISTERED, `no hello within ${this.config.timeouts.helloMs} ms; closing`));
-        this.transport.disconnect(connId);
-      }),
-    );
+    this.registry.opened(connId);
   }
 
   onDisconnect(connId: string, reason: string): void {
-    this.clearHelloTimer(connId);
-    const client = this.clients.get(connId);
+    const client = this.registry.closed(connId);
     if (!client) return;
-    this.clients.delete(connId);
-    if (this.connByClient.get(client.clientId) === connId) this.connByClient.delete(client.clientId);
     this.log.info({ client: client.clientId, reason }, 'client disconnected');
-    this.markGone(client.clientId, connId);
+    this.transition('disconnect', () => this.markGone(client.clientId, connId));
   }
 
   onProtocolError(connId: string, error: ProtocolError): void {
-    const client = this.clients.get(connId);
+    const client = this.registry.client(connId);
     this.log.warn({ client: client?.clientId, connId, code: error.code, reason: error.message }, 'message rejected');
   }
 
@@ -302,7 +269,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private dispatch(connId: string, msg: ClientMessage): void {
     if (msg.type === 'hello') return this.onHello(connId, msg);
-    const client = this.clients.get(connId);
+    const client = this.registry.client(connId);
     if (!client) throw new CohortError(ErrorCode.NOT_REGISTERED, `say hello before ${msg.type}`);
     if (msg.jobId !== this.jobId) {
       throw new CohortError(ErrorCode.UNKNOWN_JOB, `job ${msg.jobId} is not running here (this is ${this.jobId})`);
@@ -320,179 +287,107 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   private onHello(connId: string, msg: Hello): void {
-    if (msg.protocolVersion !== PROTOCOL_VERSION) {
-      this.reject(connId, ErrorCode.VERSION_MISMATCH, `server speaks protocol ${PROTOCOL_VERSION}, client ${msg.protocolVersion}`, msg);
-      // Give the error time to reach the peer before closing.
-      this.timer('version mismatch close', 100, () => this.transport.disconnect(connId));
-      return;
-    }
-    if (this.clients.has(connId)) {
-      throw new CohortError(ErrorCode.DUPLICATE, 'hello already received on this connection');
-    }
-    checkHello(msg, this.valueLimits);
-    // The same client reconnecting before its old socket timed out: the new connection wins.
-    const previous = this.connByClient.get(msg.clientId);
-    if (previous !== undefined) {
+    const { client, replaced } = this.registry.register(connId, msg);
+    if (replaced !== undefined) {
       this.log.info({ client: msg.clientId }, 'client reconnected; closing its previous connection');
-      this.clients.delete(previous);
-      this.markGone(msg.clientId, previous);
-      this.transport.disconnect(previous);
+      this.markGone(msg.clientId, replaced);
+      this.transport.disconnect(replaced);
     }
-    this.clearHelloTimer(connId);
-    this.clients.set(connId, { connId, clientId: msg.clientId, numExamples: msg.numExamples });
-    this.connByClient.set(msg.clientId, connId);
     try {
       this.store.upsertClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
     } catch (err) {
       // Bookkeeping only: the client may still take part (a failing store pauses the job at its next commit).
       this.log.error({ err, client: msg.clientId }, 'cannot record the client in the store');
     }
-    this.transport.send(connId, {
-      type: 'welcome',
-      protocolVersion: PROTOCOL_VERSION,
-      jobId: this.jobId,
-      clientId: msg.clientId,
-      limits: this.limits,
-    });
-    this.log.info({ client: msg.clientId, clients: this.clients.size, backend: msg.backend }, 'client joined');
+    this.transport.send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId: this.jobId, clientId: client.clientId, limits: this.limits });
+    this.log.info({ client: msg.clientId, clients: this.registry.size, backend: msg.backend }, 'client joined');
     if (this.state === 'finished' && this.finishedSummary) {
       this.transport.send(connId, this.jobEndMessage(this.finishedSummary));
     } else if (this.state === 'waiting') {
       // A new client may complete the cohort: check now rather than at the next poll.
-      if (this.waitTimer !== undefined && this.attempt === 0) {
-        this.clock.clearTimeout(this.waitTimer);
-        this.waitTimer = undefined;
-      }
+      if (this.attempt === 0) this.clearWaitTimer();
       this.tryStartRound();
     }
   }
 
-  private clearHelloTimer(connId: string): void {
-    const t = this.helloTimers.get(connId);
-    if (t === undefined) return;
-    this.clock.clearTimeout(t);
-    this.helloTimers.delete(connId);
+  /** The caller's pending membership of the collecting round, or a typed rejection. */
+  private memberOf(client: ConnectedClient, roundNo: number, what: string): { round: TrainingRound; member: Member } {
+    const round = this.current;
+    if (!round || this.state !== 'training') {
+      throw new CohortError(ErrorCode.NOT_IN_ROUND, `${what} for round ${roundNo}: you are not in a collecting round ${roundNo}`);
+    }
+    return { round, member: round.pendingMember(client, roundNo, what) };
   }
 
   private onUpdate(client: ConnectedClient, msg: Update): void {
-    const round = this.current;
-    const member = this.memberOf(round, client, msg.round, 'update');
-    if (msg.vector.length !== this.weights.length) {
-      throw new CohortError(
-        ErrorCode.WRONG_LENGTH,
-        `update has ${msg.vector.length} values, the model has ${this.weights.length}`,
-      );
-    }
-    const plan = round!.plan;
-    if (round!.secagg) throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses secure aggregation: send secagg messages, not a plain update');
-    if (plan?.announce.adaptiveClipping && msg.clipBit === undefined) {
-      throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses adaptive clipping: the update must carry clipBit');
-    }
+    const { round, member } = this.memberOf(client, msg.round, 'update');
+    round.checkShape(msg, this.model.dim);
     try {
       checkUpdate(msg, this.valueLimits);
     } catch (err) {
-      return this.exclude(client, member, err as CohortError, msg);
+      // Refuse it, drop the member from the round, go on.
+      round.settle(member, 'rejected');
+      this.reject(client.connId, (err as CohortError).code, (err as CohortError).message, msg);
+      this.log.warn({ client: client.clientId, round: msg.round }, 'update out of range; the client is excluded from the round');
+      return this.closeRoundIfSettled();
     }
-    if (plan && plan.announce.mode === 'central') {
-      // Defence in depth: the sensitivity bound must not rest on the client having clipped.
-      clipL2InPlace(msg.vector, plan.announce.clipNorm);
-    }
-    // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples.
-    round!.sum.add(msg.vector, plan ? 1 : msg.numExamples);
-    round!.examples += msg.numExamples;
-    round!.bitSum += msg.clipBit ?? 0;
-    round!.lossSum += (msg.metrics.loss ?? 0) * msg.numExamples;
-    round!.accuracySum += (msg.metrics.accuracy ?? 0) * msg.numExamples;
-    member.status = 'completed';
+    round.fold(member, msg);
     this.log.debug({ client: client.clientId, round: msg.round, examples: msg.numExamples }, 'update folded in');
     this.failpoint('collect', msg.round);
     this.closeRoundIfSettled();
   }
 
   private onSecAggUp(client: ConnectedClient, msg: SecAggUp): void {
-    const round = this.current;
-    this.memberOf(round, client, msg.round, 'secagg message'); // throws unless a pending member
-    if (!round!.secagg) throw new CohortError(ErrorCode.NOT_IN_ROUND, `round ${msg.round} does not use secure aggregation`);
+    const { round } = this.memberOf(client, msg.round, 'secagg message'); // throws unless a pending member
+    if (!round.secagg) throw new CohortError(ErrorCode.NOT_IN_ROUND, `round ${msg.round} does not use secure aggregation`);
     try {
-      round!.secagg.receive(client.clientId, msg.body, msg.payload);
+      round.secagg.receive(client.clientId, msg.body, msg.payload);
     } catch (err) {
       if (err instanceof SecAggError) throw new CohortError(err.code, err.message);
       throw err;
     }
   }
 
-  /** A member sent an out-of-range message: refuse it, drop the member from the round, go on. */
-  private exclude(client: ConnectedClient, member: { status: MemberStatus }, err: CohortError, msg: Update): void {
-    member.status = 'rejected';
-    this.reject(client.connId, err.code, err.message, msg);
-    this.log.warn({ client: client.clientId, round: msg.round, reason: err.message }, 'update out of range; the client is excluded from the round');
-    if (this.current!.secagg) this.current!.secagg.memberGone();
-    else this.closeRoundIfSettled();
-  }
-
   private onRefuse(client: ConnectedClient, roundNo: number, reason: string): void {
-    const member = this.memberOf(this.current, client, roundNo, 'refusal');
-    member.status = 'refused';
+    const { round, member } = this.memberOf(client, roundNo, 'refusal');
+    round.settle(member, 'refused');
     this.log.warn({ client: client.clientId, round: roundNo, reason }, 'client refused the round');
-    if (this.current!.secagg) this.current!.secagg.memberGone();
+    if (round.secagg) round.secagg.memberGone();
     else this.closeRoundIfSettled();
-  }
-
-  /** The caller's pending membership of the collecting round, or a typed rejection. */
-  private memberOf(round: TrainingRound | undefined, client: ConnectedClient, roundNo: number, what: string) {
-    const member = round && round.round === roundNo ? round.members.get(client.clientId) : undefined;
-    if (!round || this.state !== 'training' || !member || member.connId !== client.connId) {
-      throw new CohortError(ErrorCode.NOT_IN_ROUND, `${what} for round ${roundNo}: you are not in a collecting round ${roundNo}`);
-    }
-    if (member.status !== 'pending') {
-      throw new CohortError(ErrorCode.DUPLICATE, `${what} for round ${roundNo} already received`);
-    }
-    return member;
   }
 
   private onEvalResult(client: ConnectedClient, msg: EvalResult): void {
     const ev = this.evaluation;
-    const member = ev && ev.round === msg.round ? ev.members.get(client.clientId) : undefined;
-    if (!ev || this.state !== 'evaluating' || !member || member.connId !== client.connId) {
+    if (!ev || this.state !== 'evaluating') {
       throw new CohortError(ErrorCode.NOT_IN_ROUND, `evaluation of round ${msg.round}: you were not asked`);
     }
-    if (member.done) throw new CohortError(ErrorCode.DUPLICATE, `evaluation of round ${msg.round} already received`);
-    member.done = true;
-    let outOfRange: CohortError | undefined;
-    try {
-      checkEvalResult(msg, this.valueLimits);
-    } catch (err) {
-      outOfRange = err as CohortError;
+    const outOfRange = ev.accept(client, msg, this.valueLimits);
+    if (outOfRange) {
       this.reject(client.connId, outOfRange.code, outOfRange.message, msg);
-      this.log.warn({ client: client.clientId, round: msg.round, reason: outOfRange.message }, 'evaluation result out of range; excluded');
-    }
-    if (!outOfRange && msg.numExamples > 0) {
-      ev.responders++;
-      ev.numExamples += msg.numExamples;
-      ev.lossSum += msg.loss * msg.numExamples;
-      ev.accuracySum += msg.accuracy * msg.numExamples;
+      this.log.warn({ client: client.clientId, round: msg.round }, 'evaluation result out of range; excluded');
     }
     this.failpoint('evaluate:result', msg.round);
-    if ([...ev.members.values()].every((m) => m.done)) this.closeEvaluation();
+    if (ev.settled) this.closeEvaluation();
   }
 
   private markGone(clientId: string, connId: string): void {
-    const member = this.current?.members.get(clientId);
-    if (member && member.connId === connId && member.status === 'pending') {
-      member.status = 'dropped';
-      this.log.info({ client: clientId, round: this.current!.round }, 'cohort member dropped out');
-      if (this.current!.secagg) this.current!.secagg.memberGone();
+    const round = this.current;
+    const member = round?.pendingOn(clientId, connId);
+    if (round && member) {
+      round.settle(member, 'dropped');
+      this.log.info({ client: clientId, round: round.round }, 'cohort member dropped out');
+      if (round.secagg) round.secagg.memberGone();
       else this.closeRoundIfSettled();
     }
-    const evMember = this.evaluation?.members.get(clientId);
-    if (evMember && evMember.connId === connId && !evMember.done) {
-      evMember.done = true;
-      if ([...this.evaluation!.members.values()].every((m) => m.done)) this.closeEvaluation();
+    const ev = this.evaluation;
+    if (ev && this.state === 'evaluating') {
+      ev.gone(clientId, connId);
+      if (ev.settled) this.closeEvaluation();
     }
   }
 
   private reject(connId: string, code: string, message: string, msg?: { type: string; round?: number }): void {
-    const client = this.clients.get(connId);
+    const client = this.registry.client(connId);
     const text = boundText(message);
     this.log.warn({ client: client?.clientId, connId, code, reason: text }, 'message rejected');
     this.transport.send(connId, errorMessage(code, text, msg));
@@ -501,38 +396,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   // ---- job lifecycle --------------------------------------------------------------------------
 
   private loadJob(): void {
-    const hash = configHash(this.config);
-    let job = this.store.getJob(this.jobId);
-    if (job && job.configHash !== hash) {
-      throw new CohortError(
-        'CONFIG_CHANGED',
-        `job ${this.jobId} exists in ${this.store.path} with a different config; use a new job id or the original config`,
-      );
-    }
-    if (!job) job = this.store.createJob({ id: this.jobId, config: this.config, configHash: hash });
-    const checkpoint = this.store.latestCheckpoint(this.jobId);
-    if (checkpoint) {
-      this.weights = checkpoint.weights;
-      this.committedRound = checkpoint.round;
-      this.optimizer = createServerOptimizer(this.config.optimizer, this.weights.length);
-      this.optimizer.importState(checkpoint.optimizerState);
-      this.checksum = weightsChecksum(this.weights);
-      if (this.checksum !== checkpoint.checksum) {
-        throw new CohortError('CORRUPT_CHECKPOINT', `checkpoint of round ${checkpoint.round} does not match its checksum`);
-      }
-      this.log.info({ round: checkpoint.round, checksum: this.checksum }, 'resumed from checkpoint');
-    } else {
-      this.weights = initialWeights(this.config.model, this.config.seed).weights;
-      this.optimizer = createServerOptimizer(this.config.optimizer, this.weights.length);
-      this.checksum = weightsChecksum(this.weights);
-      this.log.info({ params: this.weights.length, checksum: this.checksum }, 'initialised global model');
-    }
-    const rounds = this.store.listRounds(this.jobId);
-    const lastClipNormNext = rounds.at(-1)?.metrics?.clipNormNext;
-    this.privacy = new PrivacyController(this.config, this.store.listLedger(this.jobId), lastClipNormNext);
-    if (this.privacy.enabled) {
-      this.log.info({ epsilon: this.privacy.epsilonSpent, delta: this.privacy.delta, mode: this.config.dp.mode }, 'privacy ledger loaded');
-    }
+    this.model = JobModel.load(this.config, this.store, this.log);
+    const job = this.model.job;
     if (job.status === 'paused') {
       this.state = 'paused';
       this.pauseReason = job.reason ?? 'paused';
@@ -541,11 +406,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
     if (job.status !== 'created' && job.status !== 'running' && job.status !== 'queued') {
       this.state = 'finished';
-      this.finishedSummary = { jobId: this.jobId, status: job.status, rounds: this.committedRound, checksum: this.checksum, reason: job.reason ?? undefined };
+      this.finishedSummary = { jobId: this.jobId, status: job.status, rounds: this.lastCommittedRound, checksum: this.globalChecksum, reason: job.reason ?? undefined };
       this.log.info({ status: job.status }, 'job already finished; serving its final state');
       return;
     }
-    if (job.status === 'created' || job.status === 'queued') this.store.setJobStatus(this.jobId, 'running');
+    if (job.status !== 'running') this.store.setJobStatus(this.jobId, 'running');
   }
 
   private finish(status: JobStatus, reason?: string): void {
@@ -559,10 +424,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     } catch (err) {
       this.log.error({ err, status }, 'cannot record the final job status in the store');
     }
-    const summary: JobSummary = { jobId: this.jobId, status, rounds: this.committedRound, checksum: this.checksum, reason };
+    const summary: JobSummary = { jobId: this.jobId, status, rounds: this.lastCommittedRound, checksum: this.globalChecksum, reason };
     this.finishedSummary = summary;
-    this.log.info({ status, rounds: this.committedRound, reason }, 'job finished');
-    for (const connId of this.clients.keys()) this.transport.send(connId, this.jobEndMessage(summary));
+    this.log.info({ status, rounds: this.lastCommittedRound, reason }, 'job finished');
+    for (const connId of this.registry.connIds()) this.transport.send(connId, this.jobEndMessage(summary));
     this.emit('finished', summary);
   }
 
@@ -570,19 +435,35 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     return { type: 'job_end', jobId: this.jobId, status: summary.status, rounds: summary.rounds };
   }
 
-  private clearTimers(): void {
-    for (const t of [this.waitTimer, this.current?.timer, this.evaluation?.timer]) {
-      if (t !== undefined) this.clock.clearTimeout(t);
-    }
+  private enterWaiting(): void {
+    this.state = 'waiting';
+    this.waitingSince = this.clock.now();
+  }
+
+  private clearWaitTimer(): void {
+    if (this.waitTimer !== undefined) this.clock.clearTimeout(this.waitTimer);
     this.waitTimer = undefined;
+  }
+
+  private clearTimers(): void {
+    for (const t of [this.current?.timer, this.evaluation?.timer]) if (t !== undefined) this.clock.clearTimeout(t);
+    this.clearWaitTimer();
+  }
+
+  /** Tries again after `ms` (a cohort came up short, an attempt was aborted). */
+  private retryIn(ms: number): void {
+    this.waitTimer = this.timer('retry', ms, () => {
+      this.waitTimer = undefined;
+      this.tryStartRound();
+    });
   }
 
   // ---- select & configure ---------------------------------------------------------------------
 
   private tryStartRound(): void {
     if (this.state !== 'waiting' || this.waitTimer !== undefined || this.held) return;
-    if (this.committedRound >= this.config.rounds) return this.finish('completed');
-    const eligible = [...this.clients.values()];
+    if (this.lastCommittedRound >= this.config.rounds) return this.finish('completed');
+    const eligible = this.registry.all();
     const cohort = eligible.length >= this.config.minClients ? this.sample(eligible) : [];
     if (cohort.length < this.config.minClients) {
       const waited = this.clock.now() - this.waitingSince;
@@ -592,11 +473,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       }
       this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients }, 'waiting for clients');
       // Re-check on the next connect, and periodically (Poisson sampling may come up short).
-      this.waitTimer = this.timer('wait for clients', Math.max(this.config.timeouts.retryDelayMs, 50), () => {
-        this.waitTimer = undefined;
-        this.tryStartRound();
-      });
-      return;
+      return this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
     }
     this.beginRound(cohort, eligible.length);
   }
@@ -609,81 +486,63 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   private beginRound(cohort: ConnectedClient[], population: number): void {
-    const roundNo = this.committedRound + 1;
+    const roundNo = this.lastCommittedRound + 1;
+    const privacy = this.model.privacy;
     let plan: RoundPlan | undefined;
-    if (this.privacy.enabled) {
-      const planned = this.privacy.plan(cohort.length, population, this.minSurvivors);
+    if (privacy.enabled) {
+      const planned = privacy.plan(cohort.length, population, this.minSurvivors);
       if ('exhausted' in planned) {
-        this.log.warn({ round: roundNo, epsilon: this.privacy.epsilonSpent, reason: planned.exhausted }, 'privacy budget exhausted');
+        this.log.warn({ round: roundNo, epsilon: privacy.epsilonSpent, reason: planned.exhausted }, 'privacy budget exhausted');
         return this.finish('budget_exhausted', planned.exhausted);
       }
       plan = planned;
     }
     this.attempt++;
-    const members = new Map<string, { connId: string; status: MemberStatus }>();
-    for (const c of cohort) members.set(c.clientId, { connId: c.connId, status: 'pending' });
-    this.current = {
-      round: roundNo,
-      attempt: this.attempt,
-      startedAt: this.clock.now(),
-      members,
-      sum: new WeightedSum(this.weights.length),
-      lossSum: 0,
-      accuracySum: 0,
-      examples: 0,
-      bitSum: 0,
-      plan,
-      timer: this.timer('training deadline', this.config.timeouts.trainMs, () => this.onTrainDeadline(roundNo)),
-    };
-    this.state = 'training';
-    this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.clients.size }, 'round started');
-    const { model, training, timeouts } = this.config;
-    const current = this.current;
-    if (this.config.secagg.enabled) {
+    const round = new TrainingRound(roundNo, this.attempt, this.clock.now(), cohort, this.model.dim, plan);
+    const { model, training, timeouts, secagg } = this.config;
+    if (secagg.enabled) {
       try {
-        current.secagg = this.createSecAgg(roundNo, cohort, plan);
+        round.secagg = this.createSecAgg(roundNo, cohort, plan);
       } catch (err) {
         this.log.error({ err, round: roundNo }, 'cannot configure secure aggregation for this cohort');
-        this.current = undefined;
-        this.clock.clearTimeout(current.timer);
-        return this.finish('failed', `secure aggregation: ${(err as Error).message}`);
+        return this.finish('failed', `secure aggregation: ${errorText(err)}`);
       }
-      // The round-level deadline becomes a safety net: SecAgg runs its own phase deadlines.
-      this.clock.clearTimeout(current.timer);
-      current.timer = this.timer('secure aggregation deadline', timeouts.trainMs + 5 * this.config.secagg.phaseTimeoutMs, () =>
-        this.onTrainDeadline(roundNo),
-      );
-      if (plan) plan.announce.minSurvivors = current.secagg.announce.minSurvivors;
+      if (plan) plan.announce.minSurvivors = round.secagg.announce.minSurvivors;
     }
+    // With SecAgg the round deadline is a safety net: SecAgg runs its own phase deadlines.
+    const deadline = timeouts.trainMs + (secagg.enabled ? 5 * secagg.phaseTimeoutMs : 0);
+    round.timer = this.timer('training deadline', deadline, () => this.onTrainDeadline(roundNo));
+    this.current = round;
+    this.state = 'training';
+    this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.registry.size }, 'round started');
     this.failpoint('select', roundNo);
     for (const c of cohort) {
       this.transport.send(c.connId, {
         type: 'train',
         jobId: this.jobId,
         round: roundNo,
-        modelChecksum: this.checksum,
+        modelChecksum: this.globalChecksum,
         model,
         training,
         timeoutMs: timeouts.trainMs,
         ...(plan ? { privacy: plan.announce } : {}),
-        ...(current.secagg ? { secagg: current.secagg.announce } : {}),
-        vector: this.weights,
+        ...(round.secagg ? { secagg: round.secagg.announce } : {}),
+        vector: this.model.weights,
       });
     }
     this.failpoint('train', roundNo);
-    current.secagg?.start();
+    round.secagg?.start();
   }
 
   private createSecAgg(roundNo: number, cohort: ConnectedClient[], plan: RoundPlan | undefined): SecAggRound {
     const dp = this.config.dp;
-    const clipNorm = dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!;
-    return new SecAggRound({
+    return secaggForRound({
       jobId: this.jobId,
       round: roundNo,
-      members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId })),
+      cohort,
       config: this.config.secagg,
-      dim: this.weights.length,
-      clipNorm,
+      dim: this.model.dim,
+      clipNorm: dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!,
       minSurvivors: this.minSurvivors,
       // Only distributed DP puts noise into the encoding; central noise is added to the decoded sum.
       noiseMultiplier: plan && dp.mode === 'distributed' ? dp.noiseMultiplier : 0,
@@ -691,12 +550,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       clock: this.clock,
       log: this.log,
       send: (connId, msg) => this.transport.send(connId, msg),
-      // Still on the connection it was sampled on (a reconnected client is a new participant, not this one).
-      isConnected: (clientId) => {
-        const connId = cohort.find((c) => c.clientId === clientId)?.connId;
-        return connId !== undefined && this.clients.has(connId);
-      },
-      onDone: (outcome) => this.onSecAggDone(roundNo, outcome),
+      isRegistered: (connId, clientId) => this.registry.client(connId)?.clientId === clientId,
+      onDone: (outcome) => this.transition('secure aggregation done', () => this.onSecAggDone(roundNo, outcome)),
       failpoint: this.failpoint,
     });
   }
@@ -706,43 +561,35 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (!round || round.round !== roundNo || !round.secagg || this.state !== 'training') return;
     if (outcome.status === 'ok') {
       const included = new Set(outcome.included);
-      for (const [clientId, m] of round.members) {
-        if (included.has(clientId)) m.status = 'completed';
-        else if (m.status === 'pending') m.status = 'dropped';
+      for (const [clientId, m] of round.members) round.settle(m, included.has(clientId) ? 'completed' : 'dropped');
+      const sum = round.secagg.decode(outcome.sum);
+      const implausible = round.secagg.implausibleSum(sum, outcome.included.length);
+      if (implausible !== undefined) {
+        this.log.warn({ round: roundNo, reason: implausible }, 'secure aggregation produced an impossible sum; the attempt is aborted');
+        return this.closeRound(implausible);
       }
-      const a = round.secagg.announce;
-      round.secaggSum = decodeSum(outcome.sum, {
-        dim: this.weights.length,
-        clipNorm: a.clipNorm,
-        gamma: a.gamma,
-        bits: a.bits,
-        rotationSeed: fromBase64Url(a.rotationSeed),
-      });
+      round.secaggSum = sum;
     } else {
-      for (const m of round.members.values()) if (m.status === 'pending') m.status = 'dropped';
+      round.dropPending();
       this.log.warn({ round: roundNo, reason: outcome.reason }, 'secure aggregation aborted');
     }
     this.closeRound(outcome.status === 'aborted' ? outcome.reason : undefined);
   }
 
-  // ---- collect & aggregate --------------------------------------------------------------------
+  // ---- collect, commit, abort -------------------------------------------------------------------
 
   private onTrainDeadline(roundNo: number): void {
     const round = this.current;
     if (!round || round.round !== roundNo || this.state !== 'training') return;
     round.timer = undefined;
     round.secagg?.close();
-    const late = [...round.members.values()].filter((m) => m.status === 'pending');
-    for (const m of late) m.status = 'dropped';
-    this.log.info({ round: roundNo, late: late.length }, 'training deadline reached');
+    const late = round.dropPending();
+    this.log.info({ round: roundNo, late }, 'training deadline reached');
     this.closeRound();
   }
 
   private closeRoundIfSettled(): void {
-    const round = this.current;
-    if (!round || this.state !== 'training') return;
-    for (const m of round.members.values()) if (m.status === 'pending') return;
-    this.closeRound();
+    if (this.current?.settled && this.state === 'training') this.closeRound();
   }
 
   private closeRound(secaggAbort?: string): void {
@@ -759,43 +606,30 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   /** Commits the closed round or aborts the attempt. Throws only for faults on our side (store, bugs). */
   private settleRound(round: TrainingRound, secaggAbort: string | undefined): void {
-    const statuses = [...round.members.values()].map((m) => m.status);
-    const survivors = statuses.filter((s) => s === 'completed').length;
     const endedAt = this.clock.now();
-    this.recordParticipation(round);
+    this.store.recordParticipation(this.jobId, round.round, round.participation());
     if (secaggAbort !== undefined || (round.secagg && !round.secaggSum)) {
       return this.abortRound(round, 0, endedAt, `secure aggregation aborted: ${secaggAbort ?? 'deadline'}`);
     }
-    if (survivors < this.minSurvivors) {
-      return this.abortRound(round, survivors, endedAt, `${survivors} survivors < minSurvivors ${this.minSurvivors}`);
+    const record = round.record(endedAt);
+    if (record.survivors < this.minSurvivors) {
+      return this.abortRound(round, record.survivors, endedAt, `${record.survivors} survivors < minSurvivors ${this.minSurvivors}`);
     }
-    // Local/distributed DP and SecAgg clients send no per-client metrics (they are not privatised).
-    const reportsMetrics = round.examples > 0 && !(round.plan && round.plan.announce.mode !== 'central');
-    const record: RoundRecord = {
-      startedAt: round.startedAt,
-      endedAt,
-      cohortSize: round.members.size,
-      survivors,
-      dropouts: statuses.filter((s) => s === 'dropped' || s === 'rejected').length,
-      numExamples: round.examples,
-      trainLoss: reportsMetrics ? round.lossSum / round.examples : null,
-      trainAccuracy: reportsMetrics ? round.accuracySum / round.examples : null,
-    };
-    if (!this.commit(round, record)) return;
+    if (!this.model.commit(round, record, this.failpoint)) {
+      // Client inputs are range-checked, so this is the server optimizer diverging: never publish it.
+      return this.abortRound(round, record.survivors, endedAt, 'the aggregated model is not finite (server optimizer diverged?)');
+    }
     this.attempt = 0;
     this.notifyRoundResult(round, 'committed');
     const summary: RoundSummary = {
       round: round.round,
       record,
-      checksum: this.checksum,
-      ...(round.plan ? { epsilon: this.privacy.epsilonSpent } : {}),
+      checksum: this.globalChecksum,
+      ...(round.plan ? { epsilon: this.model.privacy.epsilonSpent } : {}),
     };
     const every = this.config.evaluation.every;
-    if (every > 0 && (round.round % every === 0 || round.round === this.config.rounds)) {
-      this.beginEvaluation(summary);
-    } else {
-      this.afterRound(summary);
-    }
+    if (every > 0 && (round.round % every === 0 || round.round === this.config.rounds)) this.beginEvaluation(summary);
+    else this.afterRound(summary);
   }
 
   /**
@@ -803,7 +637,6 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
    * (retrying would loop on a full disk); anything else aborts this attempt, to be retried.
    */
   private roundFailed(round: TrainingRound, err: unknown): void {
-    const endedAt = this.clock.now();
     if (isStoreFailure(err)) {
       this.log.error({ err, round: round.round, attempt: round.attempt }, 'the store failed while settling the round; pausing the job');
       this.notifyRoundResult(round, 'aborted');
@@ -811,93 +644,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       return this.pause(`the store failed while settling round ${round.round}: ${errorText(err)}`);
     }
     this.log.error({ err, round: round.round, attempt: round.attempt }, 'internal error while settling the round; the attempt is aborted');
-    this.abortRound(round, 0, endedAt, `internal error: ${errorText(err)}`);
-  }
-
-  /**
-   * Applies the server optimizer and commits round + checkpoint atomically; false if the attempt was
-   * aborted instead (a non-finite aggregate). Store failures propagate (the optimizer state restored).
-   */
-  private commit(round: TrainingRound, record: RoundRecord): boolean {
-    const stateBefore = this.optimizer.exportState();
-    const next = this.weights.slice();
-    const plan = round.plan;
-    // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017);
-    // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018).
-    const pseudoGradient = this.aggregate(round, record.survivors);
-    this.optimizer.step(next, pseudoGradient);
-    if (!isAllFinite(next)) {
-      // Client inputs are range-checked, so this is the server optimizer diverging: never publish it.
-      this.optimizer.importState(stateBefore);
-      this.abortRound(round, record.survivors, record.endedAt, 'the aggregated model is not finite (server optimizer diverged?)');
-      return false;
-    }
-    const checksum = weightsChecksum(next);
-    const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;
-    if (plan) {
-      record.metrics = { clipNorm: plan.announce.clipNorm, ...(clipNormNext === undefined ? {} : { clipNormNext }) };
-    }
-    this.failpoint('commit:before', round.round);
-    try {
-      this.store.commitRound({
-        jobId: this.jobId,
-        round: round.round,
-        weights: next,
-        optimizerState: this.optimizer.exportState(),
-        checksum,
-        record,
-        // A model whose privacy cost is not recorded is never published: same transaction.
-        ...(plan ? { ledger: this.privacy.ledgerEntry(plan, record.survivors) } : {}),
-      });
-    } catch (err) {
-      this.optimizer.importState(stateBefore);
-      throw err;
-    }
-    this.weights = next;
-    this.checksum = checksum;
-    this.committedRound = round.round;
-    if (plan) this.privacy.committed(plan, clipNormNext);
-    this.failpoint('commit:after', round.round);
-    this.log.info(
-      {
-        round: round.round,
-        survivors: record.survivors,
-        cohort: record.cohortSize,
-        examples: record.numExamples,
-        loss: record.trainLoss,
-        checksum,
-        ...(plan ? { epsilon: this.privacy.epsilonSpent, delta: this.privacy.delta, clipNorm: plan.announce.clipNorm } : {}),
-      },
-      'round committed',
-    );
-    return true;
-  }
-
-  /**
-   * The round's pseudo-gradient. Plain: the example-weighted mean. DP: the noisy fixed-denominator
-   * mean of uniformly weighted clipped updates. SecAgg: the decoded sum (the coordinator never saw
-   * anything else), divided by the fixed denominator (DP) or by the number of included clients.
-   */
-  private aggregate(round: TrainingRound, survivors: number): Float32Array {
-    const plan = round.plan;
-    if (round.secaggSum) {
-      if (plan) return this.privacy.noisyMean(round.secaggSum, plan, undefined, round.secagg!.sensitivity);
-      return Float32Array.from(round.secaggSum, (x) => x / survivors);
-    }
-    return plan ? this.privacy.noisyMean(round.sum.rawSum, plan) : round.sum.mean();
+    this.abortRound(round, 0, this.clock.now(), `internal error: ${errorText(err)}`);
   }
 
   private abortRound(round: TrainingRound, survivors: number, endedAt: number, reason: string): void {
     try {
-      this.store.recordRoundAborted({
-        jobId: this.jobId,
-        round: round.round,
-        startedAt: round.startedAt,
-        endedAt,
-        cohortSize: round.members.size,
-        survivors,
-        reason,
-      });
+      this.store.recordRoundAborted({ jobId: this.jobId, round: round.round, startedAt: round.startedAt, endedAt, cohortSize: round.members.size, survivors, reason });
     } catch (err) {
       if (isStoreFailure(err)) return this.roundFailed(round, err);
       this.log.error({ err, round: round.round, reason }, 'cannot record the aborted attempt');
@@ -908,25 +660,13 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (this.attempt >= this.config.maxAttemptsPerRound) {
       return this.finish('failed', `round ${round.round} aborted ${this.attempt} times (last: ${reason})`);
     }
-    this.state = 'waiting';
-    this.waitingSince = this.clock.now();
-    this.waitTimer = this.timer('retry delay', this.config.timeouts.retryDelayMs, () => {
-      this.waitTimer = undefined;
-      this.tryStartRound();
-    });
-  }
-
-  private recordParticipation(round: TrainingRound): void {
-    const entries = [...round.members].map(([clientId, m]) => ({
-      clientId,
-      status: m.status === 'pending' ? ('dropped' as const) : m.status,
-    }));
-    this.store.recordParticipation(this.jobId, round.round, entries);
+    this.enterWaiting();
+    this.retryIn(this.config.timeouts.retryDelayMs);
   }
 
   private notifyRoundResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {
     for (const [clientId, m] of round.members) {
-      if (this.clients.get(m.connId)?.clientId !== clientId) continue;
+      if (this.registry.client(m.connId)?.clientId !== clientId) continue;
       this.transport.send(m.connId, {
         type: 'round_result',
         jobId: this.jobId,
@@ -940,33 +680,25 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   // ---- evaluate -------------------------------------------------------------------------------
 
   private beginEvaluation(summary: RoundSummary): void {
-    const idle = [...this.clients.values()];
+    const idle = this.registry.all();
     const count = Math.max(1, Math.round(idle.length * this.config.evaluation.fraction));
     const chosen = sampleWithoutReplacement(idle, count, this.rng);
     if (chosen.length === 0) return this.afterRound(summary);
-    const members = new Map<string, { connId: string; done: boolean }>();
-    for (const c of chosen) members.set(c.clientId, { connId: c.connId, done: false });
     this.pendingSummary = summary;
-    this.evaluation = {
-      round: summary.round,
-      members,
-      lossSum: 0,
-      accuracySum: 0,
-      numExamples: 0,
-      responders: 0,
-      timer: this.timer('evaluation deadline', this.config.timeouts.evaluateMs, () => this.closeEvaluation()),
-    };
+    const ev = new EvaluationRound(summary.round, chosen);
+    ev.timer = this.timer('evaluation deadline', this.config.timeouts.evaluateMs, () => this.closeEvaluation());
+    this.evaluation = ev;
     this.state = 'evaluating';
     for (const c of chosen) {
       this.transport.send(c.connId, {
         type: 'evaluate',
         jobId: this.jobId,
         round: summary.round,
-        modelChecksum: this.checksum,
+        modelChecksum: this.globalChecksum,
         model: this.config.model,
         batchSize: this.config.evaluation.batchSize,
         timeoutMs: this.config.timeouts.evaluateMs,
-        vector: this.weights,
+        vector: this.model.weights,
       });
     }
     this.failpoint('evaluate', summary.round);
@@ -979,35 +711,25 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.clock.clearTimeout(ev.timer);
     this.evaluation = undefined;
     this.pendingSummary = undefined;
-    if (ev.numExamples > 0) {
-      const record: EvaluationRecord = {
-        kind: 'federated',
-        loss: ev.lossSum / ev.numExamples,
-        accuracy: ev.accuracySum / ev.numExamples,
-        numExamples: ev.numExamples,
-        clients: ev.responders,
-      };
-      summary.evaluation = record;
-      this.log.info({ round: ev.round, ...record }, 'federated evaluation');
-      try {
-        this.store.recordEvaluation(this.jobId, ev.round, record);
-      } catch (err) {
-        // The round itself is committed; only its evaluation row is lost.
-        this.log.error({ err, round: ev.round }, 'cannot record the federated evaluation');
-        if (isStoreFailure(err)) {
-          this.afterRound(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
-          return;
-        }
-      }
-    } else {
+    const record = ev.record();
+    if (!record) {
       this.log.warn({ round: ev.round }, 'federated evaluation got no results');
+      return this.afterRound(summary);
+    }
+    summary.evaluation = record;
+    this.log.info({ round: ev.round, ...record }, 'federated evaluation');
+    try {
+      this.store.recordEvaluation(this.jobId, ev.round, record);
+    } catch (err) {
+      // The round itself is committed; only its evaluation row is lost.
+      this.log.error({ err, round: ev.round }, 'cannot record the federated evaluation');
+      if (isStoreFailure(err)) return this.afterRound(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
     }
     this.afterRound(summary);
   }
 
   private afterRound(summary: RoundSummary, pauseReason?: string): void {
-    this.state = 'waiting';
-    this.waitingSince = this.clock.now();
+    this.enterWaiting();
     this.emit('round', summary);
     if (pauseReason !== undefined) return this.pause(pauseReason);
     if (this.state === 'waiting') this.tryStartRound();
@@ -1034,67 +756,32 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
    * retried, or the job fails if even that throws. Logged at error level: these are our faults.
    */
   private recover(what: string, err: unknown): void {
-    if (this.state === 'finished') {
-      this.log.error({ err, what }, 'error after the job finished');
-      return;
-    }
+    if (this.state === 'finished') return void this.log.error({ err, what }, 'error after the job finished');
     if (isStoreFailure(err)) {
       this.log.error({ err, what }, 'the store failed; pausing the job');
       return this.pause(`the store failed (${what}): ${errorText(err)}`);
     }
     this.log.error({ err, what, round: this.current?.round ?? this.evaluation?.round }, 'internal error; recovering');
     try {
-      if (this.current) {
-        const round = this.current;
+      const round = this.current;
+      if (round) {
         if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
         round.secagg?.close();
         this.current = undefined;
         return this.abortRound(round, 0, this.clock.now(), `internal error (${what}): ${errorText(err)}`);
       }
-      if (this.evaluation && this.pendingSummary) {
-        const summary = this.pendingSummary;
+      const summary = this.pendingSummary;
+      if (this.evaluation && summary) {
         this.clock.clearTimeout(this.evaluation.timer);
         this.evaluation = undefined;
         this.pendingSummary = undefined;
         return this.afterRound(summary);
       }
-      if (this.state === 'waiting' && this.waitTimer === undefined) {
-        this.waitTimer = this.timer('retry delay', Math.max(this.config.timeouts.retryDelayMs, 50), () => {
-          this.waitTimer = undefined;
-          this.tryStartRound();
-        });
-      }
+      if (this.state === 'waiting' && this.waitTimer === undefined) this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
     } catch (again) {
       this.log.error({ err: again, what }, 'recovery failed; the job fails');
       this.finish('failed', `internal error (${what}): ${errorText(err)}`);
     }
-  }
-
-  /**
-   * Holds the job: the attempt in flight (if any) is abandoned — nothing of it was published and no ε
-   * is spent — and no round starts until `resume()`. Clients stay connected. Used when the store fails
-   * (a full disk must not turn into an endless retry loop).
-   */
-  pause(reason: string): void {
-    if (this.state === 'finished' || this.state === 'paused') return;
-    this.clearTimers();
-    const round = this.current;
-    if (round) {
-      round.secagg?.close();
-      this.current = undefined;
-      this.notifyRoundResult(round, 'aborted');
-    }
-    if (this.evaluation && this.pendingSummary) {
-      this.evaluation = undefined;
-      const summary = this.pendingSummary;
-      this.pendingSummary = undefined;
-      this.emit('round', summary);
-    }
-    this.state = 'paused';
-    this.pauseReason = reason;
-    this.log.warn({ reason, lastCommittedRound: this.committedRound }, 'job paused');
-    this.persistPause(reason, true);
-    this.emit('paused', { reason });
   }
 
   /** Records the pause; while the store refuses (busy, full), tries again until it takes or the job resumes. */
@@ -1110,33 +797,4 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       });
     }
   }
-
-  /** Continues a paused job from its last committed round; false if it was not paused. */
-  resume(): boolean {
-    if (this.state !== 'paused') return false;
-    this.store.setJobStatus(this.jobId, 'running');
-    this.clearTimers();
-    this.log.info({ reason: this.pauseReason, lastCommittedRound: this.committedRound }, 'job resumed');
-    this.pauseReason = undefined;
-    this.attempt = 0;
-    this.state = 'waiting';
-    this.waitingSince = this.clock.now();
-    this.tryStartRound();
-    return true;
-  }
-
-  /** Why the job is paused, while it is. */
-  get pausedBecause(): string | undefined {
-    return this.pauseReason;
-  }
-}
-
-/** An error of the SQLite store itself (full disk, busy, I/O, read-only, corrupt) — not of our inputs. */
-export function isStoreFailure(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && code.startsWith('SQLITE_') && !code.startsWith('SQLITE_CONSTRAINT');
-}
-
-function errorText(err: unknown): string {
-  return boundText(err instanceof Error ? err.message : String(err), 300);
 }

@@ -119,6 +119,27 @@ describe('secure aggregation in the round engine', () => {
     }
   });
 
+  it('a client that sends a garbage masked input cannot corrupt the model: the impossible sum aborts the attempt', async () => {
+    const { engine, store, tasks } = await run(config({ maxAttemptsPerRound: 1 }));
+    const w0 = engine.globalWeights;
+    // Client 0 replaces its masked input with uniform bytes of the right length (schema-valid, unattributable).
+    const end = tasks[0].end;
+    const send = end.send.bind(end);
+    end.send = (m) => {
+      if (m.type === 'secagg_up' && m.payload) {
+        const garbage = new Uint8Array(m.payload.length);
+        for (let k = 0; k < garbage.length; k++) garbage[k] = (k * 2654435761) >>> 24;
+        return send({ ...m, payload: garbage });
+      }
+      send(m);
+    };
+    const summary = await engine.whenFinished();
+    expect(summary.status).toBe('failed'); // (maxAttemptsPerRound 1: with more, retries draw fresh cohorts)
+    expect(store.latestCheckpoint('sa')).toBeUndefined();
+    expect(engine.globalWeights).toEqual(w0);
+    expect(store.listRoundAttempts('sa')[0].reason).toMatch(/decoded sum has L2 norm .* more than 8 encoded updates/);
+  });
+
   it('aborts cleanly, publishing nothing, when too many drop', async () => {
     const { engine, store, tasks } = await run(config({ maxAttemptsPerRound: 1 }));
     const w0 = engine.globalWeights;

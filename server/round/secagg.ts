@@ -14,6 +14,8 @@ import { ConfigError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { RoundSecAgg, SecAggDown } from '../../shared/protocol/index.ts';
 import {
+  decodeSum,
+  fromBase64Url,
   findGraphParams,
   modulusReport,
   roundedNormBound,
@@ -159,6 +161,26 @@ export interface SecAggRoundOptions {
   failpoint?: Failpoint;
 }
 
+/** A round's SecAgg driver for a sampled cohort; `isRegistered(connId, clientId)` says a member is still on its sampled connection. */
+export function secaggForRound(
+  opts: Omit<SecAggRoundOptions, 'members' | 'isConnected'> & {
+    cohort: readonly { clientId: string; connId: string }[];
+    isRegistered: (connId: string, clientId: string) => boolean;
+  },
+): SecAggRound {
+  const { cohort, isRegistered, ...rest } = opts;
+  const connOf = new Map(cohort.map((c) => [c.clientId, c.connId]));
+  return new SecAggRound({
+    ...rest,
+    members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId })),
+    // Still on the connection it was sampled on (a reconnected client is a new participant, not this one).
+    isConnected: (clientId) => {
+      const connId = connOf.get(clientId);
+      return connId !== undefined && isRegistered(connId, clientId);
+    },
+  });
+}
+
 export class SecAggRound {
   readonly announce: RoundSecAgg;
   readonly sensitivity: number;
@@ -206,6 +228,30 @@ export class SecAggRound {
       { round: opts.round, cohort: n, neighbors: graph.neighbors, threshold: graph.threshold, minSurvivors, gamma: choice.gamma, bits: choice.bits },
       'secure aggregation configured',
     );
+  }
+
+  /** The decoded sum of the survivors' updates, in model units (float64). */
+  decode(sum: Uint32Array): Float64Array {
+    const a = this.announce;
+    return decodeSum(sum, { dim: this.opts.dim, clipNorm: a.clipNorm, gamma: a.gamma, bits: a.bits, rotationSeed: fromBase64Url(a.rotationSeed) });
+  }
+
+  /**
+   * Why a decoded sum of `included` clients cannot be the sum of their encoded updates, or undefined
+   * if it can. Each encoded update has L2 norm ≤ Δ₂γ (the sensitivity) and the rotation is orthogonal,
+   * so the sum has norm ≤ n·Δ₂γ plus its noise: the sum of n per-client discrete Gaussians of σ per
+   * coordinate has norm ≤ σ√n·(√d + 10) except with probability e^{-50} (Gaussian norm concentration,
+   * Laurent–Massart 2000). A sum beyond that wrapped around or was unmasked with a wrong share or
+   * mask — e.g. a client that sent bad shares — and decodes to garbage: it must never reach the model.
+   */
+  implausibleSum(sum: Float64Array, included: number): string | undefined {
+    let sq = 0;
+    for (let i = 0; i < sum.length; i++) sq += sum[i] * sum[i];
+    const norm = Math.sqrt(sq);
+    const noise = this.announce.noiseStddev * Math.sqrt(included) * (Math.sqrt(sum.length) + 10);
+    const bound = included * this.sensitivity + noise;
+    if (norm <= bound) return undefined;
+    return `the decoded sum has L2 norm ${norm.toPrecision(4)}, more than ${included} encoded updates can add up to (${bound.toPrecision(4)}): a wrong share or mask, or a wrap-around`;
   }
 
   /** Sends the AdvertiseKeys requests (after the train messages, which carry the encoding). */

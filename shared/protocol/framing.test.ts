@@ -128,6 +128,27 @@ describe('binary framing', () => {
     expect((out as Update).vector).toEqual(msg.vector);
   });
 
+  it('refuses a header over maxHeaderBytes with PAYLOAD_TOO_LARGE, and the connection goes on', () => {
+    const r = new Reassembler('client', { ...limits, maxHeaderBytes: 1024 });
+    const big = { v: FRAME_VERSION, id: 1, msg: { type: 'refuse', jobId: 'job', round: 1, reason: 'x'.repeat(1000) } };
+    expect(() => r.head(big)).toThrow(expect.objectContaining({ code: ErrorCode.PAYLOAD_TOO_LARGE }));
+    expect(r.head({ v: FRAME_VERSION, id: 2, msg: { type: 'refuse', jobId: 'job', round: 1, reason: 'no' } })).toMatchObject({ type: 'refuse' });
+  });
+
+  it('reassembles from chunk buffers that are views at odd offsets (as Socket.IO hands them over)', () => {
+    const msg = update(3000);
+    const { head, chunks } = encodeMessage(msg, 5, limits.chunkBytes);
+    const r = new Reassembler('client', limits);
+    r.head(JSON.parse(JSON.stringify(head)));
+    let out: unknown = null;
+    chunks.forEach((c, i) => {
+      const pool = new Uint8Array(c.length + 3);
+      pool.set(c, 3);
+      out = r.chunk({ id: 5, i }, pool.subarray(3)) ?? out;
+    });
+    expect((out as Update).vector).toEqual(msg.vector);
+  });
+
   it('caps the number of concurrently open streams', () => {
     const r = new Reassembler('client', { ...limits, maxOpenStreams: 2 });
     for (const id of [1, 2]) r.head(encodeMessage(update(4096), id, limits.chunkBytes).head);

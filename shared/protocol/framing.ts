@@ -183,7 +183,9 @@ export function validateMessage(
 
 interface OpenStream {
   header: Record<string, unknown>;
-  bytes: Uint8Array;
+  /** Announced size; memory is taken only as chunks actually arrive (a peer that announces 64 MB and sends nothing costs nothing). */
+  size: number;
+  parts: Uint8Array[];
   chunks: number;
   next: number;
   filled: number;
@@ -210,6 +212,11 @@ export class Reassembler {
       throw new ProtocolError(ErrorCode.BAD_FRAME, `bad frame head: ${firstIssue(parsedHead.error)}`);
     }
     const head = parsedHead.data;
+    const headerBytes = JSON.stringify(head.msg).length;
+    if (headerBytes > this.limits.maxHeaderBytes) {
+      this.reject(head.id);
+      throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `message header of ${headerBytes} bytes exceeds the limit of ${this.limits.maxHeaderBytes}`);
+    }
     if (head.v !== FRAME_VERSION) {
       this.reject(head.id);
       throw new ProtocolError(ErrorCode.VERSION_MISMATCH, `frame version ${head.v}, expected ${FRAME_VERSION}`);
@@ -234,7 +241,8 @@ export class Reassembler {
     this.rejected.delete(head.id);
     const stream: OpenStream = {
       header,
-      bytes: new Uint8Array(head.vec.bytes),
+      size: head.vec.bytes,
+      parts: [],
       chunks: head.vec.chunks,
       next: 0,
       filled: 0,
@@ -255,7 +263,7 @@ export class Reassembler {
       throw new ProtocolError(ErrorCode.BAD_FRAME, `chunk for unknown stream ${id}`);
     }
     const bytes = toBytes(data);
-    const remaining = stream.bytes.length - stream.filled;
+    const remaining = stream.size - stream.filled;
     const chunksLeft = stream.chunks - i;
     const sizeOk =
       bytes !== undefined &&
@@ -272,7 +280,8 @@ export class Reassembler {
           `at most ${Math.min(this.limits.chunkBytes, remaining)} bytes, ${remaining} bytes left`,
       );
     }
-    stream.bytes.set(bytes, stream.filled);
+    // A copy (the transport's buffer is not ours to keep; Buffer#slice would be a view).
+    stream.parts.push(new Uint8Array(bytes));
     stream.filled += bytes.length;
     stream.next++;
     if (stream.next < stream.chunks) return null;
@@ -309,8 +318,17 @@ export class Reassembler {
   }
 
   private finish(id: number, stream: OpenStream): Message {
-    if (binaryKind(String(stream.header.type)) === 'bytes') return { ...stream.header, payload: stream.bytes } as unknown as Message;
-    const vector = new Float32Array(stream.bytes.buffer, 0, stream.bytes.length / 4);
+    const bytes = stream.parts.length === 1 ? stream.parts[0] : new Uint8Array(stream.size);
+    if (stream.parts.length !== 1) {
+      let off = 0;
+      for (const p of stream.parts) {
+        bytes.set(p, off);
+        off += p.length;
+      }
+    }
+    stream.parts = [];
+    if (binaryKind(String(stream.header.type)) === 'bytes') return { ...stream.header, payload: bytes } as unknown as Message;
+    const vector = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
     assertFiniteVector(vector, String(stream.header.type));
     return { ...stream.header, vector } as unknown as Message;
   }

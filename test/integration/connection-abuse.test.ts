@@ -13,6 +13,7 @@ import { ClientEngine, type ClientTask, type FitResult } from '../../client/engi
 import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator } from '../../server/coordinator.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
+import { ManualClock } from '../../shared/clock.ts';
 import { emitFrames, ErrorCode, PROTOCOL_VERSION, type ErrorMessage } from '../../shared/protocol/index.ts';
 
 const DIM = 18;
@@ -58,8 +59,11 @@ describe('connection abuse', () => {
       evaluation: { every: 0 },
       timeouts: { trainMs: 20_000, retryDelayMs: 20, helloMs: 400 },
     });
+    // The engine's deadlines run on a manual clock: the hello deadline passes exactly when the test says.
+    const clock = new ManualClock();
     const coordinator = await startCoordinator({
       config,
+      clock,
       dataDir: mkdtempSync(join(tmpdir(), 'cohort-abuse-')),
       connections: { maxPerIp: 12, maxUnregistered: 8, maxUnregisteredPerIp: 5 },
     });
@@ -99,6 +103,8 @@ describe('connection abuse', () => {
     expect(await welcomed).toBe('welcome');
 
     // The silent ones are told why and closed at the hello deadline.
+    expect(coordinator.transport.connectionCounts.unregistered).toBe(5);
+    clock.advance(400);
     const closed = await Promise.all(
       admitted.map(
         ({ socket }) =>

@@ -34,15 +34,26 @@ export interface LogLine {
   [k: string]: unknown;
 }
 
+export interface StartServerOptions {
+  /** Extra environment for the child (e.g. COHORT_FAILPOINT); merged over this process's. */
+  env?: Record<string, string>;
+}
+
 /** Starts `cohort server ARGS` and exposes its JSON log lines as they arrive. */
-export function startServer(args: string[]): {
+export function startServer(
+  args: string[],
+  opts: StartServerOptions = {},
+): {
   child: ChildProcess;
   lines: LogLine[];
   exited: Promise<number | null>;
+  /** Exit code and signal (a SIGKILLed child has code null, signal 'SIGKILL'). */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr: () => string;
   waitFor(match: (l: LogLine) => boolean, ms?: number): Promise<LogLine>;
 } {
-  const child = spawn(process.execPath, [BIN, 'server', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = opts.env ? { ...process.env, ...opts.env } : process.env;
+  const child = spawn(process.execPath, [BIN, 'server', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: LogLine[] = [];
   const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
   let stderr = '';
@@ -57,11 +68,16 @@ export function startServer(args: string[]): {
     lines.push(line);
     for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
   });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  // 'close' (not 'exit'): every stdout line has been read by then.
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.on('close', (code, signal) => r({ code, signal })),
+  );
+  const exited = exit.then((e) => e.code);
   return {
     child,
     lines,
     exited,
+    exit,
     stderr: () => stderr,
     waitFor(match, ms = 60_000) {
       const hit = lines.find(match);

@@ -1,0 +1,135 @@
+/**
+ * The job's durable model: global weights, server optimizer and privacy controller, loaded from the
+ * store's latest checkpoint and ledger, and advanced only by `commit`, which writes the round row,
+ * the checkpoint and (for DP jobs) the ledger row in one transaction before anything is published.
+ */
+import { CohortError } from '../../shared/errors.ts';
+import { createServerOptimizer, type ServerOptimizer } from '../../shared/fl/index.ts';
+import { isAllFinite } from '../../shared/fl/aggregate.ts';
+import type { Logger } from '../../shared/log.ts';
+import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
+import type { CohortStore, JobRow, RoundRecord } from '../store/index.ts';
+import type { Failpoint } from '../failpoints.ts';
+import { configHash, type JobConfig } from './config.ts';
+import { PrivacyController } from './privacy.ts';
+import type { TrainingRound } from './training.ts';
+
+export class JobModel {
+  private constructor(
+    private readonly config: JobConfig,
+    private readonly store: CohortStore,
+    private readonly log: Logger,
+    readonly job: JobRow,
+    private weightsNow: Float32Array,
+    private checksumNow: string,
+    private committed: number,
+    private readonly optimizer: ServerOptimizer,
+    readonly privacy: PrivacyController,
+  ) {}
+
+  /** Loads (or creates) the job and its latest checkpoint; refuses a changed config or a corrupt checkpoint. */
+  static load(config: JobConfig, store: CohortStore, log: Logger): JobModel {
+    const id = config.id;
+    const hash = configHash(config);
+    let job = store.getJob(id);
+    if (job && job.configHash !== hash) {
+      throw new CohortError('CONFIG_CHANGED', `job ${id} exists in ${store.path} with a different config; use a new job id or the original config`);
+    }
+    if (!job) job = store.createJob({ id, config, configHash: hash });
+    const checkpoint = store.latestCheckpoint(id);
+    let weights: Float32Array;
+    let round = 0;
+    let optimizer: ServerOptimizer;
+    if (checkpoint) {
+      weights = checkpoint.weights;
+      round = checkpoint.round;
+      optimizer = createServerOptimizer(config.optimizer, weights.length);
+      optimizer.importState(checkpoint.optimizerState);
+      if (weightsChecksum(weights) !== checkpoint.checksum) {
+        throw new CohortError('CORRUPT_CHECKPOINT', `checkpoint of round ${checkpoint.round} does not match its checksum`);
+      }
+      log.info({ round, checksum: checkpoint.checksum }, 'resumed from checkpoint');
+    } else {
+      weights = initialWeights(config.model, config.seed).weights;
+      optimizer = createServerOptimizer(config.optimizer, weights.length);
+      log.info({ params: weights.length, checksum: weightsChecksum(weights) }, 'initialised global model');
+    }
+    const lastClipNormNext = store.listRounds(id).at(-1)?.metrics?.clipNormNext;
+    const privacy = new PrivacyController(config, store.listLedger(id), lastClipNormNext);
+    if (privacy.enabled) log.info({ epsilon: privacy.epsilonSpent, delta: privacy.delta, mode: config.dp.mode }, 'privacy ledger loaded');
+    return new JobModel(config, store, log, job, weights, weightsChecksum(weights), round, optimizer, privacy);
+  }
+
+  /** The published global model (never mutated: each commit makes a new array). */
+  get weights(): Float32Array {
+    return this.weightsNow;
+  }
+
+  get checksum(): string {
+    return this.checksumNow;
+  }
+
+  get committedRound(): number {
+    return this.committed;
+  }
+
+  get dim(): number {
+    return this.weightsNow.length;
+  }
+
+  /**
+   * Applies the server optimizer to the round's pseudo-gradient and commits round + checkpoint (+
+   * ledger row) atomically. Returns false, changing nothing, if the new model is not finite (the
+   * server optimizer diverged: client inputs are range-checked). Store failures propagate, with the
+   * optimizer state restored.
+   */
+  commit(round: TrainingRound, record: RoundRecord, failpoint: Failpoint): boolean {
+    const stateBefore = this.optimizer.exportState();
+    const next = this.weightsNow.slice();
+    const plan = round.plan;
+    // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017);
+    // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018).
+    this.optimizer.step(next, round.pseudoGradient(this.privacy));
+    if (!isAllFinite(next)) {
+      this.optimizer.importState(stateBefore);
+      return false;
+    }
+    const checksum = weightsChecksum(next);
+    const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;
+    if (plan) record.metrics = { clipNorm: plan.announce.clipNorm, ...(clipNormNext === undefined ? {} : { clipNormNext }) };
+    failpoint('commit:before', round.round);
+    try {
+      this.store.commitRound({
+        jobId: this.config.id,
+        round: round.round,
+        weights: next,
+        optimizerState: this.optimizer.exportState(),
+        checksum,
+        record,
+        // A model whose privacy cost is not recorded is never published: same transaction.
+        ...(plan ? { ledger: this.privacy.ledgerEntry(plan, record.survivors) } : {}),
+      });
+    } catch (err) {
+      this.optimizer.importState(stateBefore);
+      throw err;
+    }
+    this.weightsNow = next;
+    this.checksumNow = checksum;
+    this.committed = round.round;
+    if (plan) this.privacy.committed(plan, clipNormNext);
+    failpoint('commit:after', round.round);
+    this.log.info(
+      {
+        round: round.round,
+        survivors: record.survivors,
+        cohort: record.cohortSize,
+        examples: record.numExamples,
+        loss: record.trainLoss,
+        checksum,
+        ...(plan ? { epsilon: this.privacy.epsilonSpent, delta: this.privacy.delta, clipNorm: plan.announce.clipNorm } : {}),
+      },
+      'round committed',
+    );
+    return true;
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Who is connected: connections, the client each one registered as at hello, and the handshake
+ * deadline of those that have not said hello yet. The seam where client authentication goes
+ * (DESIGN.md §4): everything that decides whether a connection may speak for a client id is here.
+ */
+import { CohortError } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import { errorMessage, ErrorCode, PROTOCOL_VERSION, type Hello, type ServerTransport } from '../../shared/protocol/index.ts';
+import type { Clock } from './clock.ts';
+import { checkHello, type ValueLimits } from './ranges.ts';
+
+export interface ConnectedClient {
+  connId: string;
+  clientId: string;
+  numExamples?: number;
+}
+
+export interface RegistryOptions {
+  transport: ServerTransport;
+  clock: Clock;
+  log: Logger;
+  helloMs: number;
+  valueLimits: ValueLimits;
+  /** Schedules a guarded timer (the engine's, so errors never escape to the event loop). */
+  timer: (what: string, ms: number, fn: () => void) => unknown;
+}
+
+export class ClientRegistry {
+  private readonly byConn = new Map<string, ConnectedClient>();
+  private readonly connByClient = new Map<string, string>();
+  private readonly helloTimers = new Map<string, unknown>();
+
+  constructor(private readonly opts: RegistryOptions) {}
+
+  get size(): number {
+    return this.byConn.size;
+  }
+
+  /** The client registered on a connection, if any. */
+  client(connId: string): ConnectedClient | undefined {
+    return this.byConn.get(connId);
+  }
+
+  has(connId: string): boolean {
+    return this.byConn.has(connId);
+  }
+
+  all(): ConnectedClient[] {
+    return [...this.byConn.values()];
+  }
+
+  connIds(): IterableIterator<string> {
+    return this.byConn.keys();
+  }
+
+  /** A new connection: it must say hello within `helloMs`, or it is told so and closed. */
+  opened(connId: string): void {
+    const { helloMs, transport, log } = this.opts;
+    this.helloTimers.set(
+      connId,
+      this.opts.timer('hello deadline', helloMs, () => {
+        this.helloTimers.delete(connId);
+        if (this.byConn.has(connId)) return;
+        log.info({ connId, ms: helloMs }, 'no hello before the handshake deadline; closing the connection');
+        transport.send(connId, errorMessage(ErrorCode.NOT_REGISTERED, `no hello within ${helloMs} ms; closing`));
+        transport.disconnect(connId);
+      }),
+    );
+  }
+
+  /** A connection closed; returns the client it was registered as (if it still was). */
+  closed(connId: string): ConnectedClient | undefined {
+    this.clearHelloTimer(connId);
+    const client = this.byConn.get(connId);
+    if (!client) return undefined;
+    this.byConn.delete(connId);
+    if (this.connByClient.get(client.clientId) === connId) this.connByClient.delete(client.clientId);
+    return client;
+  }
+
+  /**
+   * Registers a hello (throws a typed error, changing nothing, if it is refused). Returns the client
+   * and the connection it replaces: the same client reconnecting before its old socket timed out — the
+   * new connection wins, and the caller must treat the old one as gone.
+   */
+  register(connId: string, msg: Hello): { client: ConnectedClient; replaced?: string } {
+    if (msg.protocolVersion !== PROTOCOL_VERSION) {
+      // Give the error time to reach the peer before closing.
+      this.opts.timer('version mismatch close', 100, () => this.opts.transport.disconnect(connId));
+      throw new CohortError(ErrorCode.VERSION_MISMATCH, `server speaks protocol ${PROTOCOL_VERSION}, client ${msg.protocolVersion}`);
+    }
+    if (this.byConn.has(connId)) throw new CohortError(ErrorCode.DUPLICATE, 'hello already received on this connection');
+    checkHello(msg, this.opts.valueLimits);
+    const replaced = this.connByClient.get(msg.clientId);
+    if (replaced !== undefined) this.byConn.delete(replaced);
+    this.clearHelloTimer(connId);
+    const client: ConnectedClient = { connId, clientId: msg.clientId, numExamples: msg.numExamples };
+    this.byConn.set(connId, client);
+    this.connByClient.set(msg.clientId, connId);
+    return { client, replaced };
+  }
+
+  private clearHelloTimer(connId: string): void {
+    const t = this.helloTimers.get(connId);
+    if (t === undefined) return;
+    this.opts.clock.clearTimeout(t);
+    this.helloTimers.delete(connId);
+  }
+}

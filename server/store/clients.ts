@@ -1,0 +1,94 @@
+/**
+ * Clients repository: the `clients` registry (first/last seen, last reported example count) and the
+ * `participation` log (one row per client per round attempt). A round's participation is appended in
+ * one transaction, so one fsync however large the cohort.
+ */
+import type Database from 'better-sqlite3';
+import { PARTICIPATION_STATUSES, type ClientRow, type ParticipationEntry, type ParticipationStatus } from './types.ts';
+import type { JobsRepository } from './jobs.ts';
+import * as v from './validate.ts';
+
+interface ClientSql {
+  id: string;
+  first_seen: number;
+  last_seen: number;
+  num_examples: number | null;
+  rounds_completed: number;
+}
+
+function prepare(db: Database.Database) {
+  return {
+    upsert: db.prepare<[string, number, number, number | null]>(
+      `INSERT INTO clients (id, first_seen, last_seen, num_examples) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET
+         first_seen = MIN(first_seen, excluded.first_seen),
+         last_seen = MAX(last_seen, excluded.last_seen),
+         num_examples = COALESCE(excluded.num_examples, num_examples)`,
+    ),
+    ensure: db.prepare<[string, number, number]>(
+      'INSERT INTO clients (id, first_seen, last_seen) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING',
+    ),
+    insertParticipation: db.prepare<[string, number, string, ParticipationStatus, number]>(
+      'INSERT INTO participation (job_id, round, client_id, status, recorded_at) VALUES (?, ?, ?, ?, ?)',
+    ),
+    list: db.prepare<[], ClientSql>(
+      `SELECT c.id, c.first_seen, c.last_seen, c.num_examples,
+              (SELECT COUNT(*) FROM (SELECT DISTINCT p.job_id, p.round FROM participation p
+                                      WHERE p.client_id = c.id AND p.status = 'completed')) AS rounds_completed
+         FROM clients c ORDER BY c.id`,
+    ),
+  };
+}
+
+export class ClientsRepository {
+  private readonly st: ReturnType<typeof prepare>;
+  private readonly participationTx: Database.Transaction<
+    (jobId: string, round: number, entries: readonly ParticipationEntry[]) => void
+  >;
+
+  constructor(
+    db: Database.Database,
+    private readonly jobs: JobsRepository,
+    private readonly now: () => number,
+  ) {
+    this.st = prepare(db);
+    this.participationTx = db.transaction((jobId: string, round: number, entries: readonly ParticipationEntry[]) => {
+      const now = this.now();
+      for (const e of entries) {
+        this.st.ensure.run(e.clientId, now, now);
+        this.st.insertParticipation.run(jobId, round, e.clientId, e.status, now);
+      }
+    });
+  }
+
+  upsert(clientId: string, info: { numExamples?: number; lastSeen: number }): void {
+    const id = v.nonEmptyString('clientId', clientId);
+    const lastSeen = v.timestamp('lastSeen', info.lastSeen);
+    const numExamples = info.numExamples === undefined ? null : v.count('numExamples', info.numExamples);
+    this.st.upsert.run(id, lastSeen, lastSeen, numExamples);
+  }
+
+  /**
+   * Appends participation records of one round attempt, in one transaction (one fsync however large
+   * the cohort); unknown clients are registered first (seen now).
+   */
+  recordParticipation(jobId: string, round: number, entries: readonly ParticipationEntry[]): void {
+    v.nonEmptyString('jobId', jobId);
+    v.roundNumber('round', round);
+    for (const e of entries) {
+      v.nonEmptyString('clientId', e.clientId);
+      v.oneOf('status', e.status, PARTICIPATION_STATUSES);
+    }
+    this.jobs.withJob(jobId, () => this.participationTx(jobId, round, entries));
+  }
+
+  list(): ClientRow[] {
+    return this.st.list.all().map((r) => ({
+      id: r.id,
+      firstSeen: r.first_seen,
+      lastSeen: r.last_seen,
+      numExamples: r.num_examples,
+      roundsCompleted: r.rounds_completed,
+    }));
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * Plumbing of the fault-injection matrix (issue 11, item 5): job configs for the three kinds of round
+ * (plain, central DP, SecAgg + distributed DP), in-process clients that record every model the
+ * coordinator serves them, a victim client in its own process that SIGKILLs itself at a chosen phase,
+ * and the store invariants every case must satisfy after the crash and at the end of the job.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import Database from 'better-sqlite3';
+import { expect } from 'vitest';
+import { ClientEngine } from '../../../client/engine/index.ts';
+import { SocketIoClientTransport } from '../../../client/transport/socketio.ts';
+import { parseJobConfig, type JobConfig } from '../../../server/round/config.ts';
+import { CohortStore, DB_FILE, type LedgerRow, type RoundRow } from '../../../server/store/index.ts';
+import { initialWeights, weightsChecksum } from '../../../shared/model/index.ts';
+import { DEFAULT_ORDERS, DpEventSchema, RdpAccountant } from '../../../shared/privacy/index.ts';
+import type { JobEnd, ServerMessage } from '../../../shared/protocol/index.ts';
+import { freePort, ROOT } from '../helpers.ts';
+import { FixedTask, MODEL, type VictimDeath } from './task.ts';
+
+export { FixedTask, MODEL, type VictimDeath };
+
+export type Mode = 'plain' | 'central' | 'distributed';
+export const CLIENTS = 4;
+
+/**
+ * A job of `rounds` rounds over a fixed cohort of all CLIENTS clients, evaluated after every round.
+ * DP: q = 1 (cohort = population), a large noise multiplier and a budget far above what 3 rounds spend.
+ * Distributed DP runs inside SecAgg; with 4 clients the SecAgg+ graph is complete (k = 3, t = 2) and
+ * tolerates one dropout (server/round/secagg.ts tolerantGraph), 16 bits hold the sum with σ ≥ 0.5 steps.
+ */
+export function jobSpec(mode: Mode, opts: { id: string; rounds?: number; minClients?: number; minSurvivors?: number }): Record<string, unknown> {
+  const dp =
+    mode === 'plain'
+      ? {}
+      : { dp: { mode, noiseMultiplier: mode === 'central' ? 2 : 1, clipNorm: 1, budget: { epsilon: 1000, delta: 1e-5 } } };
+  return {
+    id: opts.id,
+    model: MODEL,
+    rounds: opts.rounds ?? 3,
+    sampling: { mode: 'fixed', cohortSize: CLIENTS },
+    minClients: opts.minClients ?? CLIENTS,
+    minSurvivors: opts.minSurvivors ?? CLIENTS - 1,
+    evaluation: { every: 1, fraction: 1 },
+    timeouts: { trainMs: 15_000, evaluateMs: 10_000, retryDelayMs: 100 },
+    maxAttemptsPerRound: 5,
+    // Keep every checkpoint: the served-model check looks each one up.
+    checkpoints: { keep: 100 },
+    ...dp,
+    ...(mode === 'distributed' ? { secagg: { enabled: true, bits: 16, phaseTimeoutMs: 5_000 } } : {}),
+  };
+}
+
+/** A data dir with `job.json`, a free port, and the `cohort server` arguments for both. */
+export async function prepareJob(spec: Record<string, unknown>): Promise<{ dir: string; port: number; args: string[]; config: JobConfig; cleanup(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), `cohort-fault-${spec.id}-`));
+  const configPath = join(dir, 'job.json');
+  writeFileSync(configPath, JSON.stringify(spec));
+  const port = await freePort();
+  return {
+    dir,
+    port,
+    args: ['--config', configPath, '--port', String(port), '--data-dir', dir],
+    config: parseJobConfig(spec),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+// ---- what clients are served ---------------------------------------------------------------------
+
+/** One model a client received: in a `train` or `evaluate` message. */
+export interface Served {
+  client: string;
+  kind: 'train' | 'evaluate';
+  round: number;
+  /** What the message claims. */
+  modelChecksum: string;
+  /** The checksum of the weights that actually arrived. */
+  checksum: string;
+}
+
+/** Records the models in `train` / `evaluate` messages before the engine handles them. */
+export function recordServed(engine: ClientEngine, into: Served[]): void {
+  const handle = engine.onMessage.bind(engine);
+  engine.onMessage = (msg: ServerMessage) => {
+    if (msg.type === 'train' || msg.type === 'evaluate') {
+      into.push({ client: engine.clientId, kind: msg.type, round: msg.round, modelChecksum: msg.modelChecksum, checksum: weightsChecksum(msg.vector) });
+    }
+    handle(msg);
+  };
+}
+
+/** In-process clients over real Socket.IO that reconnect by themselves when the coordinator dies. */
+export class Fleet {
+  readonly served: Served[] = [];
+  readonly engines: ClientEngine[] = [];
+  readonly ends: Promise<JobEnd>[] = [];
+
+  /**
+   * `firstIndex`: task index of the first client (numExamples = 10 + index). `reconnect`: the clients'
+   * backoff (default 100 → 300 ms, quick for tests; the product default is 500 ms → 30 s).
+   */
+  constructor(port: number, ids: string[], opts: { firstIndex?: number; reconnect?: { initialDelayMs: number; maxDelayMs: number } } = {}) {
+    const reconnect = opts.reconnect ?? { initialDelayMs: 100, maxDelayMs: 300 };
+    ids.forEach((clientId, i) => {
+      const transport = new SocketIoClientTransport({ url: `http://127.0.0.1:${port}`, reconnect });
+      const engine = new ClientEngine({ clientId, task: new FixedTask((opts.firstIndex ?? 0) + i), transport });
+      recordServed(engine, this.served);
+      this.ends.push(engine.whenJobEnds());
+      engine.start();
+      this.engines.push(engine);
+    });
+  }
+
+  stop(): void {
+    for (const e of this.engines) e.stop();
+  }
+}
+
+// ---- the victim client, a process of its own -------------------------------------------------------
+
+export interface VictimLine {
+  event: 'welcome' | 'served' | 'dying' | 'job_end';
+  [k: string]: unknown;
+}
+
+/** `victim-client.ts` in a child process (tsx loader, like bin/cohort.mjs); its stdout is JSON lines. */
+export function startVictim(opts: { port: number; clientId: string; index: number; die?: { at: VictimDeath; round: number } }): {
+  child: ChildProcess;
+  lines: VictimLine[];
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  waitFor(match: (l: VictimLine) => boolean, ms?: number): Promise<VictimLine>;
+  stderr(): string;
+} {
+  const script = join(ROOT, 'test/integration/faults/victim-client.ts');
+  const arg = JSON.stringify({ url: `http://127.0.0.1:${opts.port}`, clientId: opts.clientId, index: opts.index, die: opts.die });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, arg], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: VictimLine[] = [];
+  const waiters: { match: (l: VictimLine) => boolean; resolve: (l: VictimLine) => void }[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: VictimLine;
+    try {
+      line = JSON.parse(text);
+    } catch {
+      return;
+    }
+    lines.push(line);
+    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
+  });
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
+  return {
+    child,
+    lines,
+    exit,
+    stderr: () => stderr,
+    waitFor(match, ms = 30_000) {
+      const hit = lines.find(match);
+      if (hit) return Promise.resolve(hit);
+      return new Promise((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`victim ${opts.clientId}: timed out; stderr: ${stderr}`)), ms);
+        waiters.push({ match, resolve: (l) => (clearTimeout(timer), res(l)) });
+      });
+    },
+  };
+}
+
+/** The `served` lines of a victim process, as Served records. */
+export function victimServed(clientId: string, lines: VictimLine[]): Served[] {
+  return lines
+    .filter((l) => l.event === 'served')
+    .map((l) => ({ client: clientId, kind: l.kind as Served['kind'], round: l.round as number, modelChecksum: l.modelChecksum as string, checksum: l.checksum as string }));
+}
+
+// ---- reading the store ----------------------------------------------------------------------------
+
+export interface StoreSnapshot {
+  status: string;
+  currentRound: number;
+  rounds: RoundRow[];
+  ledger: LedgerRow[];
+  checkpoints: Map<number, string>;
+  evaluations: number[];
+  attempts: { round: number; attempt: number; reason: string }[];
+}
+
+/** Reads the job's state from the SQLite file (the coordinator is not running), after checking the file. */
+export function snapshot(dir: string, jobId: string): StoreSnapshot {
+  // Read-write: opening after a crash runs WAL recovery, as the restarted coordinator's open will.
+  const db = new Database(join(dir, DB_FILE));
+  try {
+    expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+  } finally {
+    db.close();
+  }
+  const store = CohortStore.open(dir);
+  try {
+    const job = store.getJob(jobId)!;
+    expect(job, `job ${jobId} in ${dir}`).toBeDefined();
+    const checkpoints = new Map<number, string>();
+    for (const r of store.checkpointRounds(jobId)) checkpoints.set(r, store.checkpoint(jobId, r)!.checksum);
+    return {
+      status: job.status,
+      currentRound: job.currentRound,
+      rounds: store.listRounds(jobId),
+      ledger: store.listLedger(jobId),
+      checkpoints,
+      evaluations: store.listEvaluations(jobId).map((e) => e.round),
+      attempts: store.listRoundAttempts(jobId).map(({ round, attempt, reason }) => ({ round, attempt, reason })),
+    };
+  } finally {
+    store.close();
+  }
+}
+
+/** ε after each prefix of the ledger, recomputed by a fresh accountant from the rows' DP events. */
+export function recomputedEpsilons(config: JobConfig, ledger: LedgerRow[]): number[] {
+  // As the coordinator analyses them (server/round/privacy.ts): fixed cohorts under replace-one,
+  // Poisson cohorts and local noise under add-or-remove.
+  const relation = config.sampling.mode === 'fixed' && config.dp.mode !== 'local' ? 'replaceOne' : 'addOrRemove';
+  const accountant = new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: relation });
+  return ledger.map((row) => {
+    accountant.compose(DpEventSchema.parse(row.event));
+    return accountant.getEpsilon(row.delta).epsilon;
+  });
+}
+
+/**
+ * The invariants of a job's store at any moment (mid-job after a crash, or at the end):
+ * committed rounds are 1..k with no gap, each complete (round row, checkpoint, ledger row for DP,
+ * the job's current round = k), nothing recorded for a round that did not commit, the ledger has
+ * exactly one row per committed round with ε strictly increasing and equal to the accountant over the
+ * ledger's own events.
+ */
+export function expectConsistent(s: StoreSnapshot, config: JobConfig): void {
+  const k = s.rounds.length;
+  const oneToK = Array.from({ length: k }, (_, i) => i + 1);
+  expect(s.rounds.map((r) => r.round), 'committed rounds are contiguous from 1').toEqual(oneToK);
+  expect(s.currentRound, "the job's current round is its last committed round").toBe(k);
+  expect([...s.checkpoints.keys()], 'a checkpoint for every committed round, none for any other').toEqual(oneToK);
+  expect(s.evaluations.every((r) => r >= 1 && r <= k), `evaluations ${s.evaluations} only of committed rounds`).toBe(true);
+  for (const r of s.rounds) expect(r.survivors + r.dropouts).toBeLessThanOrEqual(r.cohortSize);
+  if (config.dp.mode === 'off') {
+    expect(s.ledger).toEqual([]);
+    return;
+  }
+  expect(s.ledger.map((l) => l.round), 'exactly one ledger row per committed round').toEqual(oneToK);
+  s.ledger.forEach((l, i) => {
+    expect(l.mode).toBe(config.dp.mode);
+    expect(l.survivors, `ledger survivors of round ${l.round}`).toBe(s.rounds[i].survivors);
+    expect(l.cohortSize, `ledger cohort of round ${l.round}`).toBe(s.rounds[i].cohortSize);
+  });
+  const eps = s.ledger.map((l) => l.epsilon);
+  for (let i = 1; i < eps.length; i++) expect(eps[i], `ε strictly increasing at round ${i + 1}`).toBeGreaterThan(eps[i - 1]);
+  const recomputed = recomputedEpsilons(config, s.ledger);
+  eps.forEach((e, i) => expect(e, `ε of round ${i + 1} = the accountant over rounds 1..${i + 1}`).toBeCloseTo(recomputed[i], 9));
+}
+
+/**
+ * No model without its ledger row (DP) / round row (plain) is ever served: every model a client
+ * received is the initial one or the checkpoint of a committed round; more precisely, `train` for round
+ * r carries round r−1's checkpoint (the initial model for r = 1) and `evaluate` of round r carries
+ * round r's, and the weights match the checksum the message claims.
+ */
+export function expectServedCommitted(served: Served[], s: StoreSnapshot, config: JobConfig): void {
+  expect(served.length, 'clients were served models').toBeGreaterThan(0);
+  const initial = weightsChecksum(initialWeights(config.model, config.seed).weights);
+  const published = new Map<number, string>([[0, initial]]);
+  const accounted = new Set(config.dp.mode === 'off' ? s.rounds.map((r) => r.round) : s.ledger.map((l) => l.round));
+  for (const [round, checksum] of s.checkpoints) if (accounted.has(round)) published.set(round, checksum);
+  const allowed = new Set(published.values());
+  for (const m of served) {
+    const what = `${m.client} got ${m.kind} of round ${m.round}`;
+    expect(m.checksum, `${what}: weights match the announced checksum`).toBe(m.modelChecksum);
+    expect(allowed.has(m.checksum), `${what}: a model that is neither initial nor a committed, accounted round`).toBe(true);
+    expect(m.checksum, `${what}: the model of round ${m.kind === 'train' ? m.round - 1 : m.round}`).toBe(
+      published.get(m.kind === 'train' ? m.round - 1 : m.round),
+    );
+  }
+}
+
+// ---- running a case -------------------------------------------------------------------------------
+
+/** Rejects if `p` takes longer than `ms` (a clearer failure than the test timeout). */
+export function within<T>(p: Promise<T>, ms: number, what: string, detail: () => string = () => ''): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, rej) => {
+    timer = setTimeout(() => rej(new Error(`${what}: not within ${ms} ms. ${detail()}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Runs at most `n` of the functions given to it at a time (cases are `it.concurrent`: a case spends
+ * most of its time waiting for processes to start and timers to fire, so two share the cores well).
+ */
+export function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((r) => queue.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      queue.shift()?.();
+    }
+  };
+}
+
+/** Runs a case with its own Resources, cleaned up whatever happens (data dir kept if it failed). */
+export async function withResources(fn: (res: Resources) => Promise<void>): Promise<void> {
+  const res = new Resources();
+  let passed = false;
+  try {
+    await fn(res);
+    passed = true;
+  } finally {
+    res.cleanup(passed);
+  }
+}
+
+/** Child processes and fleets a case started; `cleanup()` kills whatever is still alive. */
+export class Resources {
+  private readonly children: ChildProcess[] = [];
+  private readonly fleets: Fleet[] = [];
+  private readonly dirs: (() => void)[] = [];
+  child<T extends { child: ChildProcess }>(c: T): T {
+    this.children.push(c.child);
+    return c;
+  }
+  fleet(f: Fleet): Fleet {
+    this.fleets.push(f);
+    return f;
+  }
+  dir(cleanup: () => void): void {
+    this.dirs.push(cleanup);
+  }
+  /** Stops clients and kills (by pid) every child still running; removes data dirs if the case passed. */
+  cleanup(passed: boolean): void {
+    for (const f of this.fleets.splice(0)) f.stop();
+    for (const c of this.children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const d of this.dirs.splice(0)) if (passed) d();
+  }
+}
