@@ -42,10 +42,12 @@ import { SocketIoServerTransport } from '../server/transport/socketio.ts';
 import type { ProtocolError, ServerMessage, ServerTransport, ServerTransportSink } from '../shared/protocol/index.ts';
 import { seededRng } from '../shared/random.ts';
 import { flagReaders } from './args.ts';
+import type { CanaryReport } from './load.canary.ts';
 import type { GeneratorStats, LoadGeneratorCommand, LoadGeneratorReport } from './load.generator.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const GENERATOR = path.join(here, 'load.generator.ts');
+const CANARY = path.join(here, 'load.canary.ts');
 const RESULTS = path.join(here, 'results', 'load.json');
 
 /** File descriptors per process beyond one per connection (Node, SQLite, IPC pipes, listening socket). */
@@ -117,6 +119,8 @@ export interface LoadResult {
     jobStatus: string;
   };
   lag: { p50Ms: number; p99Ms: number; maxMs: number; meanMs: number };
+  /** The same lag measured in an idle process on the same machine over the same rounds (scheduling noise). */
+  canaryLag?: { p50Ms: number; p99Ms: number; maxMs: number };
   /**
    * Loop turns in which the engine sent ≥ BURST_MIN_SENDS messages (a round's trains, round results):
    * how long those send() calls took together, i.e. how long they held the event loop.
@@ -400,6 +404,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
   const engine = new RoundEngine({ config, store, transport, held: true, rng: seededRng(opts.seed) });
 
   const generators: GeneratorHandle[] = [];
+  let canary: ChildProcess | undefined;
   const lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
   const samples: LoadResult['rss']['samples'] = [];
   const afterGc: LoadResult['rss']['afterGc'] = [];
@@ -441,7 +446,12 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
       generators.push(handle);
       readies.push(ready);
     }
-    await Promise.all(readies);
+    const tsx = import.meta.resolve('tsx');
+    canary = fork(CANARY, [], { execArgv: ['--import', tsx], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const canaryChild = canary;
+    const canaryReady = new Promise<void>((r) => canaryChild.once('message', () => r()));
+    const canaryReport = new Promise<CanaryReport>((r) => canaryChild.on('message', (m: { type: string }) => m.type === 'canary' && r(m as CanaryReport)));
+    await Promise.all([...readies, canaryReady]);
     const addresses =
       opts.perAddress > 0 ? Array.from({ length: Math.ceil(opts.clients / opts.perAddress) }, (_, k) => `127.0.0.${k + 2}`) : [];
     say(`load: ${opts.generators} generators ready; connecting ${opts.clients} clients to ${transport.url}`);
@@ -473,6 +483,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
 
     // ---- rounds ----
     lag.reset();
+    canary.send({ type: 'reset' });
     const cpu0 = process.cpuUsage();
     const roundStart = performance.now();
     const steadyStartS = (roundStart - t0) / 1000;
@@ -513,6 +524,8 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     transport.counting = false;
     const heldAtEnd = engine.connectedClients;
     const jobStatus = engine.status;
+    canary.send({ type: 'stop' });
+    const canaryLag = await withTimeout(canaryReport, 10_000);
     for (const h of generators) h.child.send({ type: 'stop' } satisfies LoadGeneratorCommand);
     const stats = (await Promise.all(generators.map((h) => withTimeout(h.stats, 30_000)))).filter((s): s is GeneratorStats => !!s);
     if (stats.length < generators.length) say(`load: ${generators.length - stats.length} generators did not report`);
@@ -558,6 +571,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
         jobStatus,
       },
       lag: { p50Ms: lagMs(lag.percentile(50)), p99Ms: lagMs(lag.percentile(99)), maxMs: lagMs(lag.max), meanMs: lagMs(lag.mean) },
+      ...(canaryLag ? { canaryLag: { p50Ms: canaryLag.p50Ms, p99Ms: canaryLag.p99Ms, maxMs: canaryLag.maxMs } } : {}),
       sendBursts: {
         count: transport.bursts.length,
         sendsP50: quantile(transport.bursts.map((b) => b.sends), 0.5),
@@ -610,6 +624,7 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     lag.disable();
     await Promise.all(generators.map((h) => withTimeout(h.exited, 5_000)));
     for (const h of generators) if (h.child.exitCode === null && h.child.signalCode === null) h.child.kill('SIGKILL');
+    if (canary && canary.exitCode === null && canary.signalCode === null) canary.kill('SIGKILL');
     await engine.shutdown().catch(() => {});
     store.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
@@ -704,6 +719,10 @@ export function resultLines(r: LoadResult): Record<string, unknown>[] {
       p99Ms: r1(r.lag.p99Ms),
       maxMs: r1(r.lag.maxMs),
       meanMs: r1(r.lag.meanMs),
+      canaryP50Ms: r1(r.canaryLag?.p50Ms ?? null),
+      canaryP99Ms: r1(r.canaryLag?.p99Ms ?? null),
+      canaryMaxMs: r1(r.canaryLag?.maxMs ?? null),
+      loadAverage: os.loadavg().map((v) => Math.round(v * 10) / 10),
       sendBursts: r.sendBursts.count,
       burstSendsP50: r.sendBursts.sendsP50,
       burstP50Ms: r1(r.sendBursts.p50Ms),
@@ -769,6 +788,7 @@ function printTable(r: LoadResult, lines: Record<string, unknown>[]): void {
     ['rounds committed / aborted', `${r.rounds.committed} / ${r.rounds.aborted}${r.rounds.aborted ? ` ${JSON.stringify(r.rounds.abortReasons)}` : ''}`],
     ['round wall time p50 / p99 / max', `${f(r.rounds.wallP50Ms)} / ${f(r.rounds.wallP99Ms)} / ${f(r.rounds.wallMaxMs)} ms (commit to commit p50 ${f(r.rounds.intervalP50Ms)} ms)`],
     ['event-loop lag p50 / p99 / max', `${f(r.lag.p50Ms)} / ${f(r.lag.p99Ms)} / ${f(r.lag.maxMs)} ms (goal p99 < ${GOALS.lagP99Ms}: ${verdict(summary.goals.lagP99.ok)})`],
+    ['idle canary process: lag p50 / p99 / max', `${f(r.canaryLag?.p50Ms ?? null)} / ${f(r.canaryLag?.p99Ms ?? null)} / ${f(r.canaryLag?.maxMs ?? null)} ms (machine noise; load average ${os.loadavg().map((v) => v.toFixed(1)).join(' ')})`],
     ['send bursts (≥ 100 sends in one turn)', `${r.sendBursts.count}, median ${f(r.sendBursts.sendsP50, 0)} sends: p50 / p99 / max ${f(r.sendBursts.p50Ms)} / ${f(r.sendBursts.p99Ms)} / ${f(r.sendBursts.maxMs)} ms`],
     ['RSS start / end / peak', `${f(r.rss.startMb)} / ${f(r.rss.endMb)} / ${f(r.rss.peakMb)} MB`],
     ['RSS slope after warm-up', `${f(r.rss.slopeMbPerMin, 3)} MB/min from t=${f(r.rss.warmupS)} s (heap ${f(r.rss.heapSlopeMbPerMin, 3)}, live heap after major GCs ${f(r.rss.liveHeapSlopeMbPerMin, 3)} and RSS after them ${f(r.rss.rssAfterGcSlopeMbPerMin, 3)}, ${r.rss.afterGc.length} GCs; goal < ${GOALS.rssSlopeMbPerMin}: ${verdict(summary.goals.rssSlope.ok)})`],
