@@ -22,7 +22,8 @@ process.on('message', (cmd: { type: string }) => {
   else if (cmd.type === 'stop') {
     lag.disable();
     const report: CanaryReport = { type: 'canary', p50Ms: ms(lag.percentile(50)), p99Ms: ms(lag.percentile(99)), maxMs: ms(lag.max) };
-    process.send?.(report, () => process.exit(0));
+    // The parent disconnects once it has this; then we leave (below).
+    process.send?.(report);
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -295,10 +295,11 @@ process.on('message', (cmd: LoadGeneratorCommand) => {
     generator = new Generator(cmd);
     generator.start();
   } else if (cmd.type === 'stop' && generator) {
-    // Stats first (the callback runs once they are written), then let the close frames go out and leave.
-    process.send?.(generator.stop(), () => setTimeout(() => process.exit(0), 300));
+    // The parent disconnects once it has the stats (then we leave, below); leave anyway if it never does.
+    process.send?.(generator.stop());
+    setTimeout(() => process.exit(0), 60_000).unref();
   }
 });
-// The parent went away: do not linger with thousands of sockets open.
-process.on('disconnect', () => setTimeout(() => process.exit(0), 1000).unref());
+// The parent has our stats, or went away: let the close frames go out, then leave.
+process.on('disconnect', () => setTimeout(() => process.exit(0), 300).unref());
 send({ type: 'ready' });

@@ -334,7 +334,7 @@ function forkGenerator(count: number, onProgress: () => void): { handle: Generat
     welcomed: 0,
     allWelcomed: new Promise<void>((r) => (welcomed = r)),
     stats: statsP,
-    exited: new Promise<void>((r) => child.once('exit', () => r())),
+    exited: new Promise<void>((r) => child.once('close', () => r())),
   };
   statsP.catch(() => {});
   child.on('message', (report: LoadGeneratorReport) => {
@@ -346,9 +346,13 @@ function forkGenerator(count: number, onProgress: () => void): { handle: Generat
       handle.welcomed = report.welcomed;
       onProgress();
       welcomed();
-    } else if (report.type === 'stats') gotStats(report);
+    } else if (report.type === 'stats') {
+      gotStats(report);
+      child.disconnect();
+    }
   });
-  child.once('exit', (code, signal) => failed(new Error(`load generator exited (${code ?? signal}) before reporting`)));
+  // 'close' comes after the IPC channel closed, so after every message the child sent was delivered.
+  child.once('close', (code, signal) => failed(new Error(`load generator exited (${code ?? signal}) before reporting`)));
   return { handle, ready: readyP };
 }
 
@@ -450,7 +454,13 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     canary = fork(CANARY, [], { execArgv: ['--import', tsx], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const canaryChild = canary;
     const canaryReady = new Promise<void>((r) => canaryChild.once('message', () => r()));
-    const canaryReport = new Promise<CanaryReport>((r) => canaryChild.on('message', (m: { type: string }) => m.type === 'canary' && r(m as CanaryReport)));
+    const canaryReport = new Promise<CanaryReport>((r) =>
+      canaryChild.on('message', (m: { type: string }) => {
+        if (m.type !== 'canary') return;
+        r(m as CanaryReport);
+        canaryChild.disconnect();
+      }),
+    );
     await Promise.all([...readies, canaryReady]);
     const addresses =
       opts.perAddress > 0 ? Array.from({ length: Math.ceil(opts.clients / opts.perAddress) }, (_, k) => `127.0.0.${k + 2}`) : [];
@@ -527,7 +537,9 @@ export async function runLoad(input: Partial<LoadOptions> = {}): Promise<LoadRes
     canary.send({ type: 'stop' });
     const canaryLag = await withTimeout(canaryReport, 10_000);
     for (const h of generators) h.child.send({ type: 'stop' } satisfies LoadGeneratorCommand);
-    const stats = (await Promise.all(generators.map((h) => withTimeout(h.stats, 30_000)))).filter((s): s is GeneratorStats => !!s);
+    const stats = (await Promise.all(generators.map((h) => withTimeout(h.stats.catch(() => undefined), 30_000)))).filter(
+      (s): s is GeneratorStats => !!s,
+    );
     if (stats.length < generators.length) say(`load: ${generators.length - stats.length} generators did not report`);
 
     // ---- figures ----
