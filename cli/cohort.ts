@@ -40,6 +40,7 @@ export function buildProgram(): Command {
     .option('--max-unregistered <n>', 'connections that have not said hello, in all', '1024')
     .option('--max-unregistered-per-ip <n>', 'connections that have not said hello, per address', '64')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
+    .option('--linger-ms <ms>', 'after the job ends, keep telling reconnecting clients for up to this long (until minClients were told)', '15000')
     .action(async (o) => run(() => serverCommand(o as never)));
 
   program

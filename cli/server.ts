@@ -13,6 +13,8 @@ export interface ServerCommandOptions {
   maxUnregistered: string;
   maxUnregisteredPerIp: string;
   logLevel: LogLevel;
+  /** After the job ends, keep answering hellos with job_end for up to this long (see below). */
+  lingerMs?: string;
 }
 
 /** `cohort server`: runs one job until it finishes; SIGINT/SIGTERM leave it resumable. */
@@ -43,7 +45,27 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
   guardProcess(logger, engine);
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  const lingerMs = Number(opts.lingerMs ?? 15_000);
+  if (!Number.isFinite(lingerMs) || lingerMs < 0) throw new ConfigError(`--linger-ms must be ≥ 0, got ${opts.lingerMs}`);
   const summary = await engine.whenFinished();
+  // A job can end with nobody connected (restarted after its last commit, or already finished): its
+  // clients are still reconnecting with backoff and would retry forever if we exited now. Keep
+  // answering hellos with job_end until minClients distinct clients were told, or lingerMs passed.
+  if (engine.clientsToldOfEnd < config.minClients && lingerMs > 0) {
+    logger.info({ told: engine.clientsToldOfEnd, minClients: config.minClients, lingerMs }, 'job ended; telling reconnecting clients');
+    await new Promise<void>((resolve) => {
+      const onTold = (told: number) => {
+        if (told >= config.minClients) done();
+      };
+      const done = () => {
+        clearTimeout(timer);
+        engine.off('endAnnounced', onTold);
+        resolve();
+      };
+      const timer = setTimeout(done, lingerMs);
+      engine.on('endAnnounced', onTold);
+    });
+  }
   // Let job_end messages reach the clients before the sockets close.
   await new Promise((r) => setTimeout(r, 200));
   await coordinator.close();

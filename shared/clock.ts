@@ -52,6 +52,15 @@ export class ManualClock implements Clock {
     return this.timers.size;
   }
 
+  /** Jumps to the earliest pending timer and runs it (and any due at the same instant); false if none. */
+  runNext(): boolean {
+    let at: number | undefined;
+    for (const p of this.timers.values()) if (at === undefined || p.at < at) at = p.at;
+    if (at === undefined) return false;
+    this.advance(at - this.t);
+    return true;
+  }
+
   /** Moves time forward by `ms`, running due timers; returns how many ran. */
   advance(ms: number): number {
     const end = this.t + ms;

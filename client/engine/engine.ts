@@ -12,6 +12,7 @@
  * any model and data.
  */
 import { EventEmitter } from 'node:events';
+import { systemClock, type Clock } from '../../shared/clock.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { privatiseUpdate } from './privatise.ts';
 import { SecureAggregation } from './secure-aggregation.ts';
@@ -64,6 +65,8 @@ export interface ClientEngineOptions {
   backend?: string;
   token?: string;
   policy?: RoundPolicy;
+  /** Time source (training durations in events and logs); tests pass a ManualClock. */
+  clock?: Clock;
 }
 
 type ClientState = 'connecting' | 'waiting-welcome' | 'idle' | 'training' | 'evaluating' | 'ended';
@@ -90,10 +93,13 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
   /** The current round's secure aggregation, if the round uses it. */
   private secagg?: SecureAggregation;
 
+  private readonly clock: Clock;
+
   constructor(private readonly opts: ClientEngineOptions) {
     super();
     this.clientId = opts.clientId;
     this.log = (opts.logger ?? silentLogger).child({ client: opts.clientId });
+    this.clock = opts.clock ?? systemClock;
   }
 
   get status(): ClientState {
@@ -204,7 +210,7 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     this.state = 'training';
     // Secure aggregation starts now (key exchange runs while we train), keyed to this connection.
     this.secagg = msg.secagg ? new SecureAggregation(this.clientId, msg, this.log) : undefined;
-    const started = Date.now();
+    const started = this.clock.now();
     let result: FitResult;
     try {
       result = await this.opts.task.fit(msg.vector, msg.model, msg.training, msg.round);
@@ -224,12 +230,12 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     if (this.secagg && this.secagg.round === msg.round) {
       // Clip, rotate, round, noise (distributed DP), mask: only masked integers leave the device.
       this.sendSecAgg(this.secagg.setUpdate(result.delta));
-      this.emit('trained', { round: msg.round, numExamples: result.numExamples, metrics: {}, ms: Date.now() - started });
+      this.emit('trained', { round: msg.round, numExamples: result.numExamples, metrics: {}, ms: this.clock.now() - started });
       return;
     }
     // Privatise before anything leaves the device: clip to C (and, in local mode, add the noise).
     const privatised = msg.privacy ? privatiseUpdate(result.delta, msg.privacy) : undefined;
-    const ms = Date.now() - started;
+    const ms = this.clock.now() - started;
     this.opts.transport.send({
       type: 'update',
       jobId: msg.jobId,

@@ -11,6 +11,8 @@ import { ClientEngine, type ClientTask, type FitResult } from '../../client/engi
 import { initialWeights, weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import type { ErrorMessage, ServerMessage } from '../../shared/protocol/index.ts';
 import { seededRng } from '../../shared/random.ts';
+import { ManualClock } from '../../shared/clock.ts';
+import { drive, settle } from '../../test/support/drive.ts';
 import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport, type MemoryClientEnd } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
@@ -41,6 +43,7 @@ class FixedTask implements ClientTask {
 }
 
 interface Harness {
+  clock: ManualClock;
   engine: RoundEngine;
   store: CohortStore;
   transport: MemoryServerTransport;
@@ -73,16 +76,18 @@ function config(overrides: Partial<JobConfigInput> = {}) {
 async function harness(cfg = config(), nClients = 5, dataDir = mkdtempSync(join(tmpdir(), 'cohort-engine-'))): Promise<Harness> {
   const store = CohortStore.open(dataDir);
   const transport = new MemoryServerTransport();
-  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(7) });
+  // Every deadline runs on a manual clock: `drive` jumps to the next timer only when nothing else can happen.
+  const clock = new ManualClock();
+  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(7), clock });
   await engine.start();
   const clients = Array.from({ length: nClients }, (_, i) => {
     const task = new FixedTask(i);
     const end = transport.createClient();
-    const client = new ClientEngine({ clientId: `c${i}`, task, transport: end });
+    const client = new ClientEngine({ clientId: `c${i}`, task, transport: end, clock });
     client.start();
     return { engine: client, end, task };
   });
-  const h = { engine, store, transport, clients, dataDir };
+  const h = { clock, engine, store, transport, clients, dataDir };
   open.push(h);
   return h;
 }
@@ -92,15 +97,17 @@ function expectedAfterRound(old: Float32Array, tasks: FixedTask[]): Float32Array
   return old.map((w, j) => w + tasks.reduce((s, t) => s + t.numExamples * t.delta()[j], 0) / total);
 }
 
-function nextRound(engine: RoundEngine): Promise<RoundSummary> {
-  return new Promise((resolve) => engine.once('round', resolve));
+function nextRound(h: Harness): Promise<RoundSummary> {
+  return drive(h.clock, new Promise((resolve) => h.engine.once('round', resolve)));
 }
+
+const finished = (h: Harness) => drive(h.clock, h.engine.whenFinished());
 
 describe('round engine (in-memory transport)', () => {
   it('runs a job to completion: each round is the example-weighted mean of the deltas', async () => {
     const h = await harness();
     const w0 = initialWeights(MODEL, 0).weights;
-    const summary = await h.engine.whenFinished();
+    const summary = await finished(h);
     expect(summary.status).toBe('completed');
     expect(summary.rounds).toBe(2);
     const tasks = h.clients.map((c) => c.task);
@@ -116,7 +123,7 @@ describe('round engine (in-memory transport)', () => {
     expect(rounds[0].trainLoss).toBeCloseTo(50 / 150, 9);
     expect(h.store.latestCheckpoint('job')!.checksum).toBe(weightsChecksum(got));
     expect(h.store.getJob('job')!.status).toBe('completed');
-    const ends = await Promise.all(h.clients.map((c) => c.engine.whenJobEnds()));
+    const ends = await drive(h.clock, Promise.all(h.clients.map((c) => c.engine.whenJobEnds())));
     expect(ends.every((e) => e.status === 'completed' && e.rounds === 2)).toBe(true);
   });
 
@@ -125,7 +132,7 @@ describe('round engine (in-memory transport)', () => {
     const w0 = h.engine.globalWeights;
     const quitter = h.clients[2];
     quitter.task.onFit = () => quitter.end.drop('network lost');
-    const s = await nextRound(h.engine);
+    const s = await nextRound(h);
     expect(s.record).toMatchObject({ cohortSize: 5, survivors: 4, dropouts: 1 });
     const survivors = h.clients.filter((c) => c !== quitter).map((c) => c.task);
     const expected = expectedAfterRound(w0, survivors);
@@ -138,7 +145,7 @@ describe('round engine (in-memory transport)', () => {
     const w0 = h.engine.globalWeights;
     for (const c of h.clients.slice(0, 3)) c.task.onFit = () => c.end.drop();
     const aborted = new Promise((resolve) => h.engine.once('aborted', resolve));
-    expect(await aborted).toMatchObject({ round: 1, attempt: 1 });
+    expect(await drive(h.clock, aborted)).toMatchObject({ round: 1, attempt: 1 });
     expect(h.store.latestCheckpoint('job')).toBeUndefined();
     expect(h.store.listRoundAttempts('job')).toHaveLength(1);
     expect(h.engine.globalWeights).toEqual(w0);
@@ -147,7 +154,7 @@ describe('round engine (in-memory transport)', () => {
       c.task.onFit = undefined;
       c.end.connect();
     }
-    const summary = await h.engine.whenFinished();
+    const summary = await finished(h);
     expect(summary).toMatchObject({ status: 'completed', rounds: 1 });
     expect(h.store.listRounds('job')).toHaveLength(1);
   });
@@ -155,7 +162,7 @@ describe('round engine (in-memory transport)', () => {
   it('fails the job after maxAttemptsPerRound aborted attempts', async () => {
     const h = await harness(config({ rounds: 1, maxAttemptsPerRound: 2, minClients: 3, sampling: { mode: 'fixed', cohortSize: 5 } }));
     for (const c of h.clients) c.task.onFit = () => Promise.reject(new Error('disk full'));
-    const summary = await h.engine.whenFinished();
+    const summary = await finished(h);
     expect(summary.status).toBe('failed');
     expect(summary.reason).toMatch(/aborted 2 times/);
     expect(h.store.getJob('job')!.status).toBe('failed');
@@ -163,9 +170,9 @@ describe('round engine (in-memory transport)', () => {
   });
 
   it('treats a silent client as a dropout at the training deadline', async () => {
-    const h = await harness(config({ rounds: 1, timeouts: { trainMs: 150, retryDelayMs: 10 } }));
+    const h = await harness(config({ rounds: 1 })); // trainMs 5,000 of manual time
     h.clients[4].task.onFit = () => new Promise(() => {}); // never finishes
-    const s = await nextRound(h.engine);
+    const s = await nextRound(h);
     expect(s.record).toMatchObject({ cohortSize: 5, survivors: 4, dropouts: 1 });
   });
 
@@ -173,7 +180,7 @@ describe('round engine (in-memory transport)', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'cohort-resume-'));
     const cfg = config({ rounds: 3 });
     const first = await harness(cfg, 5, dataDir);
-    await nextRound(first.engine);
+    await nextRound(first);
     await first.engine.shutdown();
     const afterRound1 = first.store.latestCheckpoint('job')!;
     first.store.close();
@@ -183,7 +190,7 @@ describe('round engine (in-memory transport)', () => {
     const second = await harness(cfg, 5, dataDir);
     expect(second.engine.lastCommittedRound).toBe(1);
     expect(second.engine.globalChecksum).toBe(afterRound1.checksum);
-    const s = await nextRound(second.engine);
+    const s = await nextRound(second);
     expect(s.round).toBe(2);
     const expected = expectedAfterRound(afterRound1.weights, second.clients.map((c) => c.task));
     const got = second.engine.globalWeights;
@@ -204,7 +211,7 @@ describe('round engine (in-memory transport)', () => {
       config({ rounds: 6, sampling: { mode: 'poisson', rate: 0.5 }, minClients: 1, minSurvivors: 1 }),
       12,
     );
-    await h.engine.whenFinished();
+    await finished(h);
     const sizes = h.store.listRounds('job').map((r) => r.cohortSize);
     expect(sizes).toHaveLength(6);
     expect(sizes.every((n) => n >= 1 && n <= 12)).toBe(true);
@@ -213,9 +220,9 @@ describe('round engine (in-memory transport)', () => {
 
   it('runs federated evaluation every k rounds and records the weighted mean', async () => {
     const h = await harness(config({ rounds: 2, evaluation: { every: 1 } }));
-    const s = await nextRound(h.engine);
+    const s = await nextRound(h);
     expect(s.evaluation).toEqual({ kind: 'federated', loss: 0.25, accuracy: 0.8, numExamples: 25, clients: 5 });
-    await h.engine.whenFinished();
+    await finished(h);
     expect(h.store.listRounds('job').map((r) => r.evaluation?.accuracy)).toEqual([0.8, 0.8]);
   });
 });
@@ -231,7 +238,7 @@ describe('round engine rejects bad input and stays intact', () => {
     await tick();
     return { end, inbox, errors: () => inbox.filter((m): m is ErrorMessage => m.type === 'error').map((m) => m.code) };
   }
-  const tick = () => new Promise((r) => setTimeout(r, 5));
+  const tick = () => settle();
 
   it('rejects wrong lengths, strangers, duplicates, NaN, unknown jobs and pre-hello messages', async () => {
     const h = await harness(config({ rounds: 1, sampling: { mode: 'fixed', cohortSize: 2 }, minClients: 2, minSurvivors: 2 }), 0);
@@ -271,7 +278,7 @@ describe('round engine rejects bad input and stays intact', () => {
     expect(a.errors().at(-1)).toBe('DUPLICATE');
     const done = h.engine.whenFinished();
     b.end.send({ ...good(deltaB), numExamples: 3 });
-    await done;
+    await drive(h.clock, done);
     // (1 * 0.5 + 3 * -0.25) / 4 = -0.0625
     const got = h.engine.globalWeights;
     for (let j = 0; j < DIM; j++) expect(got[j]).toBeCloseTo(w0[j] - 0.0625, 6);
@@ -286,7 +293,10 @@ describe('round engine rejects bad input and stays intact', () => {
     end.start({ onConnect() {}, onDisconnect: () => (dropped = true), onMessage: (m) => inbox.push(m) });
     await tick();
     end.send({ type: 'hello', protocolVersion: 99, clientId: 'future' });
-    await new Promise((r) => setTimeout(r, 200));
+    await settle();
+    expect(dropped).toBe(false); // the error goes out first…
+    h.clock.advance(100); // …and the connection closes a moment later
+    await settle();
     expect(inbox).toMatchObject([{ type: 'error', code: 'VERSION_MISMATCH' }]);
     expect(dropped).toBe(true);
     expect(h.engine.connectedClients).toBe(0);

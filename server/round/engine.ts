@@ -97,6 +97,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private pendingSummary?: RoundSummary;
   private pauseReason?: string;
   private finishedSummary?: JobSummary;
+  /** Distinct clients that were sent job_end. */
+  private readonly toldOfEnd = new Set<string>();
   private held: boolean;
 
   constructor(opts: RoundEngineOptions) {
@@ -302,7 +304,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.transport.send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId: this.jobId, clientId: client.clientId, limits: this.limits });
     this.log.info({ client: msg.clientId, clients: this.registry.size, backend: msg.backend }, 'client joined');
     if (this.state === 'finished' && this.finishedSummary) {
-      this.transport.send(connId, this.jobEndMessage(this.finishedSummary));
+      this.announceEnd(connId, client.clientId, this.finishedSummary);
     } else if (this.state === 'waiting') {
       // A new client may complete the cohort: check now rather than at the next poll.
       if (this.attempt === 0) this.clearWaitTimer();
@@ -427,8 +429,20 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const summary: JobSummary = { jobId: this.jobId, status, rounds: this.lastCommittedRound, checksum: this.globalChecksum, reason };
     this.finishedSummary = summary;
     this.log.info({ status, rounds: this.lastCommittedRound, reason }, 'job finished');
-    for (const connId of this.registry.connIds()) this.transport.send(connId, this.jobEndMessage(summary));
+    for (const c of this.registry.all()) this.announceEnd(c.connId, c.clientId, summary);
     this.emit('finished', summary);
+  }
+
+  /** How many distinct clients have been told that the job ended. */
+  get clientsToldOfEnd(): number {
+    return this.toldOfEnd.size;
+  }
+
+  private announceEnd(connId: string, clientId: string, summary: JobSummary): void {
+    this.transport.send(connId, this.jobEndMessage(summary));
+    const before = this.toldOfEnd.size;
+    this.toldOfEnd.add(clientId);
+    if (this.toldOfEnd.size > before) this.emit('endAnnounced', this.toldOfEnd.size);
   }
 
   private jobEndMessage(summary: JobSummary): ServerMessage {
@@ -561,7 +575,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (!round || round.round !== roundNo || !round.secagg || this.state !== 'training') return;
     if (outcome.status === 'ok') {
       const included = new Set(outcome.included);
-      for (const [clientId, m] of round.members) round.settle(m, included.has(clientId) ? 'completed' : 'dropped');
+      for (const [clientId, m] of round.members) {
+        if (included.has(clientId)) round.include(m);
+        else round.settle(m, 'dropped');
+      }
       const sum = round.secagg.decode(outcome.sum);
       const implausible = round.secagg.implausibleSum(sum, outcome.included.length);
       if (implausible !== undefined) {

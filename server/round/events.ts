@@ -27,4 +27,6 @@ export interface RoundEngineEvents {
   paused: [{ reason: string }];
   /** The job reached a final state. */
   finished: [JobSummary];
+  /** A client was sent job_end (the number of distinct clients told so far). */
+  endAnnounced: [number];
 }

@@ -25,6 +25,8 @@ import {
   sampledWithoutReplacementEvent,
 } from '../../shared/privacy/index.ts';
 import { seededRng } from '../../shared/random.ts';
+import { ManualClock } from '../../shared/clock.ts';
+import { drive } from '../../test/support/drive.ts';
 import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
@@ -46,6 +48,9 @@ class ConstantTask implements ClientTask {
 }
 
 const cleanup: (() => Promise<void> | void)[] = [];
+const clocks = new WeakMap<RoundEngine, ManualClock>();
+/** Runs the engine's manual clock until the job ends (no wall-clock waits). */
+const finished = (engine: RoundEngine) => drive(clocks.get(engine)!, engine.whenFinished());
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
@@ -66,9 +71,11 @@ function config(overrides: Partial<JobConfigInput>) {
 async function run(cfg: ReturnType<typeof config>, tasks: ClientTask[], dataDir = mkdtempSync(join(tmpdir(), 'cohort-dp-')), floors: PrivacyFloorInput[] = []) {
   const store = CohortStore.open(dataDir);
   const transport = new MemoryServerTransport();
-  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(3) });
+  const clock = new ManualClock();
+  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(3), clock });
   cleanup.push(() => store.close());
   cleanup.push(() => engine.shutdown());
+  clocks.set(engine, clock);
   await engine.start();
   const clients = tasks.map((task, i) => {
     const client = new ClientEngine({
@@ -80,7 +87,7 @@ async function run(cfg: ReturnType<typeof config>, tasks: ClientTask[], dataDir 
     client.start();
     return client;
   });
-  return { engine, store, clients, dataDir };
+  return { engine, store, clients, dataDir, clock };
 }
 
 describe('DP in the round engine', () => {
@@ -95,7 +102,7 @@ describe('DP in the round engine', () => {
     const budget = (epsAfter(3) + epsAfter(4)) / 2;
     const cfg = config({ dp: { mode: 'central', noiseMultiplier: z, clipNorm: 1, budget: { epsilon: budget, delta: 1e-5 } } });
     const { engine, store } = await run(cfg, [1, 2, 3, 4].map(() => new ConstantTask(0.01)));
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('budget_exhausted');
     expect(summary.rounds).toBe(3);
     expect(summary.reason).toMatch(/past the budget/);
@@ -116,7 +123,7 @@ describe('DP in the round engine', () => {
       dp: { mode: 'central', noiseMultiplier: 0.9, clipNorm: 1 },
     });
     const { engine, store } = await run(cfg, Array.from({ length: 8 }, () => new ConstantTask(0.01)));
-    await engine.whenFinished();
+    await finished(engine);
     const ledger = store.listLedger('dp');
     expect(ledger).toHaveLength(4);
     ledger.forEach((row, i) => {
@@ -132,7 +139,7 @@ describe('DP in the round engine', () => {
     const tasks = [new ConstantTask(0.5, 10), new ConstantTask(0.5, 1000), new ConstantTask(0.1, 10), new ConstantTask(0.1, 10)];
     const { engine } = await run(cfg, tasks);
     const w0 = engine.globalWeights;
-    await engine.whenFinished();
+    await finished(engine);
     const clipped = 1 / Math.sqrt(15); // each coordinate of a clipped 0.5-vector
     const expected = (2 * clipped + 2 * 0.1) / 4; // uniform weights, fixed denominator m = 4
     const got = engine.globalWeights;
@@ -145,7 +152,7 @@ describe('DP in the round engine', () => {
     const tasks = [new ConstantTask(0.01), new ConstantTask(0.01), new ConstantTask(0.01), quitting];
     quitting.fit = () => Promise.reject(new Error('battery died'));
     const { engine, store } = await run(cfg, tasks);
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('failed');
     expect(store.listLedger('dp')).toEqual([]);
     expect(store.listRoundAttempts('dp')).toHaveLength(1);
@@ -157,7 +164,7 @@ describe('DP in the round engine', () => {
       { requireDp: true, minNoiseMultiplier: 1 },
     ]);
     const refused = new Promise<{ reason: string }>((r) => clients[0].once('refused', r));
-    await engine.whenFinished();
+    await finished(engine);
     expect((await refused).reason).toMatch(/noise multiplier 0.5 is below this client's minimum 1/);
     expect(store.listRounds('dp')[0]).toMatchObject({ cohortSize: 4, survivors: 3 });
     expect(store.listLedger('dp')[0].survivors).toBe(3);
@@ -173,7 +180,7 @@ describe('DP in the round engine', () => {
     // All norms ≤ C: b̄ = 1, C₁ = exp(−0.2·(1 − 0.5)) ≈ 0.9048. All above: b̄ = 0, C₁ = exp(0.1) ≈ 1.1052.
     for (const [scale, next] of [[0.01, Math.exp(-0.1)], [1, Math.exp(0.1)]] as const) {
       const { engine, store } = await run(adaptive(), [1, 2, 3, 4].map(() => new ConstantTask(scale)));
-      await engine.whenFinished();
+      await finished(engine);
       expect(store.listRounds('dp')[0].metrics).toMatchObject({ clipNorm: 1 });
       expect(store.listRounds('dp')[0].metrics!.clipNormNext).toBeCloseTo(next, 6);
     }
@@ -183,7 +190,7 @@ describe('DP in the round engine', () => {
     const cfg = config({ rounds: 1, dp: { mode: 'local', noiseMultiplier: 2, clipNorm: 0.1 } });
     const { engine, store } = await run(cfg, [1, 2, 3, 4].map(() => new ConstantTask(0)));
     const w0 = engine.globalWeights;
-    await engine.whenFinished();
+    await finished(engine);
     // Zero deltas plus noise of σ = 0.2 each: the mean moved by noise of σ = 0.2·2/4 = 0.1 per coordinate.
     const moved = engine.globalWeights.map((w, j) => w - w0[j]);
     const rms = Math.sqrt(moved.reduce((a, x) => a + x * x, 0) / DIM);
@@ -200,14 +207,14 @@ describe('DP in the round engine', () => {
     const z = 1.5;
     const cfg = config({ dp: { mode: 'central', noiseMultiplier: z, clipNorm: 1, budget: { epsilon: 40, delta: 1e-5 } } });
     const first = await run(cfg, [1, 2, 3, 4].map(() => new ConstantTask(0.01)), dataDir);
-    await new Promise<void>((resolve) => first.engine.on('round', (s) => s.round === 2 && resolve()));
+    await drive(first.clock, new Promise<void>((resolve) => first.engine.on('round', (s) => s.round === 2 && resolve())));
     await first.engine.shutdown();
     const before = first.store.listLedger('dp');
     first.store.close();
     expect(before.length).toBeGreaterThanOrEqual(2);
 
     const second = await run(cfg, [1, 2, 3, 4].map(() => new ConstantTask(0.01)), dataDir);
-    const summary = await second.engine.whenFinished();
+    const summary = await finished(second.engine);
     expect(summary.status).toBe('budget_exhausted');
     const after = second.store.listLedger('dp');
     expect(after.slice(0, before.length)).toEqual(before); // unchanged by the restart
@@ -218,7 +225,7 @@ describe('DP in the round engine', () => {
     second.store.close();
 
     const third = await run(cfg, [1, 2, 3, 4].map(() => new ConstantTask(0.01)), dataDir);
-    expect((await third.engine.whenFinished()).status).toBe('budget_exhausted');
+    expect((await finished(third.engine)).status).toBe('budget_exhausted');
     expect(third.store.listLedger('dp')).toEqual(after);
   });
 

@@ -12,6 +12,8 @@ import { ClientEngine, type ClientTask, type FitResult } from '../../client/engi
 import type { ModelSpec } from '../../shared/model/index.ts';
 import type { ClientMessage } from '../../shared/protocol/index.ts';
 import { seededRng } from '../../shared/random.ts';
+import { ManualClock } from '../../shared/clock.ts';
+import { drive } from '../../test/support/drive.ts';
 import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport, type MemoryClientEnd } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
@@ -42,6 +44,9 @@ class PatternTask implements ClientTask {
 }
 
 const cleanup: (() => unknown)[] = [];
+const clocks = new WeakMap<RoundEngine, ManualClock>();
+/** Runs the engine's manual clock until the job ends (no wall-clock waits). */
+const finished = (engine: RoundEngine) => drive(clocks.get(engine)!, engine.whenFinished());
 afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
@@ -64,11 +69,13 @@ function config(overrides: Partial<JobConfigInput> = {}) {
 async function run(cfg: ReturnType<typeof config>, n = 8) {
   const store = CohortStore.open(mkdtempSync(join(tmpdir(), 'cohort-sa-')));
   const transport = new MemoryServerTransport();
-  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(1) });
+  const clock = new ManualClock();
+  const engine = new RoundEngine({ config: cfg, store, transport, rng: seededRng(1), clock });
   cleanup.push(() => store.close());
   cleanup.push(() => engine.shutdown());
   // Record everything clients send: a plain `update` must never appear.
   const sent: ClientMessage[] = [];
+  clocks.set(engine, clock);
   await engine.start();
   const tasks = Array.from({ length: n }, (_, i) => new PatternTask(i));
   for (const task of tasks) {
@@ -80,7 +87,7 @@ async function run(cfg: ReturnType<typeof config>, n = 8) {
     };
     new ClientEngine({ clientId: `c${i(task)}`, task, transport: task.end }).start();
   }
-  return { engine, store, tasks, sent };
+  return { engine, store, tasks, sent, clock };
 }
 const i = (t: PatternTask) => t.index;
 
@@ -88,7 +95,7 @@ describe('secure aggregation in the round engine', () => {
   it('commits the mean of the updates from their masked sum, and no client sends a plain update', async () => {
     const { engine, store, tasks, sent } = await run(config());
     const w0 = engine.globalWeights;
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('completed');
     const got = engine.globalWeights;
     let maxErr = 0;
@@ -107,7 +114,7 @@ describe('secure aggregation in the round engine', () => {
     const { engine, store, tasks } = await run(config());
     const w0 = engine.globalWeights;
     for (const t of tasks.slice(0, 2)) t.onTrained = () => t.end.drop('lost network');
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('completed');
     const [round] = store.listRounds('sa');
     expect(round).toMatchObject({ cohortSize: 8, survivors: 6, dropouts: 2 });
@@ -133,7 +140,7 @@ describe('secure aggregation in the round engine', () => {
       }
       send(m);
     };
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('failed'); // (maxAttemptsPerRound 1: with more, retries draw fresh cohorts)
     expect(store.latestCheckpoint('sa')).toBeUndefined();
     expect(engine.globalWeights).toEqual(w0);
@@ -144,7 +151,7 @@ describe('secure aggregation in the round engine', () => {
     const { engine, store, tasks } = await run(config({ maxAttemptsPerRound: 1 }));
     const w0 = engine.globalWeights;
     for (const t of tasks.slice(0, 4)) t.onTrained = () => t.end.drop('lost network');
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('failed');
     expect(store.latestCheckpoint('sa')).toBeUndefined();
     expect(engine.globalWeights).toEqual(w0);
@@ -155,7 +162,7 @@ describe('secure aggregation in the round engine', () => {
     const cfg = config({ dp: { mode: 'distributed', noiseMultiplier: 1, clipNorm: 1 } });
     const { engine, store, tasks } = await run(cfg);
     tasks[7].onTrained = () => tasks[7].end.drop('battery');
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('completed');
     const [row] = store.listLedger('sa');
     expect(row).toMatchObject({ mode: 'distributed', mechanism: 'distributed_discrete_gaussian', cohortSize: 8, survivors: 7 });

@@ -13,6 +13,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClientEngine, type ClientTask, type FitResult } from '../../client/engine/index.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
 import { seededRng } from '../../shared/random.ts';
+import { ManualClock } from '../../shared/clock.ts';
+import { drive } from '../../test/support/drive.ts';
 import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
@@ -55,19 +57,23 @@ async function run(overrides: Partial<JobConfigInput>, busyTimeoutMs?: number) {
   });
   const store = CohortStore.open(dataDir, { busyTimeoutMs });
   const transport = new MemoryServerTransport();
-  const engine = new RoundEngine({ config, store, transport, rng: seededRng(3) });
+  const clock = new ManualClock();
+  const engine = new RoundEngine({ config, store, transport, rng: seededRng(3), clock });
   const aborted: string[] = [];
   engine.on('aborted', (a) => aborted.push(a.reason));
+  clocks.set(engine, clock);
   await engine.start();
   const clients = [0, 1, 2].map((i) => new ClientEngine({ clientId: `c${i}`, task: new FixedTask(i), transport: transport.createClient() }));
   for (const c of clients) c.start();
   cleanup.push(() => store.close(), () => engine.shutdown(), () => clients.forEach((c) => c.stop()));
-  return { engine, store, dataDir, aborted };
+  return { engine, store, dataDir, aborted, clock };
 }
 
+const clocks = new WeakMap<RoundEngine, ManualClock>();
 function nextEvent<T>(engine: RoundEngine, name: 'paused' | 'round'): Promise<T> {
-  return new Promise((resolve) => engine.once(name, resolve as never));
+  return drive(clocks.get(engine)!, new Promise((resolve) => engine.once(name, resolve as never)));
 }
+const finished = (engine: RoundEngine) => drive(clocks.get(engine)!, engine.whenFinished());
 
 function consistency(dataDir: string) {
   const db = new Database(join(dataDir, 'cohort.db'), { readonly: true });
@@ -85,7 +91,7 @@ function consistency(dataDir: string) {
 
 describe('a failing store pauses the job instead of looping', () => {
   it('disk full on commit: the transaction rolls back, the job pauses with the error, resume finishes it', async () => {
-    const { engine, store, dataDir, aborted } = await run({});
+    const { engine, store, dataDir, aborted, clock } = await run({});
     await nextEvent(engine, 'round');
     // Cap the file at its current size: the next checkpoint cannot be written (SQLITE_FULL).
     const db = (store as unknown as { db: Database.Database }).db;
@@ -96,20 +102,21 @@ describe('a failing store pauses the job instead of looping', () => {
     expect(store.getJob('job')).toMatchObject({ status: 'paused', currentRound: 1 });
     expect(engine.lastCommittedRound).toBe(1);
     const abortsAtPause = aborted.length;
-    // Held, not looping: no new attempt while paused.
-    await new Promise((r) => setTimeout(r, 100));
+    // Held, not looping: no new attempt while paused, however long.
+    clock.advance(3_600_000);
     expect(aborted.length).toBe(abortsAtPause);
+    expect(clock.pending).toBe(0);
     expect(consistency(dataDir)).toMatchObject({ integrity: 'ok', rounds: [1], checkpoints: [1] });
 
     db.pragma('max_page_count = 1073741823');
     expect(engine.resume()).toBe(true);
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary).toMatchObject({ status: 'completed', rounds: 3 });
     expect(consistency(dataDir)).toMatchObject({ integrity: 'ok', rounds: [1, 2, 3], checkpoints: [1, 2, 3] });
   });
 
   it('SQLite busy (another process holds the write lock): central DP spends no ε for the lost attempt', async () => {
-    const { engine, store, dataDir } = await run(
+    const { engine, store, dataDir, clock } = await run(
       { dp: { mode: 'central', noiseMultiplier: 1, clipNorm: 1, budget: { epsilon: 1e6, delta: 1e-5 } } },
       50,
     );
@@ -123,11 +130,12 @@ describe('a failing store pauses the job instead of looping', () => {
     other.prepare('ROLLBACK').run();
     other.close();
     expect(consistency(dataDir)).toMatchObject({ integrity: 'ok', rounds: [1], ledger: [1] });
-    await expect.poll(() => store.getJob('job')?.status).toBe('paused'); // …until the lock is gone
+    expect(clock.runNext()).toBe(true); // the engine retries recording the pause…
+    expect(store.getJob('job')?.status).toBe('paused'); // …and it takes once the lock is gone
 
     expect(engine.resume()).toBe(true);
     expect(store.getJob('job')?.status).toBe('running');
-    const summary = await engine.whenFinished();
+    const summary = await finished(engine);
     expect(summary.status).toBe('completed');
     const ledger = store.listLedger('job');
     expect(ledger.map((r) => r.round)).toEqual([1, 2, 3]);
@@ -161,11 +169,13 @@ describe('a failing store pauses the job instead of looping', () => {
     await held.shutdown();
 
     const transport = new MemoryServerTransport();
-    const resumed = new RoundEngine({ config: cfg, store: again, transport, resumePaused: true });
+    const clock = new ManualClock();
+    const resumed = new RoundEngine({ config: cfg, store: again, transport, resumePaused: true, clock });
+    clocks.set(resumed, clock);
     await resumed.start();
     const clients = [0, 1, 2].map((i) => new ClientEngine({ clientId: `c${i}`, task: new FixedTask(i), transport: transport.createClient() }));
     for (const c of clients) c.start();
     cleanup.push(() => resumed.shutdown(), () => clients.forEach((c) => c.stop()));
-    expect(await resumed.whenFinished()).toMatchObject({ status: 'completed', rounds: 3 });
+    expect(await finished(resumed)).toMatchObject({ status: 'completed', rounds: 3 });
   });
 });

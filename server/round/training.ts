@@ -106,6 +106,15 @@ export class TrainingRound {
     this.settle(member, 'completed');
   }
 
+  /**
+   * SecAgg: the member's masked input is in the decoded sum, so it is a survivor, whatever became of
+   * its connection since (a disconnect during consistency or unmasking already settled it as dropped).
+   */
+  include(member: Member): void {
+    if (member.status === 'pending') this.pendingCount--;
+    member.status = 'completed';
+  }
+
   /** Pending members become dropouts (a deadline passed); returns how many. */
   dropPending(): number {
     let n = 0;

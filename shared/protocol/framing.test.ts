@@ -135,6 +135,13 @@ describe('binary framing', () => {
     expect(r.head({ v: FRAME_VERSION, id: 2, msg: { type: 'refuse', jobId: 'job', round: 1, reason: 'no' } })).toMatchObject({ type: 'refuse' });
   });
 
+  it('refuses a header nested too deeply to serialise with BAD_SCHEMA, not an internal error', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const r = new Reassembler('client', limits);
+    expect(() => r.head({ v: FRAME_VERSION, id: 1, msg: { type: 'refuse', deep } })).toThrow(expect.objectContaining({ code: ErrorCode.BAD_SCHEMA }));
+  });
+
   it('reassembles from chunk buffers that are views at odd offsets (as Socket.IO hands them over)', () => {
     const msg = update(3000);
     const { head, chunks } = encodeMessage(msg, 5, limits.chunkBytes);

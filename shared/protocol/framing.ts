@@ -212,7 +212,11 @@ export class Reassembler {
       throw new ProtocolError(ErrorCode.BAD_FRAME, `bad frame head: ${firstIssue(parsedHead.error)}`);
     }
     const head = parsedHead.data;
-    const headerBytes = JSON.stringify(head.msg).length;
+    const headerBytes = jsonLength(head.msg);
+    if (headerBytes === undefined) {
+      this.reject(head.id);
+      throw new ProtocolError(ErrorCode.BAD_SCHEMA, 'message header is nested too deeply');
+    }
     if (headerBytes > this.limits.maxHeaderBytes) {
       this.reject(head.id);
       throw new ProtocolError(ErrorCode.PAYLOAD_TOO_LARGE, `message header of ${headerBytes} bytes exceeds the limit of ${this.limits.maxHeaderBytes}`);
@@ -339,6 +343,15 @@ export class Reassembler {
       const oldest = this.rejected.values().next().value as number;
       this.rejected.delete(oldest);
     }
+  }
+}
+
+/** Length of the JSON text of a parsed value, or undefined if it is nested too deeply to serialise. */
+function jsonLength(value: unknown): number | undefined {
+  try {
+    return JSON.stringify(value).length;
+  } catch {
+    return undefined;
   }
 }
 

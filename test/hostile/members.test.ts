@@ -224,7 +224,9 @@ describe(`hostile sampled members (COHORT_HOSTILE_SEED=${SEED})`, () => {
       minClients: cohort,
       minSurvivors: opts.honest,
       evaluation: { every: opts.secagg ? 0 : 1 },
-      timeouts: { trainMs: 20_000, evaluateMs: 10_000, retryDelayMs: 50, helloMs: 600_000 },
+      // Every member answers (the hostile ones end with a decider), so phases close on answers, not deadlines:
+      // generous deadlines only keep a loaded machine from closing a phase under a slow hostile member.
+      timeouts: { trainMs: 60_000, evaluateMs: 60_000, retryDelayMs: 50, helloMs: 600_000 },
       checkpoints: { keep: 2 },
       ...(opts.dp ? { dp: { mode: 'central', noiseMultiplier: 1, clipNorm: 1 } } : {}),
       ...(opts.secagg ? { secagg: { enabled: true, bits: 16, clipNorm: 1, phaseTimeoutMs: 1500 } } : {}),

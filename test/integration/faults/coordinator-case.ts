@@ -10,7 +10,7 @@ import { startServer, type LogLine } from '../helpers.ts';
 import { CLIENTS, expectConsistent, expectServedCommitted, Fleet, jobSpec, prepareJob, snapshot, within, type Mode, type Resources } from './harness.ts';
 
 /** Failpoints reached in every round of a mode (plain `collect` fires on a plain update: not under SecAgg). */
-export const ROUND_FAILPOINTS: Record<Mode, FailpointName[]> = {
+export const ROUND_FAILPOINTS: Record<Exclude<Mode, 'secagg'>, FailpointName[]> = {
   plain: ['select', 'train', 'collect', 'commit:before', 'commit:in-transaction', 'commit:after', 'evaluate', 'evaluate:result'],
   central: ['select', 'train', 'collect', 'commit:before', 'commit:in-transaction', 'commit:after', 'evaluate', 'evaluate:result'],
   distributed: [
@@ -36,7 +36,7 @@ export function committedBy(failpoint: FailpointName, round: number): number {
 
 const ROUNDS = 3;
 
-export async function coordinatorKillCase(res: Resources, mode: Mode, failpoint: FailpointName, round: number): Promise<void> {
+export async function coordinatorKillCase(res: Resources, mode: Exclude<Mode, 'secagg'>, failpoint: FailpointName, round: number): Promise<void> {
   const id = `${mode}-${failpoint.replace(':', '-')}-${round}`;
   const job = await prepareJob(jobSpec(mode, { id, rounds: ROUNDS }));
   res.dir(job.cleanup);

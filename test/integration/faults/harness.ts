@@ -23,7 +23,8 @@ import { FixedTask, MODEL, type VictimDeath } from './task.ts';
 
 export { FixedTask, MODEL, type VictimDeath };
 
-export type Mode = 'plain' | 'central' | 'distributed';
+/** plain FedAvg, central DP, SecAgg + distributed DP; and SecAgg without DP (client-kill cases only). */
+export type Mode = 'plain' | 'central' | 'distributed' | 'secagg';
 export const CLIENTS = 4;
 
 /**
@@ -32,9 +33,19 @@ export const CLIENTS = 4;
  * Distributed DP runs inside SecAgg; with 4 clients the SecAgg+ graph is complete (k = 3, t = 2) and
  * tolerates one dropout (server/round/secagg.ts tolerantGraph), 16 bits hold the sum with σ ≥ 0.5 steps.
  */
-export function jobSpec(mode: Mode, opts: { id: string; rounds?: number; minClients?: number; minSurvivors?: number }): Record<string, unknown> {
+export function jobSpec(
+  mode: Mode,
+  opts: {
+    id: string;
+    rounds?: number;
+    minClients?: number;
+    minSurvivors?: number;
+    timeouts?: { trainMs?: number; evaluateMs?: number; phaseTimeoutMs?: number };
+  },
+): Record<string, unknown> {
+  const t = { trainMs: 15_000, evaluateMs: 10_000, phaseTimeoutMs: 5_000, ...opts.timeouts };
   const dp =
-    mode === 'plain'
+    mode === 'plain' || mode === 'secagg'
       ? {}
       : { dp: { mode, noiseMultiplier: mode === 'central' ? 2 : 1, clipNorm: 1, budget: { epsilon: 1000, delta: 1e-5 } } };
   return {
@@ -45,12 +56,13 @@ export function jobSpec(mode: Mode, opts: { id: string; rounds?: number; minClie
     minClients: opts.minClients ?? CLIENTS,
     minSurvivors: opts.minSurvivors ?? CLIENTS - 1,
     evaluation: { every: 1, fraction: 1 },
-    timeouts: { trainMs: 15_000, evaluateMs: 10_000, retryDelayMs: 100 },
+    timeouts: { trainMs: t.trainMs, evaluateMs: t.evaluateMs, retryDelayMs: 100 },
     maxAttemptsPerRound: 5,
     // Keep every checkpoint: the served-model check looks each one up.
     checkpoints: { keep: 100 },
     ...dp,
-    ...(mode === 'distributed' ? { secagg: { enabled: true, bits: 16, phaseTimeoutMs: 5_000 } } : {}),
+    ...(mode === 'distributed' ? { secagg: { enabled: true, bits: 16, phaseTimeoutMs: t.phaseTimeoutMs } } : {}),
+    ...(mode === 'secagg' ? { secagg: { enabled: true, bits: 16, clipNorm: 1, phaseTimeoutMs: t.phaseTimeoutMs } } : {}),
   };
 }
 
@@ -123,12 +135,18 @@ export class Fleet {
 // ---- the victim client, a process of its own -------------------------------------------------------
 
 export interface VictimLine {
-  event: 'welcome' | 'served' | 'dying' | 'job_end';
+  event: 'welcome' | 'served' | 'dying' | 'hanging' | 'job_end';
   [k: string]: unknown;
 }
 
 /** `victim-client.ts` in a child process (tsx loader, like bin/cohort.mjs); its stdout is JSON lines. */
-export function startVictim(opts: { port: number; clientId: string; index: number; die?: { at: VictimDeath; round: number } }): {
+export function startVictim(opts: {
+  port: number;
+  clientId: string;
+  index: number;
+  /** kill: SIGKILL itself; hang: SIGSTOP itself (connection open, silent) until the test kills it. */
+  die?: { at: VictimDeath; round: number; how: 'kill' | 'hang' };
+}): {
   child: ChildProcess;
   lines: VictimLine[];
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;

@@ -1,11 +1,12 @@
 /**
  * A client process for the fault-injection matrix: a real ClientEngine over Socket.IO with the fixed
- * task of harness.ts that, when told to, SIGKILLs itself (no disconnect packet, no cleanup: the kernel
- * closes its sockets) at one phase of one round: inside local training, inside evaluation, or on
- * receiving a SecAgg request before answering it. Run with `node --import tsx victim-client.ts JSON`.
+ * task of task.ts that, when told to, SIGKILLs itself (no disconnect packet, no cleanup: the kernel
+ * closes its sockets) or SIGSTOPs itself (hangs, connection open) at one phase of one round: inside
+ * local training, on receiving `evaluate`, or on receiving a SecAgg request before answering it.
+ * Run with `node --import tsx victim-client.ts JSON`.
  *
  * stdout, one JSON object per line (synchronous on pipes, so every line before the kill arrives):
- *   {"event":"welcome"} · {"event":"served",kind,round,modelChecksum,checksum} · {"event":"dying",at,round}
+ *   {"event":"welcome"} · {"event":"served",kind,round,modelChecksum,checksum} · {"event":"dying"|"hanging",at,round}
  *   · {"event":"job_end",status,rounds}
  */
 import { ClientEngine } from '../../../client/engine/index.ts';
@@ -18,7 +19,7 @@ interface Args {
   url: string;
   clientId: string;
   index: number;
-  die?: { at: VictimDeath; round: number };
+  die?: { at: VictimDeath; round: number; how: 'kill' | 'hang' };
 }
 
 const args = JSON.parse(process.argv[2]) as Args;
@@ -26,6 +27,12 @@ const say = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stri
 
 function dieIf(at: VictimDeath, round: number): void {
   if (args.die?.at !== at || args.die.round !== round) return;
+  if (args.die.how === 'hang') {
+    // Frozen with its connection open: the coordinator hears nothing until a deadline.
+    say({ event: 'hanging', at, round });
+    process.kill(process.pid, 'SIGSTOP');
+    return;
+  }
   say({ event: 'dying', at, round });
   process.kill(process.pid, 'SIGKILL');
 }
