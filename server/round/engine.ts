@@ -50,6 +50,9 @@ import { ClientRegistry, type ConnectedClient } from './registry.ts';
 import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
 import { TrainingRound, type Member } from './training.ts';
 
+/** How long hellos' client rows may wait before they are written together, in one transaction. */
+const CLIENT_FLUSH_MS = 100;
+
 export { systemClock, type Clock } from './clock.ts';
 export type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
 export { isStoreFailure } from './recovery.ts';
@@ -86,6 +89,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly failpoint: Failpoint;
   private readonly resumePaused: boolean;
   private readonly registry: ClientRegistry;
+  /** Client rows waiting for the next batched write (see noteClient). */
+  private readonly pendingClients = new Map<string, { numExamples?: number; lastSeen: number }>();
+  private clientFlush: unknown;
 
   private state: EngineState = 'idle';
   private model!: JobModel;
@@ -185,6 +191,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
    * job resumes from its last committed round when the coordinator starts again).
    */
   async shutdown(): Promise<void> {
+    this.flushClients();
     this.clearTimers();
     this.current = undefined;
     this.evaluation = undefined;
@@ -295,12 +302,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       this.markGone(msg.clientId, replaced);
       this.transport.disconnect(replaced);
     }
-    try {
-      this.store.upsertClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
-    } catch (err) {
-      // Bookkeeping only: the client may still take part (a failing store pauses the job at its next commit).
-      this.log.error({ err, client: msg.clientId }, 'cannot record the client in the store');
-    }
+    this.noteClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
     this.transport.send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId: this.jobId, clientId: client.clientId, limits: this.limits });
     this.log.info({ client: msg.clientId, clients: this.registry.size, backend: msg.backend }, 'client joined');
     if (this.state === 'finished' && this.finishedSummary) {
@@ -753,6 +755,30 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   // ---- faults on our side -----------------------------------------------------------------------
+
+  /**
+   * Client bookkeeping (first/last seen, example count) is written in batches: a storm of hellos costs
+   * one transaction per CLIENT_FLUSH_MS, not one fsync per hello.
+   */
+  private noteClient(clientId: string, info: { numExamples?: number; lastSeen: number }): void {
+    const prev = this.pendingClients.get(clientId);
+    this.pendingClients.set(clientId, { numExamples: info.numExamples ?? prev?.numExamples, lastSeen: info.lastSeen });
+    if (this.clientFlush === undefined) this.clientFlush = this.timer('client bookkeeping', CLIENT_FLUSH_MS, () => this.flushClients());
+  }
+
+  private flushClients(): void {
+    if (this.clientFlush !== undefined) this.clock.clearTimeout(this.clientFlush);
+    this.clientFlush = undefined;
+    if (this.pendingClients.size === 0) return;
+    const entries = [...this.pendingClients].map(([clientId, info]) => ({ clientId, ...info }));
+    this.pendingClients.clear();
+    try {
+      this.store.upsertClients(entries);
+    } catch (err) {
+      // Bookkeeping only: the clients may still take part (a failing store pauses the job at its next commit).
+      this.log.error({ err, clients: entries.length }, 'cannot record clients in the store');
+    }
+  }
 
   /** A timer whose callback runs as a guarded transition (an error there never escapes to the event loop). */
   private timer(what: string, ms: number, fn: () => void): unknown {

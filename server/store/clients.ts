@@ -40,8 +40,15 @@ function prepare(db: Database.Database) {
   };
 }
 
+interface UpsertRow {
+  id: string;
+  lastSeen: number;
+  numExamples: number | null;
+}
+
 export class ClientsRepository {
   private readonly st: ReturnType<typeof prepare>;
+  private readonly upsertTx: Database.Transaction<(rows: readonly UpsertRow[]) => void>;
   private readonly participationTx: Database.Transaction<
     (jobId: string, round: number, entries: readonly ParticipationEntry[]) => void
   >;
@@ -52,6 +59,9 @@ export class ClientsRepository {
     private readonly now: () => number,
   ) {
     this.st = prepare(db);
+    this.upsertTx = db.transaction((rows: readonly UpsertRow[]) => {
+      for (const r of rows) this.st.upsert.run(r.id, r.lastSeen, r.lastSeen, r.numExamples);
+    });
     this.participationTx = db.transaction((jobId: string, round: number, entries: readonly ParticipationEntry[]) => {
       const now = this.now();
       for (const e of entries) {
@@ -62,10 +72,20 @@ export class ClientsRepository {
   }
 
   upsert(clientId: string, info: { numExamples?: number; lastSeen: number }): void {
-    const id = v.nonEmptyString('clientId', clientId);
-    const lastSeen = v.timestamp('lastSeen', info.lastSeen);
-    const numExamples = info.numExamples === undefined ? null : v.count('numExamples', info.numExamples);
-    this.st.upsert.run(id, lastSeen, lastSeen, numExamples);
+    this.upsertMany([{ clientId, ...info }]);
+  }
+
+  /**
+   * Many clients' first/last seen in one transaction: one fsync for the batch instead of one per client
+   * (~1.3-2.8 ms each on the 2-core VM, so 10,000 hellos held the event loop for 19-28 s; load bench).
+   */
+  upsertMany(entries: readonly { clientId: string; numExamples?: number; lastSeen: number }[]): void {
+    const rows = entries.map((e) => ({
+      id: v.nonEmptyString('clientId', e.clientId),
+      lastSeen: v.timestamp('lastSeen', e.lastSeen),
+      numExamples: e.numExamples === undefined ? null : v.count('numExamples', e.numExamples),
+    }));
+    this.upsertTx(rows);
   }
 
   /**

@@ -67,6 +67,7 @@ describe('CohortStore facade', () => {
         'recordRoundAborted',
         'setJobStatus',
         'upsertClient',
+        'upsertClients',
       ].sort(),
     );
     expect(typeof CohortStore.open).toBe('function');

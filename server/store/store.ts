@@ -174,6 +174,11 @@ export class CohortStore {
     this.clients.upsert(clientId, info);
   }
 
+  /** Records many clients at once, in one transaction (one fsync). */
+  upsertClients(entries: readonly { clientId: string; numExamples?: number; lastSeen: number }[]): void {
+    this.clients.upsertMany(entries);
+  }
+
   /**
    * Appends participation records of one round attempt, in one transaction (one fsync however large
    * the cohort); unknown clients are registered first (seen now).
