@@ -1,7 +1,112 @@
-/** Base class of every error Cohort raises on purpose: a stable `code` callers can branch on. */
+/**
+ * The one error registry: every code Cohort raises on purpose is declared here once, with the part of
+ * the system it belongs to, the HTTP status the admin API answers it with, and what it means. A
+ * `CohortError` can only carry a declared code (the type checker refuses any other), so callers can
+ * branch on codes and a new code is documented where it is born. After fastify's `lib/errors.js`.
+ *
+ * Codes sent to clients over the wire are the `protocol` ones (shared/protocol/errors.ts `ErrorCode`)
+ * and the `secagg` ones (shared/secagg/errors.ts); the README lists them for client authors.
+ */
+
+export type ErrorArea = 'protocol' | 'secagg' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'internal';
+
+export interface ErrorSpec {
+  area: ErrorArea;
+  /** HTTP status of the admin API's answer when this error reaches it. */
+  status: number;
+  summary: string;
+}
+
+export const ERRORS = {
+  // ---- protocol: a client's message refused at the boundary (sent back as an `error` message) ----
+  BAD_SCHEMA: { area: 'protocol', status: 400, summary: 'a field is missing, extra or mistyped, or the message does not fit the round' },
+  UNKNOWN_TYPE: { area: 'protocol', status: 400, summary: 'not a message type the sender may send in this protocol version' },
+  VERSION_MISMATCH: { area: 'protocol', status: 409, summary: 'the peer speaks another protocol or frame version' },
+  WRONG_LENGTH: { area: 'protocol', status: 400, summary: "a vector whose length is not the model's" },
+  NON_FINITE: { area: 'protocol', status: 400, summary: 'NaN or ±Infinity where a finite number is required' },
+  OUT_OF_RANGE: { area: 'protocol', status: 400, summary: 'a finite number outside its documented range (job config limits)' },
+  PAYLOAD_TOO_LARGE: { area: 'protocol', status: 413, summary: 'a vector, payload or header above its size limit' },
+  BAD_FRAME: { area: 'protocol', status: 400, summary: 'broken chunk framing: unknown stream, out-of-order or mis-sized chunk, too many open streams' },
+  NOT_REGISTERED: { area: 'protocol', status: 401, summary: 'a message before hello, or no hello before the handshake deadline' },
+  NOT_IN_ROUND: { area: 'protocol', status: 409, summary: 'the sender is not a pending member of a collecting round (or evaluation) with that number' },
+  DUPLICATE: { area: 'protocol', status: 409, summary: 'a second hello on a connection, or a second answer for a round' },
+  UNKNOWN_JOB: { area: 'protocol', status: 404, summary: 'no such job (here, or in the store)' },
+  UNAUTHORIZED: { area: 'protocol', status: 401, summary: 'refused by credentials or policy' },
+  TOO_MANY_CONNECTIONS: { area: 'protocol', status: 429, summary: 'a connection refused at connect: per-address or unregistered caps' },
+  INTERNAL: { area: 'internal', status: 500, summary: 'a fault of ours; the message was not applied and the attempt in flight was aborted' },
+
+  // ---- secagg: the SecAgg+ state machines refused a message (shared/secagg/errors.ts) ------------
+  SECAGG_WRONG_JOB: { area: 'secagg', status: 409, summary: 'a SecAgg message for another job' },
+  SECAGG_WRONG_ROUND: { area: 'secagg', status: 409, summary: 'a SecAgg message for another round (e.g. a replay)' },
+  SECAGG_WRONG_SESSION: { area: 'secagg', status: 409, summary: 'a SecAgg message from another attempt of this round' },
+  SECAGG_BAD_MESSAGE: { area: 'secagg', status: 400, summary: 'a SecAgg message that does not match its schema or carries malformed fields' },
+  SECAGG_UNEXPECTED: { area: 'secagg', status: 409, summary: 'a SecAgg message not expected in the current phase' },
+  SECAGG_NOT_PARTICIPANT: { area: 'secagg', status: 409, summary: 'the sender is not (or no longer) a participant of this phase' },
+  SECAGG_DUPLICATE: { area: 'secagg', status: 409, summary: "the sender already sent this phase's message" },
+  SECAGG_BAD_SIGNATURE: { area: 'secagg', status: 400, summary: 'a signature does not verify' },
+  SECAGG_BAD_CIPHERTEXT: { area: 'secagg', status: 400, summary: 'an encrypted share does not decrypt or has the wrong content' },
+  SECAGG_UNKNOWN_IDENTITY: { area: 'secagg', status: 400, summary: 'the identity key is not the registered one' },
+  SECAGG_UNSAFE_REQUEST: { area: 'secagg', status: 409, summary: 'a client refuses a request that would weaken its privacy' },
+  SECAGG_ABORTED: { area: 'secagg', status: 409, summary: 'the SecAgg round has aborted' },
+
+  // ---- config --------------------------------------------------------------------------------
+  BAD_CONFIG: { area: 'config', status: 400, summary: 'a job config, client config or CLI flag that does not validate' },
+  CONFIG_CHANGED: { area: 'config', status: 409, summary: 'a job id that exists in the store with a different config' },
+
+  // ---- store ---------------------------------------------------------------------------------
+  BAD_INPUT: { area: 'store', status: 400, summary: 'a value refused at the store boundary (nothing was written)' },
+  JOB_EXISTS: { area: 'store', status: 409, summary: 'a job with this id already exists' },
+  ROUND_ORDER: { area: 'store', status: 409, summary: 'a round committed out of order' },
+  DB_TOO_NEW: { area: 'store', status: 500, summary: 'the database was written by a newer schema than this build' },
+  STORE_UNSUPPORTED: { area: 'store', status: 500, summary: 'the file system cannot give the store the journal mode it needs' },
+  MIGRATION_FAILED: { area: 'store', status: 500, summary: 'a schema migration would break references; nothing was changed' },
+  CORRUPT_CHECKPOINT: { area: 'store', status: 500, summary: 'a checkpoint does not match its checksum' },
+  CORRUPT_LEDGER: { area: 'store', status: 500, summary: 'a privacy ledger row cannot be read' },
+
+  // ---- privacy -------------------------------------------------------------------------------
+  BAD_PRIVACY_PARAMETER: { area: 'privacy', status: 400, summary: 'a DP or accounting parameter out of its domain (noise multiplier, δ, orders, sampling rate, …)' },
+  UNSUPPORTED_EVENT: { area: 'privacy', status: 400, summary: 'a DP event the accountant cannot analyse' },
+  BAD_NOISE: { area: 'privacy', status: 400, summary: 'a noise sampler parameter out of its domain' },
+  BAD_RATIONAL: { area: 'privacy', status: 400, summary: 'an exact rational parameter of the discrete Gaussian sampler out of its domain' },
+  NOISE_OVERFLOW: { area: 'privacy', status: 500, summary: 'noise that would leave the representable range' },
+  NOISE_TABLE_TOO_LARGE: { area: 'privacy', status: 400, summary: 'a discrete Gaussian too wide for the table sampler' },
+  NOISE_SPLIT_IMPOSSIBLE: { area: 'privacy', status: 400, summary: 'adaptive clipping cannot split the noise between the value and the count (count noise too large for z)' },
+  UNATTAINABLE_EPSILON: { area: 'privacy', status: 400, summary: 'no noise multiplier reaches the target ε within the search range' },
+
+  // ---- fl: aggregation and server optimizers ---------------------------------------------------
+  BAD_DIM: { area: 'fl', status: 400, summary: 'a dimension that is not a positive integer' },
+  BAD_WEIGHT: { area: 'fl', status: 400, summary: 'a negative aggregation weight' },
+  BAD_CLIP_NORM: { area: 'fl', status: 400, summary: 'a clip norm that is not positive and finite' },
+  BAD_STATE: { area: 'fl', status: 500, summary: "a server optimizer's saved state does not fit it" },
+  EMPTY: { area: 'fl', status: 409, summary: 'a mean of nothing' },
+
+  // ---- model, data, training -------------------------------------------------------------------
+  BAD_MODEL_SPEC: { area: 'model', status: 400, summary: 'a model spec that does not build' },
+  BAD_DATA: { area: 'data', status: 400, summary: 'a data set that does not fit the model or cannot be read' },
+  UNKNOWN_DATASET: { area: 'data', status: 404, summary: 'a data set name the simulations do not know' },
+  BAD_CACHE: { area: 'data', status: 500, summary: 'a data set cache file that does not read back' },
+  CORRUPT: { area: 'data', status: 500, summary: 'stored bytes that do not decode' },
+  SHAPE_MISMATCH: { area: 'training', status: 400, summary: 'weights or data whose shape does not fit the model' },
+  UNSUPPORTED_ON_BACKEND: { area: 'training', status: 501, summary: 'an operation the chosen tfjs backend cannot do' },
+  BACKEND_UNAVAILABLE: { area: 'training', status: 503, summary: 'the requested tfjs backend cannot be loaded here' },
+  POOL_CLOSED: { area: 'training', status: 503, summary: 'the training pool was closed' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type CohortErrorCode = keyof typeof ERRORS;
+
+export function isCohortErrorCode(code: unknown): code is CohortErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERRORS, code);
+}
+
+/** The admin API's HTTP status for an error: its code's, or 500 for anything that is not a CohortError. */
+export function httpStatus(err: unknown): number {
+  return err instanceof CohortError ? ERRORS[err.code].status : 500;
+}
+
+/** Base class of every error Cohort raises on purpose: a stable, declared `code` callers can branch on. */
 export class CohortError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: CohortErrorCode,
     message: string,
     readonly details?: Record<string, unknown>,
   ) {

@@ -12,7 +12,7 @@
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CohortError, ConfigError } from '../../shared/errors.ts';
+import { CohortError, isCohortErrorCode, ConfigError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { ModelSpec } from '../../shared/model/spec.ts';
 import type { Dataset } from '../data/dataset.ts';
@@ -77,7 +77,7 @@ export class PoolClosedError extends CohortError {
 }
 
 function errorFromWorker(msg: Extract<PoolReply, { type: 'error' }>): Error {
-  const err = msg.code ? new CohortError(msg.code, msg.message, msg.details) : new Error(msg.message);
+  const err = isCohortErrorCode(msg.code) ? new CohortError(msg.code, msg.message, msg.details) : new Error(msg.message);
   err.name = msg.name;
   return err;
 }

@@ -42,7 +42,7 @@ export const ADAPTIVE_CLIPPING_DEFAULTS = Object.freeze({
 /** σ_b = m/20, the count noise Andrew et al. 2021 recommend (and TFF / Flower use as the default). */
 export function defaultCountNoiseStddev(expectedCohortSize: number): number {
   if (!(expectedCohortSize > 0) || !Number.isFinite(expectedCohortSize)) {
-    throw new CohortError('BAD_DP_PARAMETER', `expected cohort size must be finite and > 0, got ${expectedCohortSize}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `expected cohort size must be finite and > 0, got ${expectedCohortSize}`);
   }
   return expectedCohortSize / 20;
 }
@@ -59,10 +59,10 @@ export function clippingBit(norm: number, clipNorm: number): number {
  */
 export function valueNoiseMultiplier(noiseMultiplier: number, countNoiseStddev: number): number {
   if (!(noiseMultiplier >= 0) || !Number.isFinite(noiseMultiplier)) {
-    throw new CohortError('BAD_DP_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
   }
   if (!(countNoiseStddev >= 0) || !Number.isFinite(countNoiseStddev)) {
-    throw new CohortError('BAD_DP_PARAMETER', `count noise stddev must be finite and ≥ 0, got ${countNoiseStddev}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `count noise stddev must be finite and ≥ 0, got ${countNoiseStddev}`);
   }
   if (noiseMultiplier === 0) return 0;
   const countMultiplier = 2 * countNoiseStddev;
@@ -85,8 +85,8 @@ export function noisyUnclippedFraction(
   countNoiseStddev: number,
   rng: Rng = cryptoRng(),
 ): number {
-  if (!(expectedCohortSize > 0)) throw new CohortError('BAD_DP_PARAMETER', `expected cohort size must be > 0, got ${expectedCohortSize}`);
-  if (!(countNoiseStddev >= 0)) throw new CohortError('BAD_DP_PARAMETER', `count noise stddev must be ≥ 0, got ${countNoiseStddev}`);
+  if (!(expectedCohortSize > 0)) throw new CohortError('BAD_PRIVACY_PARAMETER', `expected cohort size must be > 0, got ${expectedCohortSize}`);
+  if (!(countNoiseStddev >= 0)) throw new CohortError('BAD_PRIVACY_PARAMETER', `count noise stddev must be ≥ 0, got ${countNoiseStddev}`);
   const noise = countNoiseStddev === 0 ? 0 : countNoiseStddev * gaussianSample(rng);
   return (bitSum + noise) / expectedCohortSize + 0.5;
 }
@@ -100,12 +100,12 @@ export function geometricClipUpdate(
 ): number {
   if (!(clipNorm > 0) || !Number.isFinite(clipNorm)) throw new CohortError('BAD_CLIP_NORM', `clip norm must be > 0, got ${clipNorm}`);
   if (!(targetQuantile > 0 && targetQuantile < 1)) {
-    throw new CohortError('BAD_DP_PARAMETER', `target quantile must be in (0, 1), got ${targetQuantile}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `target quantile must be in (0, 1), got ${targetQuantile}`);
   }
   if (!(learningRate > 0) || !Number.isFinite(learningRate)) {
-    throw new CohortError('BAD_DP_PARAMETER', `learning rate must be > 0, got ${learningRate}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `learning rate must be > 0, got ${learningRate}`);
   }
-  if (!Number.isFinite(unclippedFraction)) throw new CohortError('BAD_DP_PARAMETER', `fraction must be finite, got ${unclippedFraction}`);
+  if (!Number.isFinite(unclippedFraction)) throw new CohortError('BAD_PRIVACY_PARAMETER', `fraction must be finite, got ${unclippedFraction}`);
   return clipNorm * Math.exp(-learningRate * (unclippedFraction - targetQuantile));
 }
 

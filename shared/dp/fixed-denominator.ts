@@ -24,7 +24,7 @@ import { addGaussianNoise } from './gaussian.ts';
 
 function checkPositive(name: string, value: number): void {
   if (!(value > 0) || !Number.isFinite(value)) {
-    throw new CohortError('BAD_DP_PARAMETER', `${name} must be finite and > 0, got ${value}`, { [name]: value });
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `${name} must be finite and > 0, got ${value}`, { [name]: value });
   }
 }
 
@@ -32,7 +32,7 @@ function checkPositive(name: string, value: number): void {
 export function cappedClientWeight(examples: number, weightCap: number): number {
   checkPositive('weightCap', weightCap);
   if (!(examples >= 0) || !Number.isFinite(examples)) {
-    throw new CohortError('BAD_DP_PARAMETER', `examples must be finite and ≥ 0, got ${examples}`, { examples });
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `examples must be finite and ≥ 0, got ${examples}`, { examples });
   }
   return Math.min(examples / weightCap, 1);
 }
@@ -42,7 +42,7 @@ export function cappedClientWeight(examples: number, weightCap: number): number 
  * total weight W (W = N clients with uniform weights; for a fixed cohort of m clients use q = m/N).
  */
 export function expectedCohortWeight(q: number, totalWeight: number): number {
-  if (!(q > 0 && q <= 1)) throw new CohortError('BAD_DP_PARAMETER', `sampling probability must be in (0, 1], got ${q}`, { q });
+  if (!(q > 0 && q <= 1)) throw new CohortError('BAD_PRIVACY_PARAMETER', `sampling probability must be in (0, 1], got ${q}`, { q });
   checkPositive('totalWeight', totalWeight);
   return q * totalWeight;
 }
@@ -51,7 +51,7 @@ export function expectedCohortWeight(q: number, totalWeight: number): number {
 export function sumSensitivity(clipNorm: number, maxWeight = 1): number {
   checkClipNorm(clipNorm);
   if (!(maxWeight > 0 && maxWeight <= 1)) {
-    throw new CohortError('BAD_DP_PARAMETER', `client weights must be in (0, 1], got max ${maxWeight}`, { maxWeight });
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `client weights must be in (0, 1], got max ${maxWeight}`, { maxWeight });
   }
   return clipNorm * maxWeight;
 }
@@ -90,7 +90,7 @@ export interface CentralNoisyMeanParams {
 export function centralNoisyMean(params: CentralNoisyMeanParams): Float32Array {
   const { sum, noiseMultiplier, expectedWeight } = params;
   if (!(noiseMultiplier >= 0) || !Number.isFinite(noiseMultiplier)) {
-    throw new CohortError('BAD_DP_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
   }
   const sigma = noiseMultiplier * sumSensitivity(params.clipNorm, params.maxWeight ?? 1);
   const noisy = Float64Array.from(sum);

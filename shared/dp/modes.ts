@@ -89,7 +89,7 @@ export const DP_MODE_SPECS: Readonly<Record<DpMode, DpModeSpec>> = Object.freeze
 
 function checkNoiseMultiplier(noiseMultiplier: number): void {
   if (!(noiseMultiplier >= 0) || !Number.isFinite(noiseMultiplier)) {
-    throw new CohortError('BAD_DP_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `noise multiplier must be finite and ≥ 0, got ${noiseMultiplier}`);
   }
 }
 
@@ -112,7 +112,7 @@ export function localNoiseStddev(noiseMultiplier: number, clipNorm: number): num
  */
 export function distributedNoiseStddev(noiseMultiplier: number, clipNorm: number, minSurvivors: number): number {
   if (!Number.isInteger(minSurvivors) || minSurvivors < 1) {
-    throw new CohortError('BAD_DP_PARAMETER', `minSurvivors must be an integer ≥ 1, got ${minSurvivors}`, { minSurvivors });
+    throw new CohortError('BAD_PRIVACY_PARAMETER', `minSurvivors must be an integer ≥ 1, got ${minSurvivors}`, { minSurvivors });
   }
   return centralNoiseStddev(noiseMultiplier, clipNorm) / Math.sqrt(minSurvivors);
 }

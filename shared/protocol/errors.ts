@@ -1,4 +1,4 @@
-import { CohortError } from '../errors.ts';
+import { CohortError, type CohortErrorCode } from '../errors.ts';
 import type { ErrorMessage } from './messages.ts';
 
 /** The protocol version spoken by this build. A peer speaking another version is refused at hello. */
@@ -42,7 +42,7 @@ export const ErrorCode = {
   TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
   /** Something failed on our side; the message was not applied. */
   INTERNAL: 'INTERNAL',
-} as const;
+} as const satisfies Record<string, CohortErrorCode>;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /**
