@@ -3,7 +3,7 @@
  * announced L2 norm C; in `local` mode also add the full Gaussian noise σ = z·C here, so nothing
  * un-noised leaves the device; report the adaptive-clipping bit if the round asks for it.
  */
-import { addGaussianNoise, clipL2InPlace } from '../../shared/dp/index.ts';
+import { addGaussianNoise, clipL2InPlace, localNoiseStddev } from '../../shared/dp/index.ts';
 import type { RoundPrivacy } from '../../shared/protocol/index.ts';
 import type { Rng } from '../../shared/random.ts';
 
@@ -18,7 +18,8 @@ export interface PrivatisedUpdate {
 
 export function privatiseUpdate(delta: Float32Array, privacy: RoundPrivacy, rng?: Rng): PrivatisedUpdate {
   const { norm } = clipL2InPlace(delta, privacy.clipNorm);
-  if (privacy.mode === 'local') addGaussianNoise(delta, privacy.noiseMultiplier * privacy.clipNorm, rng);
+  // σ from the same helper the coordinator's plan uses for what it accounts (shared/dp/modes.ts).
+  if (privacy.mode === 'local') addGaussianNoise(delta, localNoiseStddev(privacy.noiseMultiplier, privacy.clipNorm), rng);
   const clipBit = privacy.adaptiveClipping ? (norm <= privacy.clipNorm ? 0.5 : -0.5) : undefined;
   return { delta, norm, ...(clipBit === undefined ? {} : { clipBit }) };
 }

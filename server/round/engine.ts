@@ -523,7 +523,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         this.log.error({ err, round: roundNo }, 'cannot configure secure aggregation for this cohort');
         return this.finish('failed', `secure aggregation: ${errorText(err)}`);
       }
-      if (plan) plan.announce.minSurvivors = round.secagg.announce.minSurvivors;
+      if (plan) privacy.bindSecAgg(plan, { sensitivity: round.secagg.sensitivity, noiseStddev: round.secagg.announce.noiseStddev, minSurvivors: round.secagg.announce.minSurvivors });
     }
     // With SecAgg the round deadline is a safety net: SecAgg runs its own phase deadlines.
     const deadline = timeouts.trainMs + (secagg.enabled ? 5 * secagg.phaseTimeoutMs : 0);
@@ -561,7 +561,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       clipNorm: dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!,
       minSurvivors: this.minSurvivors,
       // Only distributed DP puts noise into the encoding; central noise is added to the decoded sum.
-      noiseMultiplier: plan && dp.mode === 'distributed' ? dp.noiseMultiplier : 0,
+      noiseMultiplier: plan && dp.mode === 'distributed' ? plan.noise.valueNoiseMultiplier : 0,
       trainMs: this.config.timeouts.trainMs,
       clock: this.clock,
       log: this.log,

@@ -237,10 +237,16 @@ describe('DP in the round engine', () => {
     const std = (v: Float32Array) => Math.sqrt(v.reduce((a, x) => a + x * x, 0) / v.length);
     const zeros = new Float64Array(40_000);
     // σ = z · sensitivity / m: 2·1/4 = 0.5 with C, 2·1.5/4 = 0.75 with a rounded sensitivity of 1.5.
+    expect(plan.noise).toMatchObject({ sensitivity: 1, centralStddev: 2 });
     expect(std(controller.noisyMean(zeros, plan, seededRng(1)))).toBeCloseTo(0.5, 1);
-    expect(std(controller.noisyMean(zeros, plan, seededRng(2), 1.5))).toBeCloseTo(0.75, 1);
+    const coarse = structuredClone(plan);
+    controller.bindSecAgg(coarse, { sensitivity: 1.5, noiseStddev: 0, minSurvivors: 4 });
+    expect(coarse.noise).toMatchObject({ sensitivity: 1.5, centralStddev: 3 });
+    expect(std(controller.noisyMean(zeros, coarse, seededRng(2)))).toBeCloseTo(0.75, 1);
     // A sensitivity below C never lowers the noise.
-    expect(std(controller.noisyMean(zeros, plan, seededRng(3), 0.5))).toBeCloseTo(0.5, 1);
+    const fine = structuredClone(plan);
+    controller.bindSecAgg(fine, { sensitivity: 0.5, noiseStddev: 0, minSurvivors: 4 });
+    expect(std(controller.noisyMean(zeros, fine, seededRng(3)))).toBeCloseTo(0.5, 1);
   });
 
   it('rejects DP configs that cannot work, with the path of the problem', () => {

@@ -6,7 +6,16 @@
  * The accountant is rebuilt from the ledger on start, so a restarted coordinator continues with
  * exactly the ε it had; a round that did not commit adds nothing (it released nothing).
  */
-import { centralNoisyMean, defaultCountNoiseStddev, DP_MODE_SPECS, fixedDenominatorEstimate, nextClipNorm, roundDpEvent } from '../../shared/dp/index.ts';
+import {
+  centralNoiseStddev,
+  centralNoisyMean,
+  defaultCountNoiseStddev,
+  DP_MODE_SPECS,
+  fixedDenominatorEstimate,
+  localNoiseStddev,
+  nextClipNorm,
+  roundDpPlan,
+} from '../../shared/dp/index.ts';
 import type { DpConfig, DpMode } from '../../shared/dp/index.ts';
 import { CohortError } from '../../shared/errors.ts';
 import {
@@ -38,8 +47,27 @@ const TRUST: Record<Exclude<DpMode, 'off'>, string> = {
     'where exact noise gives (ε, δ); that additive δ term is not included in δ',
 };
 
+/**
+ * The noise of one round, planned once from the same parameters as its DP event: whatever adds noise
+ * (the coordinator in central mode, each client in local mode, each SecAgg encoding in distributed
+ * mode) reads its σ here, and the ledger accounts the event these numbers came from.
+ */
+export interface RoundNoise {
+  /** z of the value query, as in the event (z_Δ > z with adaptive clipping: the count query takes part of the budget). */
+  valueNoiseMultiplier: number;
+  /** σ_b of the clipping-bit count, with adaptive clipping. */
+  countNoiseStddev?: number;
+  /** One client's L2 sensitivity: C, or SecAgg's rounded Δ₂γ when that is larger (KLS21 Thm 1). */
+  sensitivity: number;
+  /** Central mode: σ of the Gaussian the coordinator adds to the sum, z_value · sensitivity. */
+  centralStddev?: number;
+  /** Local: σ = z·C each client adds; distributed: each client's share, so the sum over minSurvivors carries z·sensitivity. */
+  clientStddev?: number;
+}
+
 export interface RoundPlan {
   event: DpEvent;
+  noise: RoundNoise;
   /** What clients are told (and check against their floor). */
   announce: RoundPrivacy;
   /** The fixed denominator qW: expected number of participants (uniform weights). */
@@ -101,7 +129,7 @@ export class PrivacyController {
   plan(cohortSize: number, population: number, minSurvivors: number): RoundPlan | { exhausted: string } {
     const sampling = this.config.sampling;
     const countNoiseStddev = this.adaptive ? this.countNoiseStddev(cohortSize, population) : undefined;
-    const event = roundDpEvent({
+    const dpPlan = roundDpPlan({
       mode: this.dp.mode,
       noiseMultiplier: this.dp.noiseMultiplier,
       sampling:
@@ -110,6 +138,7 @@ export class PrivacyController {
           : { kind: 'fixed', sampleSize: cohortSize, populationSize: population },
       countNoiseStddev,
     })!;
+    const event = dpPlan.event;
     const projected = this.projectedEpsilon(event);
     const budget = this.dp.budget;
     if (budget && projected.epsilon > budget.epsilon) {
@@ -120,8 +149,16 @@ export class PrivacyController {
       };
     }
     const samplingRate = sampling.mode === 'poisson' ? sampling.rate : cohortSize / population;
+    const mode = this.dp.mode as Exclude<DpMode, 'off'>;
     return {
       event,
+      noise: {
+        valueNoiseMultiplier: dpPlan.valueNoiseMultiplier,
+        ...(dpPlan.countNoiseStddev === undefined ? {} : { countNoiseStddev: dpPlan.countNoiseStddev }),
+        sensitivity: this.clipNorm,
+        ...(mode === 'central' ? { centralStddev: centralNoiseStddev(dpPlan.valueNoiseMultiplier, this.clipNorm) } : {}),
+        ...(mode === 'local' ? { clientStddev: localNoiseStddev(this.dp.noiseMultiplier, this.clipNorm) } : {}),
+      },
       population,
       expectedWeight: sampling.mode === 'poisson' ? sampling.rate * population : cohortSize,
       announce: {
@@ -141,17 +178,23 @@ export class PrivacyController {
   }
 
   /**
-   * The privatised mean of the round: fixed denominator, plus the server's noise in central mode.
-   * `sensitivity` overrides C as one client's L2 sensitivity: SecAgg's randomized rounding inflates it
-   * to Δ₂·γ > C (Kairouz, Liu, Steinke 2021, Thm 1), and the noise must cover that.
+   * Binds the round's SecAgg encoding into its plan: randomized rounding inflates one client's
+   * sensitivity to Δ₂·γ > C (Kairouz, Liu, Steinke 2021, Thm 1), so central noise must cover that,
+   * and in distributed mode the encoding's per-client discrete Gaussian is the noise the event accounts.
    */
-  noisyMean(sum: Float64Array, plan: RoundPlan, rng?: Rng, sensitivity?: number): Float32Array {
-    if (this.dp.mode === 'central') {
-      const countSigma = plan.announce.adaptiveClipping ? this.countNoiseStddev(plan.announce.cohortSize, plan.population) : undefined;
-      // With adaptive clipping the value query gets z_Δ < z (Andrew et al. 2021, Thm 1); the event says so.
-      const z = countSigma === undefined ? this.dp.noiseMultiplier : valueZ(plan.event);
-      const clipNorm = Math.max(this.clipNorm, sensitivity ?? 0);
-      return centralNoisyMean({ sum, clipNorm, noiseMultiplier: z, expectedWeight: plan.expectedWeight, rng });
+  bindSecAgg(plan: RoundPlan, encoding: { sensitivity: number; noiseStddev: number; minSurvivors: number }): void {
+    const noise = plan.noise;
+    noise.sensitivity = Math.max(this.clipNorm, encoding.sensitivity);
+    if (noise.centralStddev !== undefined) noise.centralStddev = centralNoiseStddev(noise.valueNoiseMultiplier, noise.sensitivity);
+    if (this.dp.mode === 'distributed') noise.clientStddev = encoding.noiseStddev;
+    plan.announce.minSurvivors = encoding.minSurvivors;
+  }
+
+  /** The privatised mean of the round: fixed denominator, plus the coordinator's noise (plan.noise) in central mode. */
+  noisyMean(sum: Float64Array, plan: RoundPlan, rng?: Rng): Float32Array {
+    const sigma = plan.noise.centralStddev;
+    if (sigma !== undefined) {
+      return centralNoisyMean({ sum, clipNorm: plan.noise.sensitivity, noiseMultiplier: plan.noise.valueNoiseMultiplier, expectedWeight: plan.expectedWeight, rng });
     }
     // local: the clients already added the noise; distributed: SecAgg delivers the noised sum.
     return fixedDenominatorEstimate(sum, plan.expectedWeight);
@@ -215,13 +258,4 @@ export class PrivacyController {
     const expected = this.config.sampling.mode === 'poisson' ? this.config.sampling.rate * population : cohortSize;
     return defaultCountNoiseStddev(Math.max(1, expected));
   }
-}
-
-/** z of the value query inside a round event (the first Gaussian, scaled back to add-or-remove units). */
-function valueZ(event: DpEvent): number {
-  const inner = event.kind === 'poissonSampled' || event.kind === 'sampledWithoutReplacement' ? event.event : event;
-  const first = inner.kind === 'composed' ? inner.events[0] : inner;
-  if (first.kind !== 'gaussian') throw new CohortError('UNSUPPORTED_EVENT', `unexpected round event ${event.kind}`);
-  // Fixed cohorts carry z/2 (replace-one units): the noise standard deviation is still z·C.
-  return event.kind === 'sampledWithoutReplacement' ? first.noiseMultiplier * 2 : first.noiseMultiplier;
 }

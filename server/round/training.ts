@@ -158,7 +158,7 @@ export class TrainingRound {
   pseudoGradient(privacy: PrivacyController): Float32Array {
     const plan = this.plan;
     if (this.secaggSum) {
-      if (plan) return privacy.noisyMean(this.secaggSum, plan, undefined, this.secagg!.sensitivity);
+      if (plan) return privacy.noisyMean(this.secaggSum, plan);
       const survivors = this.survivors;
       return Float32Array.from(this.secaggSum, (x) => x / survivors);
     }

@@ -70,4 +70,6 @@ export {
   distributedNoiseStddev,
   localNoiseStddev,
   roundDpEvent,
+  roundDpPlan,
+  type RoundDpPlan,
 } from './modes.ts';

@@ -237,6 +237,20 @@ export interface RoundEventParams {
  * sensitivities double, so it carries z_Δ/2 and σ_b. Without adaptive clipping z_Δ = z.
  */
 export function roundDpEvent(params: RoundEventParams): DpEvent | null {
+  return roundDpPlan(params)?.event ?? null;
+}
+
+/** A round's DP event together with the noise it accounts: the one source both the noise and the ledger read. */
+export interface RoundDpPlan {
+  event: DpEvent;
+  /** z of the value query: z, or z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2) > z with adaptive clipping (Andrew et al. 2021, Thm 1). */
+  valueNoiseMultiplier: number;
+  /** σ_b of the clipping-bit count query, with adaptive clipping. */
+  countNoiseStddev?: number;
+}
+
+/** The round's event and the noise multipliers in it (in add-or-remove units); null for mode 'off'. */
+export function roundDpPlan(params: RoundEventParams): RoundDpPlan | null {
   const { mode, noiseMultiplier, sampling, countNoiseStddev } = params;
   if (mode === 'off') return null;
   checkNoiseMultiplier(noiseMultiplier);
@@ -244,13 +258,16 @@ export function roundDpEvent(params: RoundEventParams): DpEvent | null {
     if (countNoiseStddev !== undefined) {
       throw new CohortError('UNSUPPORTED_EVENT', "adaptive clipping is not supported in 'local' mode");
     }
-    return gaussianEvent(noiseMultiplier);
+    return { event: gaussianEvent(noiseMultiplier), valueNoiseMultiplier: noiseMultiplier };
   }
   const valueZ = countNoiseStddev === undefined ? noiseMultiplier : valueNoiseMultiplier(noiseMultiplier, countNoiseStddev);
   const inner = (relationFactor: number): DpEvent =>
     countNoiseStddev === undefined
       ? gaussianEvent(valueZ / relationFactor)
       : composedEvent([gaussianEvent(valueZ / relationFactor), gaussianEvent((2 * countNoiseStddev) / relationFactor)]);
-  if (sampling.kind === 'poisson') return poissonSampledEvent(sampling.q, inner(1));
-  return sampledWithoutReplacementEvent(sampling.sampleSize, sampling.populationSize, inner(2));
+  const event =
+    sampling.kind === 'poisson'
+      ? poissonSampledEvent(sampling.q, inner(1))
+      : sampledWithoutReplacementEvent(sampling.sampleSize, sampling.populationSize, inner(2));
+  return { event, valueNoiseMultiplier: valueZ, ...(countNoiseStddev === undefined ? {} : { countNoiseStddev }) };
 }
