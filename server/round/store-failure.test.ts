@@ -43,9 +43,8 @@ afterEach(async () => {
   for (const f of cleanup.splice(0).reverse()) await f();
 });
 
-async function run(overrides: Partial<JobConfigInput>, busyTimeoutMs?: number) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'cohort-store-failure-'));
-  const config = parseJobConfig({
+function jobConfig(overrides: Partial<JobConfigInput> = {}) {
+  return parseJobConfig({
     id: 'job',
     model: MODEL,
     rounds: 3,
@@ -55,6 +54,11 @@ async function run(overrides: Partial<JobConfigInput>, busyTimeoutMs?: number) {
     timeouts: { trainMs: 10_000, retryDelayMs: 5 },
     ...overrides,
   });
+}
+
+async function run(overrides: Partial<JobConfigInput>, busyTimeoutMs?: number) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cohort-store-failure-'));
+  const config = jobConfig(overrides);
   const store = CohortStore.open(dataDir, { busyTimeoutMs });
   const transport = new MemoryServerTransport();
   const clock = new ManualClock();
@@ -153,15 +157,7 @@ describe('a failing store pauses the job instead of looping', () => {
 
     const again = CohortStore.open(dataDir);
     cleanup.push(() => again.close());
-    const cfg = parseJobConfig({
-      id: 'job',
-      model: MODEL,
-      rounds: 3,
-      sampling: { mode: 'fixed', cohortSize: 3 },
-      minClients: 3,
-      evaluation: { every: 0 },
-      timeouts: { trainMs: 10_000, retryDelayMs: 5 },
-    });
+    const cfg = jobConfig();
     const held = new RoundEngine({ config: cfg, store: again, transport: new MemoryServerTransport() });
     await held.start();
     expect(held.status).toBe('paused');

@@ -39,27 +39,26 @@ export interface StartServerOptions {
   env?: Record<string, string>;
 }
 
-/** Starts `cohort server ARGS` and exposes its JSON log lines as they arrive. */
-export function startServer(
-  args: string[],
-  opts: StartServerOptions = {},
-): {
+/** A child process whose stdout is JSON lines, exposed as they arrive. */
+export interface JsonLinesChild<L> {
   child: ChildProcess;
-  lines: LogLine[];
+  lines: L[];
   exited: Promise<number | null>;
   /** Exit code and signal (a SIGKILLed child has code null, signal 'SIGKILL'). */
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stderr: () => string;
-  waitFor(match: (l: LogLine) => boolean, ms?: number): Promise<LogLine>;
-} {
-  const env = opts.env ? { ...process.env, ...opts.env } : process.env;
-  const child = spawn(process.execPath, [BIN, 'server', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: LogLine[] = [];
-  const waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+  waitFor(match: (l: L) => boolean, ms?: number): Promise<L>;
+}
+
+/** Spawns `node ARGS` (in the repo root) and collects its JSON stdout lines; non-JSON lines are skipped. */
+export function spawnJsonLines<L>(nodeArgs: string[], env: Record<string, string> = {}): JsonLinesChild<L> {
+  const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: L[] = [];
+  const waiters: { match: (l: L) => boolean; resolve: (l: L) => void }[] = [];
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: LogLine;
+    let line: L;
     try {
       line = JSON.parse(text);
     } catch {
@@ -88,4 +87,9 @@ export function startServer(
       });
     },
   };
+}
+
+/** Starts `cohort server ARGS` and exposes its JSON log lines as they arrive. */
+export function startServer(args: string[], opts: StartServerOptions = {}): JsonLinesChild<LogLine> {
+  return spawnJsonLines<LogLine>([BIN, 'server', ...args], opts.env);
 }

@@ -5,28 +5,16 @@
  * in-process clients reconnect by themselves; the job must complete with every invariant intact.
  */
 import { expect } from 'vitest';
-import type { FailpointName } from '../../../server/failpoints.ts';
+import { FAILPOINTS, type FailpointName } from '../../../server/failpoints.ts';
 import { startServer, type LogLine } from '../helpers.ts';
 import { CLIENTS, expectConsistent, expectServedCommitted, Fleet, jobSpec, prepareJob, snapshot, within, type Mode, type Resources } from './harness.ts';
 
 /** Failpoints reached in every round of a mode (plain `collect` fires on a plain update: not under SecAgg). */
-export const ROUND_FAILPOINTS: Record<Exclude<Mode, 'secagg'>, FailpointName[]> = {
-  plain: ['select', 'train', 'collect', 'commit:before', 'commit:in-transaction', 'commit:after', 'evaluate', 'evaluate:result'],
-  central: ['select', 'train', 'collect', 'commit:before', 'commit:in-transaction', 'commit:after', 'evaluate', 'evaluate:result'],
-  distributed: [
-    'select',
-    'train',
-    'secagg:advertise',
-    'secagg:share',
-    'secagg:collect',
-    'secagg:consistency',
-    'secagg:unmask',
-    'commit:before',
-    'commit:in-transaction',
-    'commit:after',
-    'evaluate',
-    'evaluate:result',
-  ],
+const PLAIN_ROUND = FAILPOINTS.filter((f) => !f.startsWith('secagg:'));
+export const ROUND_FAILPOINTS: Record<Exclude<Mode, 'secagg'>, readonly FailpointName[]> = {
+  plain: PLAIN_ROUND,
+  central: PLAIN_ROUND,
+  distributed: FAILPOINTS.filter((f) => f !== 'collect'),
 };
 
 /** From `commit:after` on, the killed round is in the store; before it (and inside the transaction) it is not. */

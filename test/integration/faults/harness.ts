@@ -4,11 +4,10 @@
  * coordinator serves them, a victim client in its own process that SIGKILLs itself at a chosen phase,
  * and the store invariants every case must satisfy after the crash and at the end of the job.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { ClientEngine } from '../../../client/engine/index.ts';
@@ -18,7 +17,7 @@ import { CohortStore, DB_FILE, type LedgerRow, type RoundRow } from '../../../se
 import { initialWeights, weightsChecksum } from '../../../shared/model/index.ts';
 import { DEFAULT_ORDERS, DpEventSchema, RdpAccountant } from '../../../shared/privacy/index.ts';
 import type { JobEnd, ServerMessage } from '../../../shared/protocol/index.ts';
-import { freePort, ROOT } from '../helpers.ts';
+import { freePort, ROOT, spawnJsonLines, type JsonLinesChild } from '../helpers.ts';
 import { FixedTask, MODEL, type VictimDeath } from './task.ts';
 
 export { FixedTask, MODEL, type VictimDeath };
@@ -146,45 +145,10 @@ export function startVictim(opts: {
   index: number;
   /** kill: SIGKILL itself; hang: SIGSTOP itself (connection open, silent) until the test kills it. */
   die?: { at: VictimDeath; round: number; how: 'kill' | 'hang' };
-}): {
-  child: ChildProcess;
-  lines: VictimLine[];
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  waitFor(match: (l: VictimLine) => boolean, ms?: number): Promise<VictimLine>;
-  stderr(): string;
-} {
+}): JsonLinesChild<VictimLine> {
   const script = join(ROOT, 'test/integration/faults/victim-client.ts');
   const arg = JSON.stringify({ url: `http://127.0.0.1:${opts.port}`, clientId: opts.clientId, index: opts.index, die: opts.die });
-  const child = spawn(process.execPath, ['--import', 'tsx', script, arg], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: VictimLine[] = [];
-  const waiters: { match: (l: VictimLine) => boolean; resolve: (l: VictimLine) => void }[] = [];
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    let line: VictimLine;
-    try {
-      line = JSON.parse(text);
-    } catch {
-      return;
-    }
-    lines.push(line);
-    for (const w of waiters.splice(0)) (w.match(line) ? w.resolve(line) : waiters.push(w));
-  });
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
-  return {
-    child,
-    lines,
-    exit,
-    stderr: () => stderr,
-    waitFor(match, ms = 30_000) {
-      const hit = lines.find(match);
-      if (hit) return Promise.resolve(hit);
-      return new Promise((res, rej) => {
-        const timer = setTimeout(() => rej(new Error(`victim ${opts.clientId}: timed out; stderr: ${stderr}`)), ms);
-        waiters.push({ match, resolve: (l) => (clearTimeout(timer), res(l)) });
-      });
-    },
-  };
+  return spawnJsonLines<VictimLine>(['--import', 'tsx', script, arg]);
 }
 
 /** The `served` lines of a victim process, as Served records. */
