@@ -10,7 +10,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   aggregate: () => import('./aggregate.ts'),
   train: () => import('./train.ts'),
   secagg: () => import('./secagg.ts'),
-  load: () => import('./load.ts'),
+  load: () => import('./load.report.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -6,7 +6,8 @@
  * measures them at 10,000 clients.
  */
 import { describe, expect, it } from 'vitest';
-import { openFileLimit, resultLines, runLoad, FD_RESERVE } from '../../bench/load.ts';
+import { openFileLimit, runLoad, FD_RESERVE } from '../../bench/load.ts';
+import { resultLines } from '../../bench/load.report.ts';
 
 const CLIENTS = 1_000;
 
