@@ -6,9 +6,13 @@
  *
  * Supported events, following Google's dp_accounting `RdpAccountant`:
  * - `gaussian(z)` — either neighbouring relation.
+ * - `distributedDiscreteGaussian` — either relation (the event carries its own sensitivities):
+ *   KLS21's bound, ddgauss.ts; integer orders, a fractional order gets the value at max(2, ⌈α⌉).
  * - `poissonSampled(q, e)` — add-or-remove-one only; `e` must be a Gaussian or a composition of
  *   Gaussians, which is one Gaussian with z_eff = (Σ z_i^{-2})^{-1/2} (Mironov, Talwar, Zhang 2019, §3;
- *   this is how adaptive clipping's value and count queries are accounted together).
+ *   this is how adaptive clipping's value and count queries are accounted together). If `e` contains a
+ *   `distributedDiscreteGaussian`, `e` may be any composition of Gaussians and DDGauss events instead,
+ *   and its summed curve is subsampled with Zhu & Wang 2019 Thm 5 (ddgauss.ts).
  * - `sampledWithoutReplacement(m, n, e)` — replace-one only (Wang, Balle, Kasiviswanathan 2019 Thm 27);
  *   same restriction on `e`.
  * - `selfComposed`, `composed` — anything built from the above.
@@ -24,7 +28,8 @@ import {
   sampledWithoutReplacementEvent,
   selfComposedEvent,
 } from './events.ts';
-import { type RdpOptions, checkOrders, rdpGaussian, rdpPoissonSubsampledGaussian } from './rdp.ts';
+import { ddgaussRdpFunction, rdpDistributedDiscreteGaussian, rdpPoissonSubsampledCurve } from './ddgauss.ts';
+import { type RdpOptions, checkOrders, gaussianRdp, rdpGaussian, rdpPoissonSubsampledGaussian } from './rdp.ts';
 import { rdpSampledWithoutReplacementGaussian } from './rdp-without-replacement.ts';
 
 function range(from: number, toInclusive: number): number[] {
@@ -85,6 +90,47 @@ export function effectiveNoiseMultiplier(event: DpEvent): number {
   return s === Infinity ? 0 : 1 / Math.sqrt(s);
 }
 
+/** Whether `event` has a distributedDiscreteGaussian anywhere inside it. */
+function containsDistributedDiscreteGaussian(event: DpEvent): boolean {
+  switch (event.kind) {
+    case 'distributedDiscreteGaussian':
+      return true;
+    case 'gaussian':
+      return false;
+    case 'selfComposed':
+    case 'poissonSampled':
+    case 'sampledWithoutReplacement':
+      return containsDistributedDiscreteGaussian(event.event);
+    case 'composed':
+      return event.events.some(containsDistributedDiscreteGaussian);
+  }
+}
+
+/**
+ * The unsampled RDP curve (a function of the order) of a composition of Gaussians and DDGauss events,
+ * the base curve Zhu–Wang subsampling needs. Throws UNSUPPORTED_EVENT for a sampled event inside.
+ */
+function unsampledCurve(event: DpEvent): (order: number) => number {
+  switch (event.kind) {
+    case 'gaussian':
+      return (order) => gaussianRdp(event.noiseMultiplier, order);
+    case 'distributedDiscreteGaussian':
+      return ddgaussRdpFunction(event);
+    case 'selfComposed': {
+      checkCount(event.count);
+      if (event.count === 0) return () => 0;
+      const inner = unsampledCurve(event.event);
+      return (order) => event.count * inner(order);
+    }
+    case 'composed': {
+      const inner = event.events.map(unsampledCurve);
+      return (order) => inner.reduce((acc, f) => acc + f(order), 0);
+    }
+    default:
+      throw unsupported(`a sampled event may only contain Gaussian and distributed discrete Gaussian events, found '${event.kind}'`, event);
+  }
+}
+
 function checkCount(count: number): void {
   if (!Number.isInteger(count) || count < 0) {
     throw new CohortError('BAD_PRIVACY_PARAMETER', `composition count must be a non-negative integer, got ${count}`, { count });
@@ -109,9 +155,16 @@ function accumulate(
     case 'gaussian':
       add(rdpGaussian(event.noiseMultiplier, orders));
       return;
+    case 'distributedDiscreteGaussian':
+      add(rdpDistributedDiscreteGaussian(event, orders));
+      return;
     case 'poissonSampled':
       if (relation !== 'addOrRemove') {
         throw unsupported("Poisson sampling is analysed under the 'addOrRemove' neighbouring relation", event);
+      }
+      if (containsDistributedDiscreteGaussian(event.event)) {
+        add(rdpPoissonSubsampledCurve(unsampledCurve(event.event), orders, event.samplingProbability));
+        return;
       }
       add(rdpPoissonSubsampledGaussian(event.samplingProbability, effectiveNoiseMultiplier(event.event), orders, options));
       return;

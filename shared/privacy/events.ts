@@ -14,6 +14,10 @@
  * - `sampledWithoutReplacement` (fixed-size cohorts) is analysed under replace-one; the sensitivity of
  *   the same sum is 2C, so the event must carry z = σ / (2C). `roundDpEvent` in `shared/dp/modes.ts`
  *   does this conversion.
+ *
+ * `distributedDiscreteGaussian` is the exception: it carries its own sensitivities (in the integer
+ * domain of secure aggregation), so it means the same under either relation; the caller passes the
+ * replace-one sensitivities (twice the add-or-remove ones) when that is the relation analysed.
  */
 import { z } from 'zod';
 
@@ -50,8 +54,33 @@ export interface ComposedDpEvent {
   readonly events: readonly DpEvent[];
 }
 
+/**
+ * One release of the sum of n clients' integer vectors, each with its own N_Z(0, σ²)^d discrete
+ * Gaussian noise, as secure aggregation delivers it: the distributed discrete Gaussian of Kairouz, Liu,
+ * Steinke 2021 ("The Distributed Discrete Gaussian Mechanism for Federated Learning with Secure
+ * Aggregation", ICML). Every field is in the integer domain, i.e. after scaling by 1/γ and
+ * (conditional) randomized rounding; `ddgaussEpsilon` in ddgauss.ts converts from model units.
+ */
+export interface DistributedDiscreteGaussianDpEvent {
+  readonly kind: 'distributedDiscreteGaussian';
+  /** Δ₂: the L2 norm by which one client can move the integer sum (> 0). */
+  readonly l2Sensitivity: number;
+  /**
+   * Δ₁, the L1 counterpart (> 0). Absent: Δ₂·min(√d, Δ₂), which holds for every integer vector of L2
+   * norm ≤ Δ₂ (KLS21's released code, `rounded_l1_norm_bound`); present: the smaller of the two.
+   */
+  readonly l1Sensitivity?: number;
+  /** σ of each client's N_Z(0, σ²), in integer units (> 0). */
+  readonly localStddev: number;
+  /** n ≥ 1: the number of noise shares the released sum is guaranteed to contain. */
+  readonly clients: number;
+  /** d ≥ 1: the (padded) dimension of the vectors. */
+  readonly dimension: number;
+}
+
 export type DpEvent =
   | GaussianDpEvent
+  | DistributedDiscreteGaussianDpEvent
   | PoissonSampledDpEvent
   | SampledWithoutReplacementDpEvent
   | SelfComposedDpEvent
@@ -64,6 +93,27 @@ export type DpEventKind = DpEvent['kind'];
 
 export function gaussianEvent(noiseMultiplier: number): GaussianDpEvent {
   return Object.freeze({ kind: 'gaussian', noiseMultiplier });
+}
+
+export interface DistributedDiscreteGaussianParams {
+  readonly l2Sensitivity: number;
+  readonly l1Sensitivity?: number;
+  readonly localStddev: number;
+  readonly clients: number;
+  readonly dimension: number;
+}
+
+/** The `distributedDiscreteGaussian` event (no `l1Sensitivity` key when it is not given). */
+export function distributedDiscreteGaussianEvent(params: DistributedDiscreteGaussianParams): DistributedDiscreteGaussianDpEvent {
+  const { l2Sensitivity, l1Sensitivity, localStddev, clients, dimension } = params;
+  return Object.freeze({
+    kind: 'distributedDiscreteGaussian',
+    l2Sensitivity,
+    ...(l1Sensitivity === undefined ? {} : { l1Sensitivity }),
+    localStddev,
+    clients,
+    dimension,
+  });
 }
 
 export function poissonSampledEvent(samplingProbability: number, event: DpEvent): PoissonSampledDpEvent {
@@ -96,6 +146,23 @@ const GaussianSchema = z
       .number({ error: 'noiseMultiplier must be a number' })
       .min(0, { error: 'noiseMultiplier must be ≥ 0' })
       .finite({ error: 'noiseMultiplier must be finite' }),
+  })
+  .strict();
+
+const positiveFinite = (name: string) =>
+  z
+    .number({ error: `${name} must be a number` })
+    .positive({ error: `${name} must be > 0` })
+    .finite({ error: `${name} must be finite` });
+
+const DistributedDiscreteGaussianSchema = z
+  .object({
+    kind: z.literal('distributedDiscreteGaussian'),
+    l2Sensitivity: positiveFinite('l2Sensitivity'),
+    l1Sensitivity: positiveFinite('l1Sensitivity').optional(),
+    localStddev: positiveFinite('localStddev'),
+    clients: z.number().int({ error: 'clients must be an integer' }).min(1, { error: 'clients must be ≥ 1' }),
+    dimension: z.number().int({ error: 'dimension must be an integer' }).min(1, { error: 'dimension must be ≥ 1' }),
   })
   .strict();
 
@@ -146,6 +213,7 @@ const ComposedSchema = z
 /** Validates a DpEvent read from JSON (the ledger). Recursive. */
 export const DpEventSchema: z.ZodType<DpEvent> = z.discriminatedUnion('kind', [
   GaussianSchema,
+  DistributedDiscreteGaussianSchema,
   PoissonSampledSchema,
   SampledWithoutReplacementSchema,
   SelfComposedSchema,

@@ -1,6 +1,8 @@
 export {
   type ComposedDpEvent,
   type DpEvent,
+  type DistributedDiscreteGaussianDpEvent,
+  type DistributedDiscreteGaussianParams,
   type DpEventKind,
   DpEventSchema,
   type GaussianDpEvent,
@@ -8,6 +10,7 @@ export {
   type SampledWithoutReplacementDpEvent,
   type SelfComposedDpEvent,
   composedEvent,
+  distributedDiscreteGaussianEvent,
   gaussianEvent,
   poissonSampledEvent,
   sampledWithoutReplacementEvent,
@@ -46,3 +49,15 @@ export {
   epsilonFor,
   rdpOfEvent,
 } from './accountant.ts';
+export {
+  DDGAUSS_ORDERS,
+  type DdgaussEpsilonParams,
+  checkDistributedDiscreteGaussian,
+  ddgaussEpsilon,
+  ddgaussEventFor,
+  ddgaussRdpFunction,
+  ddgaussTau,
+  effectiveL1Sensitivity,
+  rdpDistributedDiscreteGaussian,
+  rdpPoissonSubsampledCurve,
+} from './ddgauss.ts';
