@@ -1,7 +1,8 @@
 /**
- * Selecting and configuring a round's cohort: sampling it (fixed size or Poisson), configuring its
- * secure aggregation, and the `train` message that starts it. The engine decides when a round starts,
- * makes its privacy plan and owns the attempt; this module only builds what the cohort is given.
+ * Selecting, configuring and telling a round's cohort: sampling it (fixed size or Poisson), configuring
+ * its secure aggregation, the `train` message that starts the attempt and the `round_result` that ends
+ * it. The engine decides when a round starts and how it ends, makes its privacy plan and owns the
+ * attempt; this module only builds what the cohort is given.
  */
 import type { Logger } from '../../shared/log.ts';
 import type { ServerMessage } from '../../shared/protocol/index.ts';
@@ -80,6 +81,20 @@ export class RoundStarter {
         ...(round.plan ? { privacy: round.plan.announce } : {}),
         ...(round.secagg ? { secagg: round.secagg.announce } : {}),
         vector: model.weights,
+      });
+    }
+  }
+
+  /** Tells every member still on its sampled connection how the attempt ended (and whether its update is in). */
+  tellResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {
+    for (const [clientId, m] of round.members) {
+      if (!this.ctx.isRegistered(m.connId, clientId)) continue;
+      this.ctx.send(m.connId, {
+        type: 'round_result',
+        jobId: this.ctx.jobId,
+        round: round.round,
+        outcome,
+        included: outcome === 'committed' && m.status === 'completed',
       });
     }
   }

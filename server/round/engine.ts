@@ -8,26 +8,26 @@
  *
  * It consumes transport events (connect, message, disconnect) and timer events, and emits messages
  * through a `ServerTransport`: it never touches Socket.IO, so the same code runs over sockets and in
- * memory. The parts it coordinates each have their own module: who is connected (registry.ts) and the
- * batched client rows (client-rows.ts), sampling and configuring the cohort (cohort.ts), the attempt
- * in flight (training.ts), the durable model and its commit (commit.ts), the evaluation phase
- * (evaluation.ts), secure aggregation (secagg.ts) and the privacy plan (privacy.ts). The engine keeps
- * the state and the transitions; every transition runs in recovery.ts's guard: no client input and no
- * fault of ours can escape one to crash the process, and a failing store pauses the job.
+ * memory. The engine owns the state above and every transition between its states: the lifecycle
+ * (start, pause, resume, stop, finish), when a round starts (tryStartRound, beginRound with its privacy
+ * plan), how an attempt ends (settleRound commits it, abortRound/roundFailed abort it or pause the job)
+ * and what follows. Each part it coordinates has its own module and gets small callbacks, never the
+ * engine: client messages in and typed rejections out (intake.ts), who is connected and who was told
+ * the job ended (registry.ts), the batched client rows (client-rows.ts), sampling, configuring and
+ * telling the cohort (cohort.ts), the attempt in flight (training.ts: TrainingPhase), the durable
+ * model and its commit (commit.ts), the evaluation phase (evaluation.ts: EvaluationPhase), secure
+ * aggregation (secagg.ts) and the privacy plan (privacy.ts). Every timer and transition runs in
+ * recovery.ts's guard: no client input and no fault of ours can escape one to crash the process; an
+ * internal error abandons what is in flight (`abandon`), and a failing store pauses the job.
  */
 import { EventEmitter } from 'node:events';
-import { CohortError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import {
-  boundText,
-  errorMessage,
-  ErrorCode,
   PROTOCOL_VERSION,
   DEFAULT_LIMITS,
   type ClientMessage,
   type Hello,
   type ProtocolError,
-  type ServerMessage,
   type ServerTransport,
   type ServerTransportSink,
   type WireLimits,
@@ -40,6 +40,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { ClientRows } from './client-rows.ts';
 import { RoundStarter } from './cohort.ts';
 import { JobModel } from './commit.ts';
+import { MessageIntake } from './intake.ts';
 import type { JobConfig } from './config.ts';
 import { EvaluationPhase } from './evaluation.ts';
 import type { RoundPlan } from './privacy.ts';
@@ -86,6 +87,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly resumePaused: boolean;
   private readonly guard: Guard;
   private readonly registry: ClientRegistry;
+  private readonly intake: MessageIntake;
   private readonly clientRows: ClientRows;
   private readonly starter: RoundStarter;
   private readonly training: TrainingPhase;
@@ -98,8 +100,6 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private waitingSince = 0;
   private pauseReason?: string;
   private finishedSummary?: JobSummary;
-  /** Distinct clients that were sent job_end. */
-  private readonly toldOfEnd = new Set<string>();
   private held: boolean;
 
   constructor(opts: RoundEngineOptions) {
@@ -122,6 +122,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.guard = new Guard({
       clock,
       log,
+      retryMs: Math.max(config.timeouts.retryDelayMs, 50),
       finished: () => this.state === 'finished',
       roundInFlight: () => this.training.round?.round ?? this.evaluations.round,
       pause: (reason) => this.pause(reason),
@@ -131,8 +132,23 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     // The parts get small callbacks, never the engine: timers run guarded, rejections go through reject().
     const timer = (what: string, ms: number, fn: () => void): unknown => this.guard.timer(what, ms, fn);
     const send = transport.send.bind(transport);
-    const reject = (connId: string, code: string, message: string, msg: { type: string; round?: number }): void => this.reject(connId, code, message, msg);
-    const isRegistered = (connId: string, clientId: string): boolean => this.registry.client(connId)?.clientId === clientId;
+    const client = (connId: string): ConnectedClient | undefined => this.registry.client(connId);
+    const isRegistered = (connId: string, clientId: string): boolean => client(connId)?.clientId === clientId;
+    this.intake = new MessageIntake({
+      jobId,
+      log,
+      send,
+      client,
+      recover: (what, err) => this.guard.recover(what, err),
+      handlers: {
+        hello: (connId, msg) => this.onHello(connId, msg),
+        update: (c, msg) => this.training.update(c, msg),
+        refuse: (c, msg) => this.training.refuse(c, msg.round, msg.reason),
+        evalResult: (c, msg) => this.evaluations.result(c, msg),
+        secaggUp: (c, msg) => this.training.secaggUp(c, msg),
+      },
+    });
+    const reject = this.intake.reject.bind(this.intake);
     const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
     this.registry = new ClientRegistry({ transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
     this.clientRows = new ClientRows(parts);
@@ -241,14 +257,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.pauseReason = reason;
     this.log.warn({ reason, lastCommittedRound: this.lastCommittedRound }, 'job paused');
     // Recorded as soon as the store takes it: while it refuses (busy, full), again until it does or the job resumes.
-    this.guard.persist({
-      what: 'record pause',
-      write: () => this.store.setJobStatus(this.jobId, 'paused', reason),
-      wanted: () => this.state === 'paused' && this.pauseReason === reason,
-      everyMs: Math.max(this.config.timeouts.retryDelayMs, 50),
-      keep: (timer) => (this.waitTimer = timer),
-      failure: 'cannot record the pause in the store yet; retrying',
-    });
+    const write = (): void => this.store.setJobStatus(this.jobId, 'paused', reason);
+    this.guard.persist('record the pause', write, () => this.state === 'paused' && this.pauseReason === reason, (t) => (this.waitTimer = t));
     this.emit('paused', { reason });
   }
 
@@ -280,41 +290,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   onProtocolError(connId: string, error: ProtocolError): void {
-    const client = this.registry.client(connId);
-    this.log.warn({ client: client?.clientId, connId, code: error.code, reason: error.message }, 'message rejected');
+    this.intake.protocolError(connId, error);
   }
 
   onMessage(connId: string, msg: ClientMessage): void {
-    try {
-      this.dispatch(connId, msg);
-    } catch (err) {
-      if (err instanceof CohortError && !isStoreFailure(err)) {
-        this.reject(connId, err.code, err.message, msg);
-      } else {
-        // Not the sender's fault: say so, and put the engine back in a consistent state.
-        this.reject(connId, ErrorCode.INTERNAL, 'internal error; the message was not applied', msg);
-        this.guard.recover(`${msg.type} from ${connId}`, err);
-      }
-    }
-  }
-
-  private dispatch(connId: string, msg: ClientMessage): void {
-    if (msg.type === 'hello') return this.onHello(connId, msg);
-    const client = this.registry.client(connId);
-    if (!client) throw new CohortError(ErrorCode.NOT_REGISTERED, `say hello before ${msg.type}`);
-    if (msg.jobId !== this.jobId) {
-      throw new CohortError(ErrorCode.UNKNOWN_JOB, `job ${msg.jobId} is not running here (this is ${this.jobId})`);
-    }
-    switch (msg.type) {
-      case 'update':
-        return this.training.update(client, msg);
-      case 'refuse':
-        return this.training.refuse(client, msg.round, msg.reason);
-      case 'eval_result':
-        return this.evaluations.result(client, msg);
-      case 'secagg_up':
-        return this.training.secaggUp(client, msg);
-    }
+    this.intake.message(connId, msg);
   }
 
   private onHello(connId: string, msg: Hello): void {
@@ -339,13 +319,6 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private markGone(clientId: string, connId: string): void {
     this.training.gone(clientId, connId);
     this.evaluations.gone(clientId, connId);
-  }
-
-  private reject(connId: string, code: string, message: string, msg?: { type: string; round?: number }): void {
-    const client = this.registry.client(connId);
-    const text = boundText(message);
-    this.log.warn({ client: client?.clientId, connId, code, reason: text }, 'message rejected');
-    this.transport.send(connId, errorMessage(code, text, msg));
   }
 
   // ---- job lifecycle --------------------------------------------------------------------------
@@ -388,18 +361,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   /** How many distinct clients have been told that the job ended. */
   get clientsToldOfEnd(): number {
-    return this.toldOfEnd.size;
+    return this.registry.toldOfEnd;
   }
 
   private announceEnd(connId: string, clientId: string, summary: JobSummary): void {
-    this.transport.send(connId, this.jobEndMessage(summary));
-    const before = this.toldOfEnd.size;
-    this.toldOfEnd.add(clientId);
-    if (this.toldOfEnd.size > before) this.emit('endAnnounced', this.toldOfEnd.size);
-  }
-
-  private jobEndMessage(summary: JobSummary): ServerMessage {
-    return { type: 'job_end', jobId: this.jobId, status: summary.status, rounds: summary.rounds };
+    const told = this.registry.announceEnd(connId, clientId, { type: 'job_end', jobId: this.jobId, status: summary.status, rounds: summary.rounds });
+    if (told) this.emit('endAnnounced', this.registry.toldOfEnd);
   }
 
   private enterWaiting(): void {
@@ -552,16 +519,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   private notifyRoundResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {
-    for (const [clientId, m] of round.members) {
-      if (this.registry.client(m.connId)?.clientId !== clientId) continue;
-      this.transport.send(m.connId, {
-        type: 'round_result',
-        jobId: this.jobId,
-        round: round.round,
-        outcome,
-        included: outcome === 'committed' && m.status === 'completed',
-      });
-    }
+    this.starter.tellResult(round, outcome);
   }
 
   // ---- evaluate -------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ export function errorText(err: unknown): string {
 export interface RecoveryHost {
   clock: Clock;
   log: Logger;
+  /** How soon a refused store write is tried again (ms). */
+  retryMs: number;
   /** The job reached a final state: an error now is only logged. */
   finished(): boolean;
   /** The round in flight (training or evaluation), for the log. */
@@ -78,22 +80,21 @@ export class Guard {
   }
 
   /**
-   * Writes to the store until it takes the write: while it refuses (busy, full), tries again every
-   * `everyMs` for as long as `wanted()` holds. The retry timer is handed to `keep` (the engine's wait
-   * timer, so that resuming cancels it), and `keep(undefined)` when it fires.
+   * Writes to the store until it takes the write (`what`, e.g. "record the pause"): while it refuses
+   * (busy, full), tries again every `host.retryMs` for as long as `wanted()` holds. The retry timer is
+   * handed to `keep` (the engine's wait timer, so that resuming cancels it), `keep(undefined)` when it fires.
    */
-  persist(opts: { what: string; write: () => void; wanted: () => boolean; everyMs: number; keep: (timer: unknown) => void; failure: string }, first = true): void {
-    if (!opts.wanted()) return;
+  persist(what: string, write: () => void, wanted: () => boolean, keep: (timer: unknown) => void, first = true): void {
+    if (!wanted()) return;
     try {
-      opts.write();
+      write();
     } catch (err) {
-      if (first) this.host.log.error({ err }, opts.failure);
-      opts.keep(
-        this.timer(opts.what, opts.everyMs, () => {
-          opts.keep(undefined);
-          this.persist(opts, false);
-        }),
-      );
+      if (first) this.host.log.error({ err }, `cannot ${what} in the store yet; retrying`);
+      const retry = (): void => {
+        keep(undefined);
+        this.persist(what, write, wanted, keep, false);
+      };
+      keep(this.timer(what, this.host.retryMs, retry));
     }
   }
 }
