@@ -8,50 +8,47 @@
  *
  * It consumes transport events (connect, message, disconnect) and timer events, and emits messages
  * through a `ServerTransport`: it never touches Socket.IO, so the same code runs over sockets and in
- * memory. The parts it coordinates each have their own module: who is connected (registry.ts), the
- * attempt in flight (training.ts), the durable model and its commit (commit.ts), the evaluation
- * (evaluation.ts), secure aggregation (secagg.ts) and the privacy plan (privacy.ts). The engine keeps
- * the state and the transitions, and guards them: no client input and no fault of ours can escape a
- * transition to crash the process; a failing store pauses the job (recovery.ts).
+ * memory. The engine owns the state above and every transition between its states: the lifecycle
+ * (start, pause, resume, stop, finish), when a round starts (tryStartRound, beginRound with its privacy
+ * plan), how an attempt ends (settleRound commits it, abortRound/roundFailed abort it or pause the job)
+ * and what follows. Each part it coordinates has its own module and gets small callbacks, never the
+ * engine: client messages in and typed rejections out (intake.ts), who is connected and who was told
+ * the job ended (registry.ts), the batched client rows (client-rows.ts), sampling, configuring and
+ * telling the cohort (cohort.ts), the attempt in flight (training.ts: TrainingPhase), the durable
+ * model and its commit (commit.ts), the evaluation phase (evaluation.ts: EvaluationPhase), secure
+ * aggregation (secagg.ts) and the privacy plan (privacy.ts). Every timer and transition runs in
+ * recovery.ts's guard: no client input and no fault of ours can escape one to crash the process; an
+ * internal error abandons what is in flight (`abandon`), and a failing store pauses the job.
  */
 import { EventEmitter } from 'node:events';
-import { CohortError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import {
-  boundText,
-  errorMessage,
-  ErrorCode,
   PROTOCOL_VERSION,
   DEFAULT_LIMITS,
   type ClientMessage,
-  type EvalResult,
   type Hello,
   type ProtocolError,
-  type SecAggUp,
-  type ServerMessage,
   type ServerTransport,
   type ServerTransportSink,
-  type Update,
   type WireLimits,
 } from '../../shared/protocol/index.ts';
-import { cryptoRng, sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
-import { SecAggError } from '../../shared/secagg/index.ts';
+import { cryptoRng, type Rng } from '../../shared/random.ts';
 import type { CohortStore, JobStatus } from '../store/index.ts';
 import type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
 import { noFailpoints, type Failpoint } from '../failpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
+import { ClientRows } from './client-rows.ts';
+import { RoundStarter } from './cohort.ts';
 import { JobModel } from './commit.ts';
+import { MessageIntake } from './intake.ts';
 import type { JobConfig } from './config.ts';
-import { EvaluationRound } from './evaluation.ts';
+import { EvaluationPhase } from './evaluation.ts';
 import type { RoundPlan } from './privacy.ts';
-import { checkUpdate, type ValueLimits } from './ranges.ts';
-import { errorText, isStoreFailure } from './recovery.ts';
+import type { ValueLimits } from './ranges.ts';
+import { errorText, Guard, isStoreFailure } from './recovery.ts';
 import { ClientRegistry, type ConnectedClient } from './registry.ts';
-import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
-import { TrainingRound, type Member } from './training.ts';
-
-/** How long hellos' client rows may wait before they are written together, in one transaction. */
-const CLIENT_FLUSH_MS = 100;
+import type { SecAggOutcome, SecAggRound } from './secagg.ts';
+import { TrainingPhase, TrainingRound } from './training.ts';
 
 export { systemClock, type Clock } from './clock.ts';
 export type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
@@ -88,23 +85,21 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly minSurvivors: number;
   private readonly failpoint: Failpoint;
   private readonly resumePaused: boolean;
+  private readonly guard: Guard;
   private readonly registry: ClientRegistry;
-  /** Client rows waiting for the next batched write (see noteClient). */
-  private readonly pendingClients = new Map<string, { numExamples?: number; lastSeen: number }>();
-  private clientFlush: unknown;
+  private readonly intake: MessageIntake;
+  private readonly clientRows: ClientRows;
+  private readonly starter: RoundStarter;
+  private readonly training: TrainingPhase;
+  private readonly evaluations: EvaluationPhase;
 
   private state: EngineState = 'idle';
   private model!: JobModel;
   private attempt = 0;
   private waitTimer: unknown;
   private waitingSince = 0;
-  private current?: TrainingRound;
-  private evaluation?: EvaluationRound;
-  private pendingSummary?: RoundSummary;
   private pauseReason?: string;
   private finishedSummary?: JobSummary;
-  /** Distinct clients that were sent job_end. */
-  private readonly toldOfEnd = new Set<string>();
   private held: boolean;
 
   constructor(opts: RoundEngineOptions) {
@@ -123,13 +118,51 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.held = opts.held ?? false;
     this.failpoint = opts.failpoint ?? noFailpoints;
     this.resumePaused = opts.resumePaused ?? false;
-    this.registry = new ClientRegistry({
-      transport: this.transport,
-      clock: this.clock,
-      log: this.log,
-      helloMs: this.config.timeouts.helloMs,
-      valueLimits: this.valueLimits,
-      timer: (what, ms, fn) => this.timer(what, ms, fn),
+    const { clock, log, transport, store, jobId, config, rng, valueLimits, failpoint, minSurvivors } = this;
+    this.guard = new Guard({
+      clock,
+      log,
+      retryMs: Math.max(config.timeouts.retryDelayMs, 50),
+      finished: () => this.state === 'finished',
+      roundInFlight: () => this.training.round?.round ?? this.evaluations.round,
+      pause: (reason) => this.pause(reason),
+      abandon: (what, err) => this.abandon(what, err),
+      fail: (reason) => this.finish('failed', reason),
+    });
+    // The parts get small callbacks, never the engine: timers run guarded, rejections go through reject().
+    const timer = (what: string, ms: number, fn: () => void): unknown => this.guard.timer(what, ms, fn);
+    const send = transport.send.bind(transport);
+    const client = (connId: string): ConnectedClient | undefined => this.registry.client(connId);
+    const isRegistered = (connId: string, clientId: string): boolean => client(connId)?.clientId === clientId;
+    this.intake = new MessageIntake({
+      jobId,
+      log,
+      send,
+      client,
+      recover: (what, err) => this.guard.recover(what, err),
+      handlers: {
+        hello: (connId, msg) => this.onHello(connId, msg),
+        update: (c, msg) => this.training.update(c, msg),
+        refuse: (c, msg) => this.training.refuse(c, msg.round, msg.reason),
+        evalResult: (c, msg) => this.evaluations.result(c, msg),
+        secaggUp: (c, msg) => this.training.secaggUp(c, msg),
+      },
+    });
+    const reject = this.intake.reject.bind(this.intake);
+    const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
+    this.registry = new ClientRegistry({ transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
+    this.clientRows = new ClientRows(parts);
+    this.starter = new RoundStarter({ ...parts, minSurvivors, isRegistered });
+    this.training = new TrainingPhase({
+      ...parts,
+      dim: () => this.model.dim,
+      training: () => this.state === 'training',
+      closed: (round, secaggAbort) => this.closeRound(round, secaggAbort),
+    });
+    this.evaluations = new EvaluationPhase({
+      ...parts,
+      evaluating: () => this.state === 'evaluating',
+      done: (summary, pauseReason) => this.afterRound(summary, pauseReason),
     });
   }
 
@@ -191,10 +224,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
    * job resumes from its last committed round when the coordinator starts again).
    */
   async shutdown(): Promise<void> {
-    this.flushClients();
-    this.clearTimers();
-    this.current = undefined;
-    this.evaluation = undefined;
+    this.clientRows.flush();
+    this.clearWaitTimer();
+    this.training.take();
+    this.evaluations.cancel();
     if (this.state !== 'finished') this.state = 'idle';
     await this.transport.close();
   }
@@ -212,21 +245,20 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
    */
   pause(reason: string): void {
     if (this.state === 'finished' || this.state === 'paused') return;
-    this.clearTimers();
-    const round = this.current;
+    this.clearWaitTimer();
+    const round = this.training.take();
     if (round) {
       round.secagg?.close();
-      this.current = undefined;
       this.notifyRoundResult(round, 'aborted');
     }
-    const summary = this.pendingSummary;
-    this.evaluation = undefined;
-    this.pendingSummary = undefined;
+    const summary = this.evaluations.cancel();
     if (summary) this.emit('round', summary);
     this.state = 'paused';
     this.pauseReason = reason;
     this.log.warn({ reason, lastCommittedRound: this.lastCommittedRound }, 'job paused');
-    this.persistPause(reason, true);
+    // Recorded as soon as the store takes it: while it refuses (busy, full), again until it does or the job resumes.
+    const write = (): void => this.store.setJobStatus(this.jobId, 'paused', reason);
+    this.guard.persist('record the pause', write, () => this.state === 'paused' && this.pauseReason === reason, (t) => (this.waitTimer = t));
     this.emit('paused', { reason });
   }
 
@@ -234,7 +266,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   resume(): boolean {
     if (this.state !== 'paused') return false;
     this.store.setJobStatus(this.jobId, 'running');
-    this.clearTimers();
+    this.clearWaitTimer();
     this.log.info({ reason: this.pauseReason, lastCommittedRound: this.lastCommittedRound }, 'job resumed');
     this.pauseReason = undefined;
     this.attempt = 0;
@@ -254,45 +286,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const client = this.registry.closed(connId);
     if (!client) return;
     this.log.info({ client: client.clientId, reason }, 'client disconnected');
-    this.transition('disconnect', () => this.markGone(client.clientId, connId));
+    this.guard.run('disconnect', () => this.markGone(client.clientId, connId));
   }
 
   onProtocolError(connId: string, error: ProtocolError): void {
-    const client = this.registry.client(connId);
-    this.log.warn({ client: client?.clientId, connId, code: error.code, reason: error.message }, 'message rejected');
+    this.intake.protocolError(connId, error);
   }
 
   onMessage(connId: string, msg: ClientMessage): void {
-    try {
-      this.dispatch(connId, msg);
-    } catch (err) {
-      if (err instanceof CohortError && !isStoreFailure(err)) {
-        this.reject(connId, err.code, err.message, msg);
-      } else {
-        // Not the sender's fault: say so, and put the engine back in a consistent state.
-        this.reject(connId, ErrorCode.INTERNAL, 'internal error; the message was not applied', msg);
-        this.recover(`${msg.type} from ${connId}`, err);
-      }
-    }
-  }
-
-  private dispatch(connId: string, msg: ClientMessage): void {
-    if (msg.type === 'hello') return this.onHello(connId, msg);
-    const client = this.registry.client(connId);
-    if (!client) throw new CohortError(ErrorCode.NOT_REGISTERED, `say hello before ${msg.type}`);
-    if (msg.jobId !== this.jobId) {
-      throw new CohortError(ErrorCode.UNKNOWN_JOB, `job ${msg.jobId} is not running here (this is ${this.jobId})`);
-    }
-    switch (msg.type) {
-      case 'update':
-        return this.onUpdate(client, msg);
-      case 'refuse':
-        return this.onRefuse(client, msg.round, msg.reason);
-      case 'eval_result':
-        return this.onEvalResult(client, msg);
-      case 'secagg_up':
-        return this.onSecAggUp(client, msg);
-    }
+    this.intake.message(connId, msg);
   }
 
   private onHello(connId: string, msg: Hello): void {
@@ -302,7 +304,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       this.markGone(msg.clientId, replaced);
       this.transport.disconnect(replaced);
     }
-    this.noteClient(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
+    this.clientRows.note(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
     this.transport.send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId: this.jobId, clientId: client.clientId, limits: this.limits });
     this.log.info({ client: msg.clientId, clients: this.registry.size, backend: msg.backend }, 'client joined');
     if (this.state === 'finished' && this.finishedSummary) {
@@ -314,87 +316,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
   }
 
-  /** The caller's pending membership of the collecting round, or a typed rejection. */
-  private memberOf(client: ConnectedClient, roundNo: number, what: string): { round: TrainingRound; member: Member } {
-    const round = this.current;
-    if (!round || this.state !== 'training') {
-      throw new CohortError(ErrorCode.NOT_IN_ROUND, `${what} for round ${roundNo}: you are not in a collecting round ${roundNo}`);
-    }
-    return { round, member: round.pendingMember(client, roundNo, what) };
-  }
-
-  private onUpdate(client: ConnectedClient, msg: Update): void {
-    const { round, member } = this.memberOf(client, msg.round, 'update');
-    round.checkShape(msg, this.model.dim);
-    try {
-      checkUpdate(msg, this.valueLimits);
-    } catch (err) {
-      // Refuse it, drop the member from the round, go on.
-      round.settle(member, 'rejected');
-      this.reject(client.connId, (err as CohortError).code, (err as CohortError).message, msg);
-      this.log.warn({ client: client.clientId, round: msg.round }, 'update out of range; the client is excluded from the round');
-      return this.closeRoundIfSettled();
-    }
-    round.fold(member, msg);
-    this.log.debug({ client: client.clientId, round: msg.round, examples: msg.numExamples }, 'update folded in');
-    this.failpoint('collect', msg.round);
-    this.closeRoundIfSettled();
-  }
-
-  private onSecAggUp(client: ConnectedClient, msg: SecAggUp): void {
-    const { round } = this.memberOf(client, msg.round, 'secagg message'); // throws unless a pending member
-    if (!round.secagg) throw new CohortError(ErrorCode.NOT_IN_ROUND, `round ${msg.round} does not use secure aggregation`);
-    try {
-      round.secagg.receive(client.clientId, msg.body, msg.payload);
-    } catch (err) {
-      if (err instanceof SecAggError) throw new CohortError(err.code, err.message);
-      throw err;
-    }
-  }
-
-  private onRefuse(client: ConnectedClient, roundNo: number, reason: string): void {
-    const { round, member } = this.memberOf(client, roundNo, 'refusal');
-    round.settle(member, 'refused');
-    this.log.warn({ client: client.clientId, round: roundNo, reason }, 'client refused the round');
-    if (round.secagg) round.secagg.memberGone();
-    else this.closeRoundIfSettled();
-  }
-
-  private onEvalResult(client: ConnectedClient, msg: EvalResult): void {
-    const ev = this.evaluation;
-    if (!ev || this.state !== 'evaluating') {
-      throw new CohortError(ErrorCode.NOT_IN_ROUND, `evaluation of round ${msg.round}: you were not asked`);
-    }
-    const outOfRange = ev.accept(client, msg, this.valueLimits);
-    if (outOfRange) {
-      this.reject(client.connId, outOfRange.code, outOfRange.message, msg);
-      this.log.warn({ client: client.clientId, round: msg.round }, 'evaluation result out of range; excluded');
-    }
-    this.failpoint('evaluate:result', msg.round);
-    if (ev.settled) this.closeEvaluation();
-  }
-
   private markGone(clientId: string, connId: string): void {
-    const round = this.current;
-    const member = round?.pendingOn(clientId, connId);
-    if (round && member) {
-      round.settle(member, 'dropped');
-      this.log.info({ client: clientId, round: round.round }, 'cohort member dropped out');
-      if (round.secagg) round.secagg.memberGone();
-      else this.closeRoundIfSettled();
-    }
-    const ev = this.evaluation;
-    if (ev && this.state === 'evaluating') {
-      ev.gone(clientId, connId);
-      if (ev.settled) this.closeEvaluation();
-    }
-  }
-
-  private reject(connId: string, code: string, message: string, msg?: { type: string; round?: number }): void {
-    const client = this.registry.client(connId);
-    const text = boundText(message);
-    this.log.warn({ client: client?.clientId, connId, code, reason: text }, 'message rejected');
-    this.transport.send(connId, errorMessage(code, text, msg));
+    this.training.gone(clientId, connId);
+    this.evaluations.gone(clientId, connId);
   }
 
   // ---- job lifecycle --------------------------------------------------------------------------
@@ -419,10 +343,10 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private finish(status: JobStatus, reason?: string): void {
     if (this.state === 'finished') return;
-    this.clearTimers();
+    this.clearWaitTimer();
     this.state = 'finished';
-    this.current = undefined;
-    this.evaluation = undefined;
+    this.training.take();
+    this.evaluations.cancel();
     try {
       this.store.setJobStatus(this.jobId, status, reason);
     } catch (err) {
@@ -437,18 +361,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   /** How many distinct clients have been told that the job ended. */
   get clientsToldOfEnd(): number {
-    return this.toldOfEnd.size;
+    return this.registry.toldOfEnd;
   }
 
   private announceEnd(connId: string, clientId: string, summary: JobSummary): void {
-    this.transport.send(connId, this.jobEndMessage(summary));
-    const before = this.toldOfEnd.size;
-    this.toldOfEnd.add(clientId);
-    if (this.toldOfEnd.size > before) this.emit('endAnnounced', this.toldOfEnd.size);
-  }
-
-  private jobEndMessage(summary: JobSummary): ServerMessage {
-    return { type: 'job_end', jobId: this.jobId, status: summary.status, rounds: summary.rounds };
+    const told = this.registry.announceEnd(connId, clientId, { type: 'job_end', jobId: this.jobId, status: summary.status, rounds: summary.rounds });
+    if (told) this.emit('endAnnounced', this.registry.toldOfEnd);
   }
 
   private enterWaiting(): void {
@@ -461,14 +379,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.waitTimer = undefined;
   }
 
-  private clearTimers(): void {
-    for (const t of [this.current?.timer, this.evaluation?.timer]) if (t !== undefined) this.clock.clearTimeout(t);
-    this.clearWaitTimer();
-  }
-
   /** Tries again after `ms` (a cohort came up short, an attempt was aborted). */
   private retryIn(ms: number): void {
-    this.waitTimer = this.timer('retry', ms, () => {
+    this.waitTimer = this.guard.timer('retry', ms, () => {
       this.waitTimer = undefined;
       this.tryStartRound();
     });
@@ -480,7 +393,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (this.state !== 'waiting' || this.waitTimer !== undefined || this.held) return;
     if (this.lastCommittedRound >= this.config.rounds) return this.finish('completed');
     const eligible = this.registry.all();
-    const cohort = eligible.length >= this.config.minClients ? this.sample(eligible) : [];
+    const cohort = eligible.length >= this.config.minClients ? this.starter.sample(eligible) : [];
     if (cohort.length < this.config.minClients) {
       const waited = this.clock.now() - this.waitingSince;
       const limit = this.config.timeouts.waitForClientsMs;
@@ -492,13 +405,6 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       return this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
     }
     this.beginRound(cohort, eligible.length);
-  }
-
-  private sample(eligible: ConnectedClient[]): ConnectedClient[] {
-    const sampling = this.config.sampling;
-    if (sampling.mode === 'fixed') return sampleWithoutReplacement(eligible, sampling.cohortSize, this.rng);
-    // Poisson sampling: each client joins independently with probability q.
-    return eligible.filter(() => this.rng.next() < sampling.rate);
   }
 
   private beginRound(cohort: ConnectedClient[], population: number): void {
@@ -515,7 +421,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
     this.attempt++;
     const round = new TrainingRound(roundNo, this.attempt, this.clock.now(), cohort, this.model.dim, plan);
-    const { model, training, timeouts, secagg } = this.config;
+    const { timeouts, secagg } = this.config;
     if (secagg.enabled) {
       try {
         round.secagg = this.createSecAgg(roundNo, cohort, plan);
@@ -527,95 +433,24 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     }
     // With SecAgg the round deadline is a safety net: SecAgg runs its own phase deadlines.
     const deadline = timeouts.trainMs + (secagg.enabled ? 5 * secagg.phaseTimeoutMs : 0);
-    round.timer = this.timer('training deadline', deadline, () => this.onTrainDeadline(roundNo));
-    this.current = round;
+    this.training.begin(round, deadline);
     this.state = 'training';
     this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.registry.size }, 'round started');
     this.failpoint('select', roundNo);
-    for (const c of cohort) {
-      this.transport.send(c.connId, {
-        type: 'train',
-        jobId: this.jobId,
-        round: roundNo,
-        modelChecksum: this.globalChecksum,
-        model,
-        training,
-        timeoutMs: timeouts.trainMs,
-        ...(plan ? { privacy: plan.announce } : {}),
-        ...(round.secagg ? { secagg: round.secagg.announce } : {}),
-        vector: this.model.weights,
-      });
-    }
+    this.starter.announce(round, cohort, this.model);
     this.failpoint('train', roundNo);
     round.secagg?.start();
   }
 
   private createSecAgg(roundNo: number, cohort: ConnectedClient[], plan: RoundPlan | undefined): SecAggRound {
-    const dp = this.config.dp;
-    return secaggForRound({
-      jobId: this.jobId,
-      round: roundNo,
-      cohort,
-      config: this.config.secagg,
-      dim: this.model.dim,
-      clipNorm: dp.mode !== 'off' ? (dp.clipNorm as number) : this.config.secagg.clipNorm!,
-      minSurvivors: this.minSurvivors,
-      // Only distributed DP puts noise into the encoding; central noise is added to the decoded sum.
-      noiseMultiplier: plan && dp.mode === 'distributed' ? plan.noise.valueNoiseMultiplier : 0,
-      trainMs: this.config.timeouts.trainMs,
-      clock: this.clock,
-      log: this.log,
-      send: (connId, msg) => this.transport.send(connId, msg),
-      isRegistered: (connId, clientId) => this.registry.client(connId)?.clientId === clientId,
-      onDone: (outcome) => this.transition('secure aggregation done', () => this.onSecAggDone(roundNo, outcome)),
-      failpoint: this.failpoint,
-    });
-  }
-
-  private onSecAggDone(roundNo: number, outcome: SecAggOutcome): void {
-    const round = this.current;
-    if (!round || round.round !== roundNo || !round.secagg || this.state !== 'training') return;
-    if (outcome.status === 'ok') {
-      const included = new Set(outcome.included);
-      for (const [clientId, m] of round.members) {
-        if (included.has(clientId)) round.include(m);
-        else round.settle(m, 'dropped');
-      }
-      const sum = round.secagg.decode(outcome.sum);
-      const implausible = round.secagg.implausibleSum(sum, outcome.included.length);
-      if (implausible !== undefined) {
-        this.log.warn({ round: roundNo, reason: implausible }, 'secure aggregation produced an impossible sum; the attempt is aborted');
-        return this.closeRound(implausible);
-      }
-      round.secaggSum = sum;
-    } else {
-      round.dropPending();
-      this.log.warn({ round: roundNo, reason: outcome.reason }, 'secure aggregation aborted');
-    }
-    this.closeRound(outcome.status === 'aborted' ? outcome.reason : undefined);
+    const onDone = (outcome: SecAggOutcome): void => this.guard.run('secure aggregation done', () => this.training.secaggDone(roundNo, outcome));
+    return this.starter.secagg(roundNo, cohort, this.model.dim, plan, onDone);
   }
 
   // ---- collect, commit, abort -------------------------------------------------------------------
 
-  private onTrainDeadline(roundNo: number): void {
-    const round = this.current;
-    if (!round || round.round !== roundNo || this.state !== 'training') return;
-    round.timer = undefined;
-    round.secagg?.close();
-    const late = round.dropPending();
-    this.log.info({ round: roundNo, late }, 'training deadline reached');
-    this.closeRound();
-  }
-
-  private closeRoundIfSettled(): void {
-    if (this.current?.settled && this.state === 'training') this.closeRound();
-  }
-
-  private closeRound(secaggAbort?: string): void {
-    const round = this.current!;
-    if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
-    round.secagg?.close();
-    this.current = undefined;
+  /** The attempt closed (training.ts): commit it, or abort it if it cannot be. */
+  private closeRound(round: TrainingRound, secaggAbort?: string): void {
     try {
       this.settleRound(round, secaggAbort);
     } catch (err) {
@@ -684,67 +519,16 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   }
 
   private notifyRoundResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {
-    for (const [clientId, m] of round.members) {
-      if (this.registry.client(m.connId)?.clientId !== clientId) continue;
-      this.transport.send(m.connId, {
-        type: 'round_result',
-        jobId: this.jobId,
-        round: round.round,
-        outcome,
-        included: outcome === 'committed' && m.status === 'completed',
-      });
-    }
+    this.starter.tellResult(round, outcome);
   }
 
   // ---- evaluate -------------------------------------------------------------------------------
 
   private beginEvaluation(summary: RoundSummary): void {
-    const idle = this.registry.all();
-    const count = Math.max(1, Math.round(idle.length * this.config.evaluation.fraction));
-    const chosen = sampleWithoutReplacement(idle, count, this.rng);
-    if (chosen.length === 0) return this.afterRound(summary);
-    this.pendingSummary = summary;
-    const ev = new EvaluationRound(summary.round, chosen);
-    ev.timer = this.timer('evaluation deadline', this.config.timeouts.evaluateMs, () => this.closeEvaluation());
-    this.evaluation = ev;
+    const evaluators = this.evaluations.choose(this.registry.all());
+    if (evaluators.length === 0) return this.afterRound(summary);
     this.state = 'evaluating';
-    for (const c of chosen) {
-      this.transport.send(c.connId, {
-        type: 'evaluate',
-        jobId: this.jobId,
-        round: summary.round,
-        modelChecksum: this.globalChecksum,
-        model: this.config.model,
-        batchSize: this.config.evaluation.batchSize,
-        timeoutMs: this.config.timeouts.evaluateMs,
-        vector: this.model.weights,
-      });
-    }
-    this.failpoint('evaluate', summary.round);
-  }
-
-  private closeEvaluation(): void {
-    const ev = this.evaluation;
-    const summary = this.pendingSummary;
-    if (!ev || !summary || this.state !== 'evaluating') return;
-    this.clock.clearTimeout(ev.timer);
-    this.evaluation = undefined;
-    this.pendingSummary = undefined;
-    const record = ev.record();
-    if (!record) {
-      this.log.warn({ round: ev.round }, 'federated evaluation got no results');
-      return this.afterRound(summary);
-    }
-    summary.evaluation = record;
-    this.log.info({ round: ev.round, ...record }, 'federated evaluation');
-    try {
-      this.store.recordEvaluation(this.jobId, ev.round, record);
-    } catch (err) {
-      // The round itself is committed; only its evaluation row is lost.
-      this.log.error({ err, round: ev.round }, 'cannot record the federated evaluation');
-      if (isStoreFailure(err)) return this.afterRound(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
-    }
-    this.afterRound(summary);
+    this.evaluations.begin(summary, evaluators, this.model);
   }
 
   private afterRound(summary: RoundSummary, pauseReason?: string): void {
@@ -757,87 +541,18 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   // ---- faults on our side -----------------------------------------------------------------------
 
   /**
-   * Client bookkeeping (first/last seen, example count) is written in batches: a storm of hellos costs
-   * one transaction per CLIENT_FLUSH_MS, not one fsync per hello.
+   * After an internal error (recovery.ts's guard): the attempt in flight, of which nothing was
+   * published, is aborted and retried; an evaluation in flight is dropped (its round is committed);
+   * while waiting, the next try is scheduled if none is.
    */
-  private noteClient(clientId: string, info: { numExamples?: number; lastSeen: number }): void {
-    const prev = this.pendingClients.get(clientId);
-    this.pendingClients.set(clientId, { numExamples: info.numExamples ?? prev?.numExamples, lastSeen: info.lastSeen });
-    if (this.clientFlush === undefined) this.clientFlush = this.timer('client bookkeeping', CLIENT_FLUSH_MS, () => this.flushClients());
-  }
-
-  private flushClients(): void {
-    if (this.clientFlush !== undefined) this.clock.clearTimeout(this.clientFlush);
-    this.clientFlush = undefined;
-    if (this.pendingClients.size === 0) return;
-    const entries = [...this.pendingClients].map(([clientId, info]) => ({ clientId, ...info }));
-    this.pendingClients.clear();
-    try {
-      this.store.upsertClients(entries);
-    } catch (err) {
-      // Bookkeeping only: the clients may still take part (a failing store pauses the job at its next commit).
-      this.log.error({ err, clients: entries.length }, 'cannot record clients in the store');
+  private abandon(what: string, err: unknown): void {
+    const round = this.training.take();
+    if (round) {
+      round.secagg?.close();
+      return this.abortRound(round, 0, this.clock.now(), `internal error (${what}): ${errorText(err)}`);
     }
-  }
-
-  /** A timer whose callback runs as a guarded transition (an error there never escapes to the event loop). */
-  private timer(what: string, ms: number, fn: () => void): unknown {
-    return this.clock.setTimeout(() => this.transition(what, fn), ms);
-  }
-
-  private transition(what: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.recover(what, err);
-    }
-  }
-
-  /**
-   * Puts the engine back in a consistent state after an unexpected error in `what`: a failing store
-   * pauses the job; otherwise the attempt in flight (nothing of it was published) is aborted and
-   * retried, or the job fails if even that throws. Logged at error level: these are our faults.
-   */
-  private recover(what: string, err: unknown): void {
-    if (this.state === 'finished') return void this.log.error({ err, what }, 'error after the job finished');
-    if (isStoreFailure(err)) {
-      this.log.error({ err, what }, 'the store failed; pausing the job');
-      return this.pause(`the store failed (${what}): ${errorText(err)}`);
-    }
-    this.log.error({ err, what, round: this.current?.round ?? this.evaluation?.round }, 'internal error; recovering');
-    try {
-      const round = this.current;
-      if (round) {
-        if (round.timer !== undefined) this.clock.clearTimeout(round.timer);
-        round.secagg?.close();
-        this.current = undefined;
-        return this.abortRound(round, 0, this.clock.now(), `internal error (${what}): ${errorText(err)}`);
-      }
-      const summary = this.pendingSummary;
-      if (this.evaluation && summary) {
-        this.clock.clearTimeout(this.evaluation.timer);
-        this.evaluation = undefined;
-        this.pendingSummary = undefined;
-        return this.afterRound(summary);
-      }
-      if (this.state === 'waiting' && this.waitTimer === undefined) this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
-    } catch (again) {
-      this.log.error({ err: again, what }, 'recovery failed; the job fails');
-      this.finish('failed', `internal error (${what}): ${errorText(err)}`);
-    }
-  }
-
-  /** Records the pause; while the store refuses (busy, full), tries again until it takes or the job resumes. */
-  private persistPause(reason: string, first: boolean): void {
-    if (this.state !== 'paused' || this.pauseReason !== reason) return;
-    try {
-      this.store.setJobStatus(this.jobId, 'paused', reason);
-    } catch (err) {
-      if (first) this.log.error({ err }, 'cannot record the pause in the store yet; retrying');
-      this.waitTimer = this.timer('record pause', Math.max(this.config.timeouts.retryDelayMs, 50), () => {
-        this.waitTimer = undefined;
-        this.persistPause(reason, false);
-      });
-    }
+    const summary = this.evaluations.cancel();
+    if (summary) return this.afterRound(summary);
+    if (this.state === 'waiting' && this.waitTimer === undefined) this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
   }
 }

@@ -1,12 +1,22 @@
 /**
- * One federated evaluation after a committed round: the evaluators asked, their example-weighted
- * loss and accuracy sums, and the record once everyone answered (or the deadline passed). Results
- * outside the job's value limits are excluded, never summed (an overflowing sum would lose the record).
+ * Federated evaluation after a committed round. `EvaluationRound` is one evaluation's state: the
+ * evaluators asked, their example-weighted loss and accuracy sums, and the record once everyone
+ * answered (or the deadline passed). Results outside the job's value limits are excluded, never summed
+ * (an overflowing sum would lose the record). `EvaluationPhase` runs it for the engine: samples the
+ * evaluators, sends them the model, takes their results, records the evaluation and hands the round's
+ * summary back (`done`); the engine keeps the state (`evaluating`) and what comes after.
  */
 import { CohortError } from '../../shared/errors.ts';
-import { ErrorCode, type EvalResult } from '../../shared/protocol/index.ts';
-import type { EvaluationRecord } from '../store/index.ts';
+import type { Logger } from '../../shared/log.ts';
+import { ErrorCode, type EvalResult, type ServerMessage } from '../../shared/protocol/index.ts';
+import { sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
+import type { CohortStore, EvaluationRecord } from '../store/index.ts';
+import type { Failpoint } from '../failpoints.ts';
+import type { Clock } from './clock.ts';
+import type { JobConfig } from './config.ts';
+import type { RoundSummary } from './events.ts';
 import { checkEvalResult, type ValueLimits } from './ranges.ts';
+import { errorText, isStoreFailure } from './recovery.ts';
 import type { ConnectedClient } from './registry.ts';
 
 export class EvaluationRound {
@@ -78,5 +88,122 @@ export class EvaluationRound {
     if (member.done) return;
     member.done = true;
     this.pending--;
+  }
+}
+
+/** What the evaluation phase needs of the engine. */
+export interface EvaluationPhaseContext {
+  jobId: string;
+  config: Pick<JobConfig, 'model' | 'evaluation' | 'timeouts'>;
+  store: Pick<CohortStore, 'recordEvaluation'>;
+  clock: Clock;
+  log: Logger;
+  rng: Rng;
+  valueLimits: ValueLimits;
+  failpoint: Failpoint;
+  /** Schedules a guarded timer (the engine's). */
+  timer: (what: string, ms: number, fn: () => void) => unknown;
+  send: (connId: string, msg: ServerMessage) => void;
+  reject: (connId: string, code: string, message: string, msg: EvalResult) => void;
+  /** The engine is in its `evaluating` state (the phase acts only then). */
+  evaluating: () => boolean;
+  /** The evaluation is over: its record (if any) is in `summary`; `pauseReason` if the store failed recording it. */
+  done: (summary: RoundSummary, pauseReason?: string) => void;
+}
+
+export class EvaluationPhase {
+  private current?: EvaluationRound;
+  private summary?: RoundSummary;
+
+  constructor(private readonly ctx: EvaluationPhaseContext) {}
+
+  /** The round being evaluated, if any. */
+  get round(): number | undefined {
+    return this.current?.round;
+  }
+
+  /** The evaluators of the next evaluation, sampled from the idle connected clients (none: skip it). */
+  choose(idle: ConnectedClient[]): ConnectedClient[] {
+    const count = Math.max(1, Math.round(idle.length * this.ctx.config.evaluation.fraction));
+    return sampleWithoutReplacement(idle, count, this.ctx.rng);
+  }
+
+  /** Sends the evaluators the committed model; `summary` is handed back to `done` when the evaluation closes. */
+  begin(summary: RoundSummary, evaluators: ConnectedClient[], model: { weights: Float32Array; checksum: string }): void {
+    const { config, jobId } = this.ctx;
+    this.summary = summary;
+    const ev = new EvaluationRound(summary.round, evaluators);
+    ev.timer = this.ctx.timer('evaluation deadline', config.timeouts.evaluateMs, () => this.close());
+    this.current = ev;
+    for (const c of evaluators) {
+      this.ctx.send(c.connId, {
+        type: 'evaluate',
+        jobId,
+        round: summary.round,
+        modelChecksum: model.checksum,
+        model: config.model,
+        batchSize: config.evaluation.batchSize,
+        timeoutMs: config.timeouts.evaluateMs,
+        vector: model.weights,
+      });
+    }
+    this.ctx.failpoint('evaluate', summary.round);
+  }
+
+  /** An evaluator's result; throws a typed error (nothing changes) for one that was not asked for. */
+  result(client: ConnectedClient, msg: EvalResult): void {
+    const ev = this.current;
+    if (!ev || !this.ctx.evaluating()) {
+      throw new CohortError(ErrorCode.NOT_IN_ROUND, `evaluation of round ${msg.round}: you were not asked`);
+    }
+    const outOfRange = ev.accept(client, msg, this.ctx.valueLimits);
+    if (outOfRange) {
+      this.ctx.reject(client.connId, outOfRange.code, outOfRange.message, msg);
+      this.ctx.log.warn({ client: client.clientId, round: msg.round }, 'evaluation result out of range; excluded');
+    }
+    this.ctx.failpoint('evaluate:result', msg.round);
+    if (ev.settled) this.close();
+  }
+
+  /** A client's connection closed: if it was an evaluator, it will not answer. */
+  gone(clientId: string, connId: string): void {
+    const ev = this.current;
+    if (!ev || !this.ctx.evaluating()) return;
+    ev.gone(clientId, connId);
+    if (ev.settled) this.close();
+  }
+
+  /** Drops the evaluation in flight (no record); returns its round's summary, if one was in flight. */
+  cancel(): RoundSummary | undefined {
+    const ev = this.current;
+    const summary = this.summary;
+    if (ev) this.ctx.clock.clearTimeout(ev.timer);
+    this.current = undefined;
+    this.summary = undefined;
+    return ev && summary;
+  }
+
+  /** Everyone answered or the deadline passed: records the evaluation and hands the summary back. */
+  private close(): void {
+    const ev = this.current;
+    const summary = this.summary;
+    if (!ev || !summary || !this.ctx.evaluating()) return;
+    const { log, store, jobId } = this.ctx;
+    this.cancel();
+    const record = ev.record();
+    if (!record) {
+      log.warn({ round: ev.round }, 'federated evaluation got no results');
+      return this.ctx.done(summary);
+    }
+    summary.evaluation = record;
+    log.info({ round: ev.round, ...record }, 'federated evaluation');
+    try {
+      store.recordEvaluation(jobId, ev.round, record);
+    } catch (err) {
+      // The round itself is committed; only its evaluation row is lost.
+      log.error({ err, round: ev.round }, 'cannot record the federated evaluation');
+      if (isStoreFailure(err)) return this.ctx.done(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
+    }
+    this.ctx.done(summary);
   }
 }

@@ -1,11 +1,11 @@
 /**
- * Who is connected: connections, the client each one registered as at hello, and the handshake
- * deadline of those that have not said hello yet. The seam where client authentication goes
+ * Who is connected: connections, the client each one registered as at hello, the handshake deadline
+ * of those that have not said hello yet, and which clients have been told that the job ended. The seam where client authentication goes
  * (DESIGN.md §4): everything that decides whether a connection may speak for a client id is here.
  */
 import { CohortError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
-import { errorMessage, ErrorCode, PROTOCOL_VERSION, type Hello, type ServerTransport } from '../../shared/protocol/index.ts';
+import { errorMessage, ErrorCode, PROTOCOL_VERSION, type Hello, type ServerMessage, type ServerTransport } from '../../shared/protocol/index.ts';
 import type { Clock } from './clock.ts';
 import { checkHello, type ValueLimits } from './ranges.ts';
 
@@ -29,6 +29,8 @@ export class ClientRegistry {
   private readonly byConn = new Map<string, ConnectedClient>();
   private readonly connByClient = new Map<string, string>();
   private readonly helloTimers = new Map<string, unknown>();
+  /** Distinct clients that were sent job_end. */
+  private readonly endTold = new Set<string>();
 
   constructor(private readonly opts: RegistryOptions) {}
 
@@ -98,6 +100,19 @@ export class ClientRegistry {
     this.byConn.set(connId, client);
     this.connByClient.set(msg.clientId, connId);
     return { client, replaced };
+  }
+
+  /** How many distinct clients have been told that the job ended. */
+  get toldOfEnd(): number {
+    return this.endTold.size;
+  }
+
+  /** Sends a client `job_end`; true the first time this client is told. */
+  announceEnd(connId: string, clientId: string, msg: ServerMessage & { type: 'job_end' }): boolean {
+    this.opts.transport.send(connId, msg);
+    const before = this.endTold.size;
+    this.endTold.add(clientId);
+    return this.endTold.size > before;
   }
 
   private clearHelloTimer(connId: string): void {

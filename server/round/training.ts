@@ -1,17 +1,24 @@
 /**
- * One training-round attempt: the sampled cohort and what each member has delivered, the streaming
- * weighted sum of plain updates (O(d) memory whatever the cohort), the metrics sums, and the round
- * record and pseudo-gradient once it closes. Pure state and arithmetic: the engine owns the timers,
- * the transport and the store.
+ * One training-round attempt. `TrainingRound` is its state: the sampled cohort and what each member
+ * has delivered, the streaming weighted sum of plain updates (O(d) memory whatever the cohort), the
+ * metrics sums, and the round record and pseudo-gradient once it closes — pure state and arithmetic.
+ * `TrainingPhase` runs the attempt in flight for the engine: its members' updates, refusals, SecAgg
+ * messages and dropouts, its deadline and its SecAgg outcome, until it closes and is handed back
+ * (`closed`) to be committed or aborted; the engine keeps the state (`training`) and the transitions.
  */
 import { CohortError } from '../../shared/errors.ts';
 import { clipL2InPlace } from '../../shared/dp/index.ts';
 import { WeightedSum } from '../../shared/fl/index.ts';
-import { ErrorCode, type Update } from '../../shared/protocol/index.ts';
+import type { Logger } from '../../shared/log.ts';
+import { ErrorCode, type SecAggUp, type Update } from '../../shared/protocol/index.ts';
+import { SecAggError } from '../../shared/secagg/index.ts';
 import type { ParticipationEntry, RoundRecord } from '../store/index.ts';
+import type { Failpoint } from '../failpoints.ts';
+import type { Clock } from './clock.ts';
 import type { PrivacyController, RoundPlan } from './privacy.ts';
+import { checkUpdate, type ValueLimits } from './ranges.ts';
 import type { ConnectedClient } from './registry.ts';
-import type { SecAggRound } from './secagg.ts';
+import type { SecAggOutcome, SecAggRound } from './secagg.ts';
 
 /** `rejected`: excluded for an out-of-range message; it counts as a dropout of the round. */
 export type MemberStatus = 'pending' | 'completed' | 'dropped' | 'refused' | 'rejected';
@@ -115,6 +122,29 @@ export class TrainingRound {
     member.status = 'completed';
   }
 
+  /**
+   * Secure aggregation finished. `ok`: the included members are survivors, the others dropouts, and
+   * the decoded sum is the round's (unless no encoded updates could add up to it). `aborted`: the
+   * pending members are dropouts. Returns why the attempt must abort, if it must.
+   */
+  secaggDone(outcome: SecAggOutcome): string | undefined {
+    if (outcome.status === 'aborted') {
+      this.dropPending();
+      return outcome.reason;
+    }
+    const secagg = this.secagg!;
+    const included = new Set(outcome.included);
+    for (const [clientId, m] of this.members) {
+      if (included.has(clientId)) this.include(m);
+      else this.settle(m, 'dropped');
+    }
+    const sum = secagg.decode(outcome.sum);
+    const implausible = secagg.implausibleSum(sum, outcome.included.length);
+    if (implausible !== undefined) return implausible;
+    this.secaggSum = sum;
+    return undefined;
+  }
+
   /** Pending members become dropouts (a deadline passed); returns how many. */
   dropPending(): number {
     let n = 0;
@@ -163,5 +193,140 @@ export class TrainingRound {
       return Float32Array.from(this.secaggSum, (x) => x / survivors);
     }
     return plan ? privacy.noisyMean(this.sum.rawSum, plan) : this.sum.mean();
+  }
+}
+
+/** What the training phase needs of the engine. */
+export interface TrainingPhaseContext {
+  clock: Clock;
+  log: Logger;
+  valueLimits: ValueLimits;
+  failpoint: Failpoint;
+  /** Schedules a guarded timer (the engine's). */
+  timer: (what: string, ms: number, fn: () => void) => unknown;
+  reject: (connId: string, code: string, message: string, msg: Update) => void;
+  /** The model's dimension (an update must have this length). */
+  dim: () => number;
+  /** The engine is in its `training` state (the phase acts only then). */
+  training: () => boolean;
+  /** The attempt closed (everyone answered, the deadline passed, or SecAgg finished): commit or abort it. */
+  closed: (round: TrainingRound, secaggAbort?: string) => void;
+}
+
+export class TrainingPhase {
+  private current?: TrainingRound;
+
+  constructor(private readonly ctx: TrainingPhaseContext) {}
+
+  /** The attempt in flight, if any. */
+  get round(): TrainingRound | undefined {
+    return this.current;
+  }
+
+  /** The attempt is in flight (its `train` messages go out next); it closes at `deadlineMs` at the latest. */
+  begin(round: TrainingRound, deadlineMs: number): void {
+    round.timer = this.ctx.timer('training deadline', deadlineMs, () => this.onDeadline(round.round));
+    this.current = round;
+  }
+
+  /** Drops the attempt in flight (its deadline cleared; its SecAgg is the caller's to close) and returns it. */
+  take(): TrainingRound | undefined {
+    const round = this.current;
+    if (round?.timer !== undefined) this.ctx.clock.clearTimeout(round.timer);
+    this.current = undefined;
+    return round;
+  }
+
+  /** A member's plain update: folded in, or (out of range) refused and the member excluded; throws a typed error otherwise. */
+  update(client: ConnectedClient, msg: Update): void {
+    const { round, member } = this.memberOf(client, msg.round, 'update');
+    round.checkShape(msg, this.ctx.dim());
+    try {
+      checkUpdate(msg, this.ctx.valueLimits);
+    } catch (err) {
+      // Refuse it, drop the member from the round, go on.
+      round.settle(member, 'rejected');
+      this.ctx.reject(client.connId, (err as CohortError).code, (err as CohortError).message, msg);
+      this.ctx.log.warn({ client: client.clientId, round: msg.round }, 'update out of range; the client is excluded from the round');
+      return this.closeIfSettled();
+    }
+    round.fold(member, msg);
+    this.ctx.log.debug({ client: client.clientId, round: msg.round, examples: msg.numExamples }, 'update folded in');
+    this.ctx.failpoint('collect', msg.round);
+    this.closeIfSettled();
+  }
+
+  /** A member's SecAgg message, for the round's SecAgg driver; throws a typed error if refused. */
+  secaggUp(client: ConnectedClient, msg: SecAggUp): void {
+    const { round } = this.memberOf(client, msg.round, 'secagg message'); // throws unless a pending member
+    if (!round.secagg) throw new CohortError(ErrorCode.NOT_IN_ROUND, `round ${msg.round} does not use secure aggregation`);
+    try {
+      round.secagg.receive(client.clientId, msg.body, msg.payload);
+    } catch (err) {
+      if (err instanceof SecAggError) throw new CohortError(err.code, err.message);
+      throw err;
+    }
+  }
+
+  refuse(client: ConnectedClient, roundNo: number, reason: string): void {
+    const { round, member } = this.memberOf(client, roundNo, 'refusal');
+    round.settle(member, 'refused');
+    this.ctx.log.warn({ client: client.clientId, round: roundNo, reason }, 'client refused the round');
+    this.memberLeft(round);
+  }
+
+  /** A client's connection closed (or was replaced): if it was a pending member, it dropped out. */
+  gone(clientId: string, connId: string): void {
+    const round = this.current;
+    const member = round?.pendingOn(clientId, connId);
+    if (!round || !member) return;
+    round.settle(member, 'dropped');
+    this.ctx.log.info({ client: clientId, round: round.round }, 'cohort member dropped out');
+    this.memberLeft(round);
+  }
+
+  /** The round's SecAgg finished (see TrainingRound.secaggDone). */
+  secaggDone(roundNo: number, outcome: SecAggOutcome): void {
+    const round = this.current;
+    if (!round || round.round !== roundNo || !round.secagg || !this.ctx.training()) return;
+    const abort = round.secaggDone(outcome);
+    if (outcome.status === 'aborted') this.ctx.log.warn({ round: roundNo, reason: abort }, 'secure aggregation aborted');
+    else if (abort !== undefined) this.ctx.log.warn({ round: roundNo, reason: abort }, 'secure aggregation produced an impossible sum; the attempt is aborted');
+    this.close(abort);
+  }
+
+  /** The caller's pending membership of the collecting round, or a typed rejection. */
+  private memberOf(client: ConnectedClient, roundNo: number, what: string): { round: TrainingRound; member: Member } {
+    const round = this.current;
+    if (!round || !this.ctx.training()) {
+      throw new CohortError(ErrorCode.NOT_IN_ROUND, `${what} for round ${roundNo}: you are not in a collecting round ${roundNo}`);
+    }
+    return { round, member: round.pendingMember(client, roundNo, what) };
+  }
+
+  /** A member settled without an update: with SecAgg its phase may now be complete; without, the round may be. */
+  private memberLeft(round: TrainingRound): void {
+    if (round.secagg) round.secagg.memberGone();
+    else this.closeIfSettled();
+  }
+
+  private onDeadline(roundNo: number): void {
+    const round = this.current;
+    if (!round || round.round !== roundNo || !this.ctx.training()) return;
+    round.timer = undefined;
+    round.secagg?.close();
+    const late = round.dropPending();
+    this.ctx.log.info({ round: roundNo, late }, 'training deadline reached');
+    this.close();
+  }
+
+  private closeIfSettled(): void {
+    if (this.current?.settled && this.ctx.training()) this.close();
+  }
+
+  private close(secaggAbort?: string): void {
+    const round = this.take()!;
+    round.secagg?.close();
+    this.ctx.closed(round, secaggAbort);
   }
 }

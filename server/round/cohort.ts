@@ -1,0 +1,101 @@
+/**
+ * Selecting, configuring and telling a round's cohort: sampling it (fixed size or Poisson), configuring
+ * its secure aggregation, the `train` message that starts the attempt and the `round_result` that ends
+ * it. The engine decides when a round starts and how it ends, makes its privacy plan and owns the
+ * attempt; this module only builds what the cohort is given.
+ */
+import type { Logger } from '../../shared/log.ts';
+import type { ServerMessage } from '../../shared/protocol/index.ts';
+import { sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
+import type { Failpoint } from '../failpoints.ts';
+import type { Clock } from './clock.ts';
+import type { JobConfig } from './config.ts';
+import type { RoundPlan } from './privacy.ts';
+import type { ConnectedClient } from './registry.ts';
+import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
+import type { TrainingRound } from './training.ts';
+
+export interface RoundStarterContext {
+  jobId: string;
+  config: JobConfig;
+  /** The job's survivor floor (minSurvivors, else minClients). */
+  minSurvivors: number;
+  /** Cohort sampling randomness (the CSPRNG in deployment: DP accounting assumes true randomness). */
+  rng: Rng;
+  clock: Clock;
+  log: Logger;
+  failpoint: Failpoint;
+  send: (connId: string, msg: ServerMessage) => void;
+  /** The client is still registered on this connection. */
+  isRegistered: (connId: string, clientId: string) => boolean;
+}
+
+export class RoundStarter {
+  constructor(private readonly ctx: RoundStarterContext) {}
+
+  /** The round's cohort among the eligible clients: `cohortSize` of them, or each with probability `rate`. */
+  sample(eligible: ConnectedClient[]): ConnectedClient[] {
+    const { sampling } = this.ctx.config;
+    const rng = this.ctx.rng;
+    if (sampling.mode === 'fixed') return sampleWithoutReplacement(eligible, sampling.cohortSize, rng);
+    // Poisson sampling: each client joins independently with probability q.
+    return eligible.filter(() => rng.next() < sampling.rate);
+  }
+
+  /** The round's SecAgg driver (throws if no encoding fits this cohort); `onDone` gets its outcome. */
+  secagg(roundNo: number, cohort: ConnectedClient[], dim: number, plan: RoundPlan | undefined, onDone: (outcome: SecAggOutcome) => void): SecAggRound {
+    const { config, jobId } = this.ctx;
+    const dp = config.dp;
+    return secaggForRound({
+      jobId,
+      round: roundNo,
+      cohort,
+      config: config.secagg,
+      dim,
+      clipNorm: dp.mode !== 'off' ? (dp.clipNorm as number) : config.secagg.clipNorm!,
+      minSurvivors: this.ctx.minSurvivors,
+      // Only distributed DP puts noise into the encoding; central noise is added to the decoded sum.
+      noiseMultiplier: plan && dp.mode === 'distributed' ? plan.noise.valueNoiseMultiplier : 0,
+      trainMs: config.timeouts.trainMs,
+      clock: this.ctx.clock,
+      log: this.ctx.log,
+      send: this.ctx.send,
+      isRegistered: this.ctx.isRegistered,
+      onDone,
+      failpoint: this.ctx.failpoint,
+    });
+  }
+
+  /** Sends every member `train`: the model, the training config and the round's privacy and SecAgg parameters. */
+  announce(round: TrainingRound, cohort: ConnectedClient[], model: { weights: Float32Array; checksum: string }): void {
+    const { model: spec, training, timeouts } = this.ctx.config;
+    for (const c of cohort) {
+      this.ctx.send(c.connId, {
+        type: 'train',
+        jobId: this.ctx.jobId,
+        round: round.round,
+        modelChecksum: model.checksum,
+        model: spec,
+        training,
+        timeoutMs: timeouts.trainMs,
+        ...(round.plan ? { privacy: round.plan.announce } : {}),
+        ...(round.secagg ? { secagg: round.secagg.announce } : {}),
+        vector: model.weights,
+      });
+    }
+  }
+
+  /** Tells every member still on its sampled connection how the attempt ended (and whether its update is in). */
+  tellResult(round: TrainingRound, outcome: 'committed' | 'aborted'): void {
+    for (const [clientId, m] of round.members) {
+      if (!this.ctx.isRegistered(m.connId, clientId)) continue;
+      this.ctx.send(m.connId, {
+        type: 'round_result',
+        jobId: this.ctx.jobId,
+        round: round.round,
+        outcome,
+        included: outcome === 'committed' && m.status === 'completed',
+      });
+    }
+  }
+}
