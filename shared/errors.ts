@@ -48,6 +48,8 @@ export const ERRORS = {
   SECAGG_UNKNOWN_IDENTITY: { area: 'secagg', status: 400, summary: 'the identity key is not the registered one' },
   SECAGG_UNSAFE_REQUEST: { area: 'secagg', status: 409, summary: 'a client refuses a request that would weaken its privacy' },
   SECAGG_ABORTED: { area: 'secagg', status: 409, summary: 'the SecAgg round has aborted' },
+  // Not a wire code: raised by the encoding (shared/secagg/encoding), never sent as a refusal.
+  ROUNDING_FAILED: { area: 'secagg', status: 500, summary: 'conditional randomized rounding kept exceeding the norm bound (clipNorm or γ too tight)' },
 
   // ---- config --------------------------------------------------------------------------------
   BAD_CONFIG: { area: 'config', status: 400, summary: 'a job config, client config or CLI flag that does not validate' },
@@ -90,6 +92,10 @@ export const ERRORS = {
   UNSUPPORTED_ON_BACKEND: { area: 'training', status: 501, summary: 'an operation the chosen tfjs backend cannot do' },
   BACKEND_UNAVAILABLE: { area: 'training', status: 503, summary: 'the requested tfjs backend cannot be loaded here' },
   POOL_CLOSED: { area: 'training', status: 503, summary: 'the training pool was closed' },
+  WORKER_CRASHED: { area: 'training', status: 500, summary: 'a training worker thread exited while its pool was open' },
+
+  // ---- platform --------------------------------------------------------------------------------
+  UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type CohortErrorCode = keyof typeof ERRORS;

@@ -228,7 +228,7 @@ export class TrainingPool {
     worker.on('message', (msg: PoolReply) => this.onMessage(slot, msg));
     worker.on('error', (err) => this.onCrash(slot, index, err));
     worker.on('exit', (code) => {
-      if (!this.closed) this.onCrash(slot, index, new Error(`training worker ${index} exited with code ${code}`));
+      if (!this.closed) this.onCrash(slot, index, new CohortError('WORKER_CRASHED', `training worker ${index} exited with code ${code}`));
     });
     return slot;
   }

@@ -18,6 +18,7 @@ import {
   type ServerTransportSink,
   type WireLimits,
 } from '../../shared/protocol/index.ts';
+import { CohortError } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 
 export interface SocketIoServerOptions {
@@ -209,7 +210,7 @@ export class SocketIoServerTransport implements ServerTransport {
             : undefined;
     if (refusal !== undefined) {
       this.log.warn({ ip, reason: refusal }, 'connection refused');
-      const err = new Error(`${ErrorCode.TOO_MANY_CONNECTIONS}: ${refusal}`) as Error & { data?: unknown };
+      const err: CohortError & { data?: unknown } = new CohortError(ErrorCode.TOO_MANY_CONNECTIONS, `${ErrorCode.TOO_MANY_CONNECTIONS}: ${refusal}`);
       err.data = { code: ErrorCode.TOO_MANY_CONNECTIONS };
       return next(err);
     }

@@ -22,8 +22,9 @@
  * Tests: FIPS-197 Appendix C.3 and SP 800-38A F.5.5 vectors, the two versions against each other,
  * and against node:crypto's 'aes-256-ctr'.
  */
+import { CohortError } from '../errors.ts';
 
-if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('aes: little-endian platform required');
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new CohortError('UNSUPPORTED_PLATFORM', 'aes: little-endian platform required');
 
 export const AES256_KEY_BYTES = 32;
 const NR = 14; // FIPS-197 §5, Table 3: Nr = 14 rounds for Nk = 8

@@ -5,8 +5,9 @@
  * function unrolled over local variables (~5× faster). Tests: RFC 8439 §2.1.1, §2.3.2 and §2.4.2
  * vectors, and the two versions against each other and against node:crypto's 'chacha20'.
  */
+import { CohortError } from '../errors.ts';
 
-if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('chacha20: little-endian platform required');
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new CohortError('UNSUPPORTED_PLATFORM', 'chacha20: little-endian platform required');
 
 // RFC 8439 §2.3: the constants "expand 32-byte k".
 const C0 = 0x61707865;

@@ -9,6 +9,7 @@
  * little-endian, and `assertLittleEndian()` refuses to run elsewhere rather than corrupt vectors.
  */
 import { z } from 'zod';
+import { CohortError } from '../errors.ts';
 import { boundText, ErrorCode, PROTOCOL_VERSION, ProtocolError } from './errors.ts';
 import type { WireLimits } from './limits.ts';
 import { MESSAGE_KINDS, type BinaryKind, type Message } from './messages.ts';
@@ -59,7 +60,7 @@ const ChunkMetaSchema = z
 
 export function assertLittleEndian(): void {
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
-    throw new Error('Cohort requires a little-endian platform');
+    throw new CohortError('UNSUPPORTED_PLATFORM', 'Cohort requires a little-endian platform');
   }
 }
 assertLittleEndian();

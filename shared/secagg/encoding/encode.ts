@@ -3,7 +3,7 @@
  * rounded-norm bound Δ₂, conditional randomized rounding, encodeUpdate (scalar and WebAssembly paths,
  * bit-identical) and decodeSum.
  */
-import { ConfigError } from '../../errors.ts';
+import { CohortError, ConfigError } from '../../errors.ts';
 import { l2Norm } from '../../dp/clip.ts';
 import { cryptoWords, type UniformWords } from '../../random.ts';
 import { equalBytes } from '../../crypto/bytes.ts';
@@ -90,7 +90,7 @@ export function conditionalRandomizedRound(
     }
     if (norm2 <= bound2) return { rounded, attempts: attempt };
   }
-  throw new Error(`encoding: conditional rounding failed ${MAX_ROUNDING_ATTEMPTS} times (bound ${bound}); check clipNorm/gamma`);
+  throw new CohortError('ROUNDING_FAILED', `encoding: conditional rounding failed ${MAX_ROUNDING_ATTEMPTS} times (bound ${bound}); check clipNorm/gamma`);
 }
 
 export function checkParams(p: EncodingParams): void {
@@ -181,7 +181,7 @@ class KernelEncoding {
       // Padding: x = 0 rounds to 0 whatever u is, so the norm and the first d outputs are unaffected.
       if (f.round(L.x, L.u, L.r, L.padded) <= bound2) return attempt;
     }
-    throw new Error(`encoding: conditional rounding failed ${MAX_ROUNDING_ATTEMPTS} times (bound ${bound}); check clipNorm/gamma`);
+    throw new CohortError('ROUNDING_FAILED', `encoding: conditional rounding failed ${MAX_ROUNDING_ATTEMPTS} times (bound ${bound}); check clipNorm/gamma`);
   }
 
   /** The rounded integers (a view of kernel memory), for the noise. */
