@@ -97,6 +97,11 @@ export function buildProgram(): Command {
     .requiredOption('--delta <d>', 'target δ')
     .option('--orders <orders>', 'default | integer | comma-separated list', 'default')
     .option('--conversion <c>', 'improved | classic', 'improved')
+    .option(
+      '--adjacency <a>',
+      'add-remove (a client present or absent; Poisson amplification) | replace-one (a client\'s update changed: sensitivity 2C; local mode, or against the coordinator; needs --q 1)',
+      'add-remove',
+    )
     .option('--json', 'print {"epsilon":E,"order":A}')
     .action(async (o) => run(() => privacyEpsilon(o as never)));
   privacy
@@ -106,11 +111,12 @@ export function buildProgram(): Command {
     .requiredOption('--delta <d>', 'target δ')
     .requiredOption('--q <q>', 'sampling probability per round')
     .requiredOption('--steps <T>', 'number of rounds')
+    .option('--adjacency <a>', 'add-remove | replace-one (sensitivity 2C; needs --q 1)', 'add-remove')
     .option('--json', 'print {"noiseMultiplier":Z}')
     .action(async (o) => run(() => privacyCalibrate(o as never)));
   privacy
     .command('ledger')
-    .description("a job's privacy ledger, one row per committed round")
+    .description("a job's privacy ledger: one row per committed round and per attempt's release to the coordinator, ε against each audience")
     .requiredOption('-d, --data-dir <dir>', 'the coordinator data dir')
     .requiredOption('--job <id>', 'job id')
     .option('--json', 'one JSON object per round')

@@ -1,14 +1,47 @@
 /**
  * `cohort privacy …`: the accountant from the command line, and the privacy ledger of a job.
- *   epsilon   --q Q --noise Z --steps T --delta D [--orders default|integer|LIST] [--conversion improved|classic] [--json]
- *   calibrate --epsilon E --delta D --q Q --steps T [--json]
+ *   epsilon   --q Q --noise Z --steps T --delta D [--adjacency add-remove|replace-one] [--orders default|integer|LIST]
+ *             [--conversion improved|classic] [--json]
+ *   calibrate --epsilon E --delta D --q Q --steps T [--adjacency add-remove|replace-one] [--json]
+ *
+ * Adjacency: add-remove (one client's data present or absent) is what Poisson amplification is proven
+ * for; replace-one (one client's update changed, L2 sensitivity 2C, so the Gaussian's multiplier is z/2) is
+ * what local mode and every guarantee against the coordinator use, unsampled: it needs --q 1.
  *   ledger    --data-dir DIR --job ID [--json]
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CohortStore, DB_FILE } from '../server/store/index.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { calibrateNoiseMultiplier, DEFAULT_ORDERS, epsilonFor, INTEGER_ORDERS, type Conversion } from '../shared/privacy/index.ts';
+import {
+  calibrateNoiseMultiplier,
+  calibrateNoiseMultiplierFor,
+  DEFAULT_ORDERS,
+  epsilonFor,
+  epsilonFromRdp,
+  gaussianEvent,
+  INTEGER_ORDERS,
+  rdpOfEvent,
+  selfComposedEvent,
+  type Conversion,
+} from '../shared/privacy/index.ts';
+
+type Adjacency = 'add-remove' | 'replace-one';
+
+/** The adjacency flag; replace-one is analysed unsampled only (the coordinator knows who took part). */
+function adjacency(text: string | undefined, q: number): Adjacency {
+  const a = text ?? 'add-remove';
+  if (a !== 'add-remove' && a !== 'replace-one') throw new ConfigError(`--adjacency must be add-remove or replace-one, got ${text}`);
+  if (a === 'replace-one' && q !== 1) {
+    throw new ConfigError(
+      `--adjacency replace-one is analysed without sampling amplification (it is the coordinator's view, or local mode): use --q 1, got --q ${q}`,
+    );
+  }
+  return a;
+}
+
+/** T rounds of the unsampled Gaussian under replace-one: sensitivity 2C, so the event carries z/2. */
+const replaceOneSchedule = (z: number, t: number) => selfComposedEvent(gaussianEvent(z / 2), t);
 
 function number(value: string | undefined, flag: string, check: (x: number) => boolean, what: string): number {
   const x = Number(value);
@@ -38,6 +71,7 @@ function conversion(text: string | undefined): Conversion {
 }
 
 export interface EpsilonOptions {
+  adjacency?: string;
   q?: string;
   noise?: string;
   steps?: string;
@@ -48,20 +82,22 @@ export interface EpsilonOptions {
 }
 
 export function privacyEpsilon(o: EpsilonOptions): number {
-  const result = epsilonFor({
-    q: probability(o.q, 'q'),
-    noiseMultiplier: number(o.noise, 'noise', (x) => x >= 0, '≥ 0'),
-    steps: steps(o.steps),
-    delta: delta(o.delta),
-    orders: parseOrders(o.orders),
-    conversion: conversion(o.conversion),
-  });
-  if (o.json) process.stdout.write(`${JSON.stringify({ epsilon: result.epsilon, order: result.order })}\n`);
-  else process.stdout.write(`ε = ${result.epsilon} at δ = ${o.delta} (optimal RDP order ${result.order})\n`);
+  const q = probability(o.q, 'q');
+  const adj = adjacency(o.adjacency, q);
+  const noiseMultiplier = number(o.noise, 'noise', (x) => x >= 0, '≥ 0');
+  const orders = parseOrders(o.orders);
+  const params = { q, noiseMultiplier, steps: steps(o.steps), delta: delta(o.delta), orders, conversion: conversion(o.conversion) };
+  const result =
+    adj === 'add-remove'
+      ? epsilonFor(params)
+      : epsilonFromRdp(orders, rdpOfEvent(replaceOneSchedule(noiseMultiplier, params.steps), orders), params.delta, params.conversion);
+  if (o.json) process.stdout.write(`${JSON.stringify({ epsilon: result.epsilon, order: result.order, adjacency: adj })}\n`);
+  else process.stdout.write(`ε = ${result.epsilon} at δ = ${o.delta} (${adj}, optimal RDP order ${result.order})\n`);
   return 0;
 }
 
 export interface CalibrateOptions {
+  adjacency?: string;
   epsilon?: string;
   delta?: string;
   q?: string;
@@ -70,12 +106,12 @@ export interface CalibrateOptions {
 }
 
 export function privacyCalibrate(o: CalibrateOptions): number {
-  const noiseMultiplier = calibrateNoiseMultiplier({
-    targetEpsilon: number(o.epsilon, 'epsilon', (x) => x > 0, '> 0'),
-    delta: delta(o.delta),
-    q: probability(o.q, 'q'),
-    steps: steps(o.steps),
-  });
+  const q = probability(o.q, 'q');
+  const adj = adjacency(o.adjacency, q);
+  const target = { targetEpsilon: number(o.epsilon, 'epsilon', (x) => x > 0, '> 0'), delta: delta(o.delta) };
+  const t = steps(o.steps);
+  const noiseMultiplier =
+    adj === 'add-remove' ? calibrateNoiseMultiplier({ ...target, q, steps: t }) : calibrateNoiseMultiplierFor((z) => replaceOneSchedule(z, t), target);
   if (o.json) process.stdout.write(`${JSON.stringify({ noiseMultiplier })}\n`);
   else process.stdout.write(`noise multiplier z = ${noiseMultiplier} meets ε = ${o.epsilon} at δ = ${o.delta}\n`);
   return 0;
@@ -106,9 +142,11 @@ export function privacyLedger(o: LedgerOptions): number {
       `job ${o.job}: status ${job.status}${job.reason ? ` (${job.reason})` : ''}; ` +
         `budget ${budget ? `ε=${budget.epsilon} at δ=${budget.delta}` : 'none'}\n`,
     );
-    const header = ['round', 'mode', 'sampling', 'q', 'population', 'cohort', 'survivors', 'z', 'C', 'ε (cum.)', 'δ', 'order'];
+    const eps = (x: number | null) => (x === null ? 'none' : x.toFixed(6));
+    const header = ['round', 'release', 'mode', 'sampling', 'q', 'population', 'cohort', 'survivors', 'z', 'C', 'ε consumers', 'ε coordinator', 'δ', 'order'];
     const table = rows.map((r) => [
       String(r.round),
+      r.status === 'committed' ? 'committed' : `attempt ${r.attempt}`,
       r.mode,
       r.sampling,
       r.samplingRate.toPrecision(4),
@@ -117,7 +155,8 @@ export function privacyLedger(o: LedgerOptions): number {
       String(r.survivors),
       String(r.noiseMultiplier),
       r.clipNorm.toPrecision(4),
-      r.epsilon.toFixed(6),
+      eps(r.epsilonPublished),
+      eps(r.epsilonCoordinator),
       String(r.delta),
       String(r.rdpOrder ?? '-'),
     ]);
@@ -125,7 +164,15 @@ export function privacyLedger(o: LedgerOptions): number {
     const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
     process.stdout.write(`${line(header)}\n`);
     for (const row of table) process.stdout.write(`${line(row)}\n`);
-    if (rows.length) process.stdout.write(`trust: ${rows.at(-1)!.trust}\n`);
+    if (rows.length) {
+      const last = rows.at(-1)!;
+      process.stdout.write(
+        'ε consumers: against anyone who sees only the published models. ε coordinator: against whoever runs the ' +
+          "coordinator (it sees the cohort and what clients send it); 'none' means no guarantee against it.\n" +
+          `the budget applies to ε ${last.audience === 'coordinator' ? 'coordinator' : 'consumers'}.\n`,
+      );
+      process.stdout.write(`trust: ${last.trust}\n`);
+    }
     return 0;
   } finally {
     store.close();

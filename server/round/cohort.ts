@@ -43,7 +43,14 @@ export class RoundStarter {
   }
 
   /** The round's SecAgg driver (throws if no encoding fits this cohort); `onDone` gets its outcome. */
-  secagg(roundNo: number, cohort: ConnectedClient[], dim: number, plan: RoundPlan | undefined, onDone: (outcome: SecAggOutcome) => void): SecAggRound {
+  secagg(
+    roundNo: number,
+    cohort: ConnectedClient[],
+    dim: number,
+    plan: RoundPlan | undefined,
+    onDone: (outcome: SecAggOutcome) => void,
+    beforeUnmask?: () => void,
+  ): SecAggRound {
     const { config, jobId } = this.ctx;
     const dp = config.dp;
     return secaggForRound({
@@ -62,6 +69,7 @@ export class RoundStarter {
       send: this.ctx.send,
       isRegistered: this.ctx.isRegistered,
       onDone,
+      ...(beforeUnmask ? { beforeUnmask } : {}),
       failpoint: this.ctx.failpoint,
     });
   }

@@ -66,8 +66,14 @@ export const JobConfigSchema = z
     secagg: SecAggConfigSchema.prefault({}),
     evaluation: z
       .object({
-        /** Federated evaluation after every k-th committed round; 0 = never. */
-        every: z.number().int().min(0).default(1),
+        /**
+         * Federated evaluation after every k-th committed round; 0 = never. Default 1, or 0 in a DP job:
+         * clients report their loss and accuracy to the coordinator un-noised, a release the privacy
+         * ledger cannot account, so a DP job evaluates only when `unaccountedMetrics` says so.
+         */
+        every: z.number().int().min(0).optional(),
+        /** A DP job's explicit acknowledgement that evaluation metrics are released outside ε (e.g. public held-out data). */
+        unaccountedMetrics: z.boolean().default(false),
         /** Fraction of connected idle clients asked to evaluate. */
         fraction: z.number().gt(0).max(1).default(1),
         batchSize: z.number().int().min(1).max(65536).default(100),
@@ -146,7 +152,17 @@ export const JobConfigSchema = z
         message: `cohortSize ${cfg.sampling.cohortSize} < minClients ${cfg.minClients}: no round could ever start`,
       });
     }
-  });
+    if (cfg.dp.mode !== 'off' && (cfg.evaluation.every ?? 0) > 0 && !cfg.evaluation.unaccountedMetrics) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['evaluation', 'every'],
+        message:
+          'federated evaluation in a DP job sends each client\'s loss and accuracy to the coordinator un-noised, outside the ' +
+          'privacy ledger: set evaluation.unaccountedMetrics to true to accept that (e.g. clients evaluate on public data), or evaluation.every to 0',
+      });
+    }
+  })
+  .transform((cfg) => ({ ...cfg, evaluation: { ...cfg.evaluation, every: cfg.evaluation.every ?? (cfg.dp.mode === 'off' ? 1 : 0) } }));
 
 export type JobConfig = z.output<typeof JobConfigSchema>;
 export type JobConfigInput = z.input<typeof JobConfigSchema>;

@@ -393,14 +393,19 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (this.state !== 'waiting' || this.waitTimer !== undefined || this.held) return;
     if (this.lastCommittedRound >= this.config.rounds) return this.finish('completed');
     const eligible = this.registry.all();
-    const cohort = eligible.length >= this.config.minClients ? this.starter.sample(eligible) : [];
-    if (cohort.length < this.config.minClients) {
+    // A DP job draws only from a population where redrawing short Poisson draws costs little δ (privacy.ts).
+    const privacy = this.model.privacy;
+    const tooFew = privacy.enabled ? privacy.waitForPopulation(eligible.length, this.minSurvivors, this.lastCommittedRound) : undefined;
+    const enough = eligible.length >= this.config.minClients && !tooFew;
+    const cohort = enough ? this.starter.sample(eligible) : [];
+    // Central DP with Poisson cohorts never redraws: a short (even empty) draw runs as drawn (privacy.ts).
+    if (cohort.length < this.config.minClients && !(enough && privacy.unconditioned)) {
       const waited = this.clock.now() - this.waitingSince;
       const limit = this.config.timeouts.waitForClientsMs;
       if (limit > 0 && waited >= limit) {
-        return this.finish('failed', `fewer than ${this.config.minClients} clients for ${limit} ms`);
+        return this.finish('failed', tooFew ? `${tooFew} for ${limit} ms` : `fewer than ${this.config.minClients} clients for ${limit} ms`);
       }
-      this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients }, 'waiting for clients');
+      this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients, ...(tooFew ? { reason: tooFew } : {}) }, 'waiting for clients');
       // Re-check on the next connect, and periodically (Poisson sampling may come up short).
       return this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
     }
@@ -424,12 +429,28 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const { timeouts, secagg } = this.config;
     if (secagg.enabled) {
       try {
-        round.secagg = this.createSecAgg(roundNo, cohort, plan);
+        round.secagg = this.createSecAgg(round, cohort, plan);
       } catch (err) {
         this.log.error({ err, round: roundNo }, 'cannot configure secure aggregation for this cohort');
         return this.finish('failed', `secure aggregation: ${errorText(err)}`);
       }
-      if (plan) privacy.bindSecAgg(plan, { sensitivity: round.secagg.sensitivity, noiseStddev: round.secagg.announce.noiseStddev, minSurvivors: round.secagg.announce.minSurvivors });
+      const a = round.secagg.announce;
+      const over = plan && privacy.bindSecAgg(plan, { sensitivity: round.secagg.sensitivity, noiseStddev: a.noiseStddev, minSurvivors: a.minSurvivors, gamma: a.gamma, dimension: this.model.dim });
+      if (over) {
+        this.log.warn({ round: roundNo, epsilon: privacy.epsilonSpent, reason: over.exhausted }, 'privacy budget exhausted');
+        return this.finish('budget_exhausted', over.exhausted);
+      }
+    }
+    // Local DP: asking clients to train is the release (each answers with its noised update), so it is
+    // in the ledger before anyone is asked. A failing store pauses the job with nothing sent.
+    if (plan && privacy.releasesAhead === 'train') {
+      try {
+        this.writeAhead(round, plan);
+      } catch (err) {
+        if (!isStoreFailure(err)) throw err;
+        this.log.error({ err, round: roundNo }, 'the store failed recording the attempt\'s release; pausing the job');
+        return this.pause(`the store failed recording round ${roundNo}'s release: ${errorText(err)}`);
+      }
     }
     // With SecAgg the round deadline is a safety net: SecAgg runs its own phase deadlines.
     const deadline = timeouts.trainMs + (secagg.enabled ? 5 * secagg.phaseTimeoutMs : 0);
@@ -440,11 +461,24 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.starter.announce(round, cohort, this.model);
     this.failpoint('train', roundNo);
     round.secagg?.start();
+    // An empty Poisson draw (central DP): nobody to wait for, the round is a noise-only release.
+    if (cohort.length === 0) this.training.closeIfSettled();
   }
 
-  private createSecAgg(roundNo: number, cohort: ConnectedClient[], plan: RoundPlan | undefined): SecAggRound {
+  private createSecAgg(round: TrainingRound, cohort: ConnectedClient[], plan: RoundPlan | undefined): SecAggRound {
+    const roundNo = round.round;
     const onDone = (outcome: SecAggOutcome): void => this.guard.run('secure aggregation done', () => this.training.secaggDone(roundNo, outcome));
-    return this.starter.secagg(roundNo, cohort, this.model.dim, plan, onDone);
+    // Distributed DP: with the unmasking shares the coordinator can compute the noised sum, so the release
+    // is in the ledger before they are asked for (if this throws, SecAgg aborts the attempt unrevealed).
+    const beforeUnmask = plan && this.model.privacy.releasesAhead === 'unmask' ? () => this.writeAhead(round, plan) : undefined;
+    return this.starter.secagg(roundNo, cohort, this.model.dim, plan, onDone, beforeUnmask);
+  }
+
+  /** The attempt's release to the coordinator, into the ledger (fsynced) before it is made; then spent. */
+  private writeAhead(round: TrainingRound, plan: RoundPlan): void {
+    const privacy = this.model.privacy;
+    this.store.recordAttemptRelease({ jobId: this.jobId, round: round.round, ledger: privacy.attemptEntry(plan, round.members.size) });
+    privacy.attemptReleased(plan);
   }
 
   // ---- collect, commit, abort -------------------------------------------------------------------
@@ -466,7 +500,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       return this.abortRound(round, 0, endedAt, `secure aggregation aborted: ${secaggAbort ?? 'deadline'}`);
     }
     const record = round.record(endedAt);
-    if (record.survivors < this.minSurvivors) {
+    if (record.survivors < this.minSurvivors && !this.model.privacy.unconditioned) {
       return this.abortRound(round, record.survivors, endedAt, `${record.survivors} survivors < minSurvivors ${this.minSurvivors}`);
     }
     if (!this.model.commit(round, record, this.failpoint)) {

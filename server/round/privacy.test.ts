@@ -116,6 +116,7 @@ describe('DP in the round engine', () => {
   });
 
   it('Poisson cohorts: the ledger ε equals epsilonFor(q, z, rounds) — the same numbers `cohort privacy epsilon` prints', async () => {
+    // Central DP, no SecAgg: every draw runs as drawn (even a short one), so nothing is conditioned.
     const cfg = config({
       rounds: 4,
       sampling: { mode: 'poisson', rate: 0.5 },
@@ -129,6 +130,7 @@ describe('DP in the round engine', () => {
     ledger.forEach((row, i) => {
       const expected = epsilonFor({ q: 0.5, noiseMultiplier: 0.9, steps: i + 1, delta: 1e-5 });
       expect(row.epsilon).toBeCloseTo(expected.epsilon, 10);
+      expect(row.shortDrawProbability).toBe(0);
       expect(row.event).toEqual({ kind: 'poissonSampled', samplingProbability: 0.5, event: { kind: 'gaussian', noiseMultiplier: 0.9 } });
     });
   });
@@ -186,7 +188,7 @@ describe('DP in the round engine', () => {
     }
   });
 
-  it('local mode: clients noise their own updates; the ledger records an unsampled Gaussian and no client metrics', async () => {
+  it('local mode: clients noise their own updates; the ledger records an unsampled replace-one Gaussian (z/2) and no client metrics', async () => {
     const cfg = config({ rounds: 1, dp: { mode: 'local', noiseMultiplier: 2, clipNorm: 0.1 } });
     const { engine, store } = await run(cfg, [1, 2, 3, 4].map(() => new ConstantTask(0)));
     const w0 = engine.globalWeights;
@@ -196,8 +198,10 @@ describe('DP in the round engine', () => {
     const rms = Math.sqrt(moved.reduce((a, x) => a + x * x, 0) / DIM);
     expect(rms).toBeGreaterThan(0.03);
     expect(rms).toBeLessThan(0.3);
-    const [row] = store.listLedger('dp');
-    expect(row.event).toEqual({ kind: 'gaussian', noiseMultiplier: 2 });
+    // The attempt's release to the coordinator is written before anyone trains; the commit adds the published one.
+    const [ahead, row] = store.listLedger('dp');
+    expect(ahead).toMatchObject({ status: 'attempt', attempt: 1, event: null, coordinatorEvent: { kind: 'gaussian', noiseMultiplier: 1 } });
+    expect(row).toMatchObject({ status: 'committed', coordinatorEvent: null, event: { kind: 'gaussian', noiseMultiplier: 1 } });
     expect(row.trust).toMatch(/no trust in the coordinator/);
     expect(store.listRounds('dp')[0].trainLoss).toBeNull();
   });
@@ -240,12 +244,12 @@ describe('DP in the round engine', () => {
     expect(plan.noise).toMatchObject({ sensitivity: 1, centralStddev: 2 });
     expect(std(controller.noisyMean(zeros, plan, seededRng(1)))).toBeCloseTo(0.5, 1);
     const coarse = structuredClone(plan);
-    controller.bindSecAgg(coarse, { sensitivity: 1.5, noiseStddev: 0, minSurvivors: 4 });
+    controller.bindSecAgg(coarse, { gamma: 1e-3, dimension: 8, sensitivity: 1.5, noiseStddev: 0, minSurvivors: 4 });
     expect(coarse.noise).toMatchObject({ sensitivity: 1.5, centralStddev: 3 });
     expect(std(controller.noisyMean(zeros, coarse, seededRng(2)))).toBeCloseTo(0.75, 1);
     // A sensitivity below C never lowers the noise.
     const fine = structuredClone(plan);
-    controller.bindSecAgg(fine, { sensitivity: 0.5, noiseStddev: 0, minSurvivors: 4 });
+    controller.bindSecAgg(fine, { gamma: 1e-3, dimension: 8, sensitivity: 0.5, noiseStddev: 0, minSurvivors: 4 });
     expect(std(controller.noisyMean(zeros, fine, seededRng(3)))).toBeCloseTo(0.5, 1);
   });
 

@@ -1,32 +1,43 @@
 /**
- * The coordinator's side of differential privacy for one job: which DP event a round adds, what ε the
- * job has spent and would spend, the budget stop, the noisy aggregate, adaptive clipping, and the
- * ledger row committed with each round.
+ * The coordinator's side of differential privacy for one job: which DP events a round adds, what ε the
+ * job has spent and would spend against each audience, the budget stop, the noisy aggregate, adaptive
+ * clipping, and the ledger row of each release.
  *
- * The accountant is rebuilt from the ledger on start, so a restarted coordinator continues with
- * exactly the ε it had; a round that did not commit adds nothing (it released nothing).
+ * Two audiences, two accountants (shared/dp AUDIENCES): model consumers see published models only, so
+ * Poisson sampling amplifies against them; the coordinator sees the cohort and what clients send it, so
+ * nothing amplifies and what the noise hides is each update's content (replace-one). Central mode gives no
+ * guarantee against the coordinator. The budget applies to the job's audience (`budgetAudience`).
+ *
+ * Every release is accounted when it happens: a committed round adds both events; an attempt that aborts
+ * after the coordinator saw noised data (local mode: the clients' updates; distributed: the unmasked sum)
+ * adds its coordinator event, in the same transaction as the attempt record; an attempt that aborts
+ * before that released nothing. The accountants are rebuilt from the ledger on start, so a restarted
+ * coordinator continues with exactly the ε it had. Poisson draws redrawn for falling short of minClients
+ * are accounted by the coupling bound of shared/privacy/conditioning.ts (their probability enters δ).
  */
 import {
+  budgetAudience,
   centralNoiseStddev,
   centralNoisyMean,
   defaultCountNoiseStddev,
   DP_MODE_SPECS,
+  distributedRoundEvents,
   fixedDenominatorEstimate,
   localNoiseStddev,
   nextClipNorm,
   roundDpPlan,
 } from '../../shared/dp/index.ts';
-import type { DpConfig, DpMode } from '../../shared/dp/index.ts';
+import type { Audience, DistributedEncoding, DpConfig, DpMode } from '../../shared/dp/index.ts';
 import { CohortError } from '../../shared/errors.ts';
 import {
   DEFAULT_ORDERS,
   DpEventSchema,
-  epsilonFromRdp,
   RdpAccountant,
   rdpOfEvent,
   type DpEvent,
   type NeighboringRelation,
 } from '../../shared/privacy/index.ts';
+import { epsilonWithShortDraws, shortDrawProbability } from '../../shared/privacy/conditioning.ts';
 import type { RoundPrivacy } from '../../shared/protocol/index.ts';
 import type { Rng } from '../../shared/random.ts';
 import type { LedgerEntry, LedgerRow } from '../store/index.ts';
@@ -34,6 +45,9 @@ import type { JobConfig } from './config.ts';
 
 /** δ at which ε is reported when the job sets no budget. */
 export const DEFAULT_REPORT_DELTA = 1e-5;
+
+/** The share of δ that redrawing short Poisson draws may cost before the coordinator waits for more clients. */
+const SHORT_DRAW_SHARE = 0.01;
 
 const TRUST: Record<Exclude<DpMode, 'off'>, string> = {
   central:
@@ -66,7 +80,14 @@ export interface RoundNoise {
 }
 
 export interface RoundPlan {
+  /** The release to model consumers if the round commits. */
   event: DpEvent;
+  /** The release to the coordinator (null in central mode: no guarantee against it). */
+  coordinatorEvent: DpEvent | null;
+  /** Probability that this Poisson draw would have been redrawn for being short (conditioning.ts); 0 for fixed cohorts. */
+  shortDrawProbability: number;
+  /** Set once the coordinator event has been written ahead by the attempt (`attemptEntry`): the commit does not add it again. */
+  coordinatorAccounted?: boolean;
   noise: RoundNoise;
   /** What clients are told (and check against their floor). */
   announce: RoundPrivacy;
@@ -75,13 +96,30 @@ export interface RoundPlan {
   population: number;
 }
 
+/** Cumulative ε at the job's δ against each audience; null where the mode gives no guarantee. */
+export interface Epsilons {
+  published: number | null;
+  coordinator: number | null;
+}
+
+interface Projection extends Epsilons {
+  /** ε against the budget's audience, and the RDP order that gives it. */
+  epsilon: number;
+  order: number;
+}
+
 export class PrivacyController {
   readonly dp: DpConfig;
   readonly delta: number;
-  private readonly accountant: RdpAccountant;
+  /** Whom the budget (and the ε clients are told) applies to. */
+  readonly audience: Audience;
+  private readonly published: RdpAccountant;
+  private readonly coordinator: RdpAccountant | null;
   private readonly relation: NeighboringRelation;
+  /** Σ of the committed rounds' short-draw probabilities (published audience only: the coordinator figure is unsampled). */
+  private shortDrawMass = 0;
   private clipNorm: number;
-  private spent = 0;
+  private spent: Epsilons = { published: 0, coordinator: 0 };
 
   constructor(
     private readonly config: JobConfig,
@@ -90,18 +128,27 @@ export class PrivacyController {
   ) {
     this.dp = config.dp;
     this.delta = config.dp.budget?.delta ?? DEFAULT_REPORT_DELTA;
-    // Poisson cohorts and local noise are analysed under add-or-remove; fixed-size cohorts under
-    // replace-one (events.ts, modes.ts).
+    this.audience = budgetAudience(config.dp);
+    // Poisson cohorts are analysed under add-or-remove, fixed-size cohorts under replace-one (events.ts,
+    // modes.ts); the coordinator's events are unsampled and carry their replace-one multipliers.
     this.relation = config.sampling.mode === 'fixed' && config.dp.mode !== 'local' ? 'replaceOne' : 'addOrRemove';
-    this.accountant = new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: this.relation });
-    for (const row of ledger) {
-      const parsed = DpEventSchema.safeParse(row.event);
+    this.published = new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: this.relation });
+    this.coordinator = config.dp.mode === 'central' ? null : new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: 'replaceOne' });
+    const parse = (row: LedgerRow, which: string, json: unknown): DpEvent => {
+      const parsed = DpEventSchema.safeParse(json);
       if (!parsed.success) {
-        throw new CohortError('CORRUPT_LEDGER', `ledger row of round ${row.round} has an unreadable DP event`);
+        throw new CohortError('CORRUPT_LEDGER', `ledger row ${row.seq} (round ${row.round}) has an unreadable ${which} event`);
       }
-      this.accountant.compose(parsed.data);
+      return parsed.data;
+    };
+    for (const row of ledger) {
+      if (row.event !== null) {
+        this.published.compose(parse(row, 'published', row.event));
+        this.shortDrawMass += row.shortDrawProbability;
+      }
+      if (row.coordinatorEvent !== null && this.coordinator) this.coordinator.compose(parse(row, 'coordinator', row.coordinatorEvent));
     }
-    if (ledger.length) this.spent = this.accountant.getEpsilon(this.delta).epsilon;
+    if (ledger.length) this.spent = this.evaluate(this.published.rdp(), this.shortDrawMass, this.coordinator?.rdp() ?? null);
     const initial = this.dp.clipNorm === 'adaptive' ? this.dp.adaptiveClipping!.initialClipNorm : (this.dp.clipNorm ?? 1);
     this.clipNorm = lastClipNormNext ?? initial;
   }
@@ -118,15 +165,77 @@ export class PrivacyController {
     return this.clipNorm;
   }
 
+  /** ε spent against the budget's audience. */
   get epsilonSpent(): number {
-    return this.spent;
+    return this.pick(this.spent);
+  }
+
+  /** ε spent against each audience. */
+  get epsilons(): Epsilons {
+    return { ...this.spent };
   }
 
   /**
-   * The round's DP event and projected ε, before anything is sent. Returns a budget-exhaustion reason
-   * instead when the round would take the job past its budget.
+   * The round's DP events and projected ε, before anything is sent. Returns a reason instead when the
+   * round would take the job past its budget, or when its ε could not be bounded at all.
    */
   plan(cohortSize: number, population: number, minSurvivors: number): RoundPlan | { exhausted: string } {
+    return this.checkBudget(this.draft(cohortSize, population, minSurvivors));
+  }
+
+  /**
+   * Central DP with Poisson cohorts and no SecAgg: every draw is used as drawn — a short or empty cohort
+   * still runs, and the round commits whatever survived (a dropout contributes a zero update, which the
+   * clipping bound covers) — so the rounds are exactly the Poisson-subsampled Gaussian that is accounted,
+   * with nothing conditioned. (With SecAgg a round needs enough members to mask and unmask; in distributed
+   * mode enough noise shares: those redraw, and conditioning.ts accounts it. Local mode claims no
+   * amplification, so redrawing costs nothing there.)
+   */
+  get unconditioned(): boolean {
+    return this.dp.mode === 'central' && this.config.sampling.mode === 'poisson' && !this.config.secagg.enabled;
+  }
+
+  /** The short-draw probability a Poisson draw from `population` is accounted with (conditioning.ts). */
+  private shortDraw(population: number): number {
+    const sampling = this.config.sampling;
+    if (sampling.mode !== 'poisson' || this.unconditioned || this.dp.mode === 'local') return 0;
+    return shortDrawProbability(population, sampling.rate, this.config.minClients);
+  }
+
+  /**
+   * Why the coordinator should wait for more clients before a Poisson draw, or undefined: when the
+   * budget is against model consumers, a draw from `population` may be made only once redrawing short
+   * draws costs the whole job under 1% of δ: P·(1 + e^ε) ≤ δ/100, with P the short-draw mass after
+   * every remaining round is drawn from this population and ε the consumers' ε after the last of them
+   * (conditioning.ts: the mass is multiplied by e^ε of the final ε, so an early round from a small
+   * population would poison the end of the job). Against the coordinator the consumers' figure may fall
+   * back to the coordinator's (published models are functions of what it saw), so nothing waits.
+   */
+  waitForPopulation(population: number, minSurvivors: number, committedRounds: number): string | undefined {
+    const rounds = this.config.rounds;
+    const sampling = this.config.sampling;
+    if (sampling.mode !== 'poisson' || this.audience !== 'published') return undefined;
+    const m = this.config.minClients;
+    const p = this.shortDraw(population);
+    if (p === 0) return undefined;
+    const waiting = () =>
+      `a Poisson draw at q=${sampling.rate} from ${population} clients falls short of minClients ${m} with probability ` +
+      `${p.toPrecision(3)}: waiting for more clients, until redrawing such draws costs under ${SHORT_DRAW_SHARE * 100}% of δ`;
+    // The whole job's cost: every remaining round drawn from this population, ε after the last of them.
+    const remaining = Math.max(1, rounds - committedRounds);
+    const mass = this.shortDrawMass + remaining * p;
+    if (2 * mass > SHORT_DRAW_SHARE * this.delta) return waiting(); // e^ε ≥ 1: no need to project
+    const draft = this.draft(Math.max(m, Math.round(sampling.rate * population)), population, minSurvivors);
+    const orders = this.published.orders();
+    const curve = this.published.rdp();
+    const added = rdpOfEvent(draft.event, orders, { neighboringRelation: this.relation });
+    for (let i = 0; i < curve.length; i++) curve[i] += remaining * added[i];
+    const eps = epsilonWithShortDraws(orders, curve, this.delta, mass).epsilon;
+    return mass * (1 + Math.exp(eps)) <= SHORT_DRAW_SHARE * this.delta ? undefined : waiting();
+  }
+
+  /** The round's events and noise, not yet checked against the budget. */
+  private draft(cohortSize: number, population: number, minSurvivors: number): RoundPlan {
     const sampling = this.config.sampling;
     const countNoiseStddev = this.adaptive ? this.countNoiseStddev(cohortSize, population) : undefined;
     const dpPlan = roundDpPlan({
@@ -138,20 +247,13 @@ export class PrivacyController {
           : { kind: 'fixed', sampleSize: cohortSize, populationSize: population },
       countNoiseStddev,
     })!;
-    const event = dpPlan.event;
-    const projected = this.projectedEpsilon(event);
-    const budget = this.dp.budget;
-    if (budget && projected.epsilon > budget.epsilon) {
-      return {
-        exhausted:
-          `the next round would raise ε from ${this.spent.toFixed(4)} to ${projected.epsilon.toFixed(4)} ` +
-          `(δ=${this.delta}), past the budget ε=${budget.epsilon}`,
-      };
-    }
+    const shortDraw = this.shortDraw(population);
     const samplingRate = sampling.mode === 'poisson' ? sampling.rate : cohortSize / population;
     const mode = this.dp.mode as Exclude<DpMode, 'off'>;
-    return {
-      event,
+    const plan: RoundPlan = {
+      event: dpPlan.event,
+      coordinatorEvent: dpPlan.coordinatorEvent,
+      shortDrawProbability: shortDraw,
       noise: {
         valueNoiseMultiplier: dpPlan.valueNoiseMultiplier,
         ...(dpPlan.countNoiseStddev === undefined ? {} : { countNoiseStddev: dpPlan.countNoiseStddev }),
@@ -162,7 +264,7 @@ export class PrivacyController {
       population,
       expectedWeight: sampling.mode === 'poisson' ? sampling.rate * population : cohortSize,
       announce: {
-        mode: this.dp.mode as Exclude<DpMode, 'off'>,
+        mode,
         noiseMultiplier: this.dp.noiseMultiplier,
         clipNorm: this.clipNorm,
         sampling: sampling.mode,
@@ -170,24 +272,40 @@ export class PrivacyController {
         cohortSize,
         minSurvivors,
         delta: this.delta,
-        epsilonSpent: this.spent,
-        epsilonAfterRound: projected.epsilon,
+        epsilonSpent: this.epsilonSpent,
+        epsilonAfterRound: 0,
         adaptiveClipping: this.adaptive,
       },
     };
+    return plan;
   }
 
   /**
    * Binds the round's SecAgg encoding into its plan: randomized rounding inflates one client's
    * sensitivity to Δ₂·γ > C (Kairouz, Liu, Steinke 2021, Thm 1), so central noise must cover that,
-   * and in distributed mode the encoding's per-client discrete Gaussian is the noise the event accounts.
+   * and in distributed mode the encoding's per-client discrete Gaussian is the noise the events account.
+   * Returns a reason when the round, so encoded, would exceed the budget.
    */
-  bindSecAgg(plan: RoundPlan, encoding: { sensitivity: number; noiseStddev: number; minSurvivors: number }): void {
+  bindSecAgg(plan: RoundPlan, encoding: DistributedEncoding): { exhausted: string } | undefined {
     const noise = plan.noise;
     noise.sensitivity = Math.max(this.clipNorm, encoding.sensitivity);
     if (noise.centralStddev !== undefined) noise.centralStddev = centralNoiseStddev(noise.valueNoiseMultiplier, noise.sensitivity);
-    if (this.dp.mode === 'distributed') noise.clientStddev = encoding.noiseStddev;
+    if (this.dp.mode === 'distributed') {
+      // The noise the clients add is the encoding's discrete Gaussian: account exactly that (KLS21).
+      noise.clientStddev = encoding.noiseStddev;
+      const sampling = this.config.sampling;
+      const events = distributedRoundEvents(
+        sampling.mode === 'poisson'
+          ? { kind: 'poisson', q: sampling.rate }
+          : { kind: 'fixed', sampleSize: plan.announce.cohortSize, populationSize: plan.population },
+        encoding,
+      );
+      plan.event = events.event;
+      plan.coordinatorEvent = events.coordinatorEvent;
+    }
     plan.announce.minSurvivors = encoding.minSurvivors;
+    const checked = this.checkBudget(plan);
+    return 'exhausted' in checked ? checked : undefined;
   }
 
   /** The privatised mean of the round: fixed denominator, plus the coordinator's noise (plan.noise) in central mode. */
@@ -215,13 +333,54 @@ export class PrivacyController {
     }).clipNorm;
   }
 
+  /**
+   * When an attempt releases to the coordinator before (and whether or not) it commits, so that the
+   * release must be written ahead (`attemptEntry`): in local mode when clients are asked to train (each
+   * answers with its noised update), in distributed mode when the coordinator asks for the unmasking
+   * shares (with them it can compute the noised sum). Central mode gives no guarantee against the
+   * coordinator, and releases nothing to model consumers before the commit.
+   */
+  get releasesAhead(): 'train' | 'unmask' | undefined {
+    if (this.dp.mode === 'local') return 'train';
+    if (this.dp.mode === 'distributed') return 'unmask';
+    return undefined;
+  }
+
   /** The ledger row for a round about to commit (cumulative ε includes this round). */
   ledgerEntry(plan: RoundPlan, survivors: number): LedgerEntry {
-    const after = this.projectedEpsilon(plan.event);
+    const coordinatorEvent = plan.coordinatorAccounted ? null : plan.coordinatorEvent;
+    return this.entry({ ...plan, coordinatorEvent }, survivors, this.project({ ...plan, coordinatorEvent }, true), true);
+  }
+
+  /** The ledger row an attempt writes before it releases to the coordinator (see releasesAhead). */
+  attemptEntry(plan: RoundPlan, survivors: number): LedgerEntry {
+    return this.entry(plan, survivors, this.project(plan, false), false);
+  }
+
+  /** After the attempt's row is written: its coordinator event is spent, whatever becomes of the attempt. */
+  attemptReleased(plan: RoundPlan): void {
+    if (!plan.coordinatorEvent || !this.coordinator || plan.coordinatorAccounted) return;
+    this.coordinator.compose(plan.coordinatorEvent);
+    plan.coordinatorAccounted = true;
+    this.spent = this.evaluate(this.published.rdp(), this.shortDrawMass, this.coordinator.rdp());
+  }
+
+  /** After a successful commit: the round's events are spent; adaptive clipping moves C. */
+  committed(plan: RoundPlan, clipNormNext?: number): void {
+    this.published.compose(plan.event);
+    this.shortDrawMass += plan.shortDrawProbability;
+    if (plan.coordinatorEvent && this.coordinator && !plan.coordinatorAccounted) this.coordinator.compose(plan.coordinatorEvent);
+    plan.coordinatorAccounted = true;
+    this.spent = this.evaluate(this.published.rdp(), this.shortDrawMass, this.coordinator?.rdp() ?? null);
+    if (clipNormNext !== undefined) this.clipNorm = clipNormNext;
+  }
+
+  private entry(plan: RoundPlan, survivors: number, after: Projection, published: boolean): LedgerEntry {
     const mode = this.dp.mode as Exclude<DpMode, 'off'>;
+    const budgetEvent = this.audience === 'coordinator' || !published ? plan.coordinatorEvent : plan.event;
     return {
       mode,
-      mechanism: mode === 'distributed' ? 'distributed_discrete_gaussian' : 'gaussian',
+      mechanism: mechanismOf(budgetEvent ?? plan.coordinatorEvent ?? plan.event),
       sampling: plan.announce.sampling,
       samplingRate: plan.announce.samplingRate,
       population: plan.population,
@@ -229,27 +388,88 @@ export class PrivacyController {
       survivors,
       noiseMultiplier: this.dp.noiseMultiplier,
       clipNorm: this.clipNorm,
-      event: plan.event,
+      event: published ? plan.event : null,
+      coordinatorEvent: plan.coordinatorEvent,
+      shortDrawProbability: published ? plan.shortDrawProbability : 0,
+      audience: this.audience,
       epsilon: after.epsilon,
+      epsilonPublished: after.published,
+      epsilonCoordinator: after.coordinator,
       delta: this.delta,
       rdpOrder: Number.isFinite(after.order) ? after.order : null,
-      trust: `${TRUST[mode]}; accounting: ${DP_MODE_SPECS[mode].accounting}`,
+      trust: this.trustText(plan),
     };
   }
 
-  /** After a successful commit: the round's event is spent; adaptive clipping moves C. */
-  committed(plan: RoundPlan, clipNormNext?: number): void {
-    this.accountant.compose(plan.event);
-    this.spent = this.accountant.getEpsilon(this.delta).epsilon;
-    if (clipNormNext !== undefined) this.clipNorm = clipNormNext;
+  private trustText(plan: RoundPlan): string {
+    const mode = this.dp.mode as Exclude<DpMode, 'off'>;
+    const parts = [TRUST[mode], `accounting: ${DP_MODE_SPECS[mode].accounting}`];
+    parts.push(`budget against ${this.audience === 'coordinator' ? 'the coordinator' : 'model consumers'}`);
+    if (this.unconditioned) {
+      parts.push('every Poisson draw is used as drawn (short and empty cohorts included, dropouts count as zero updates): nothing is conditioned');
+    } else if (this.config.sampling.mode === 'poisson' && mode !== 'local') {
+      parts.push(
+        `Poisson draws short of minClients ${this.config.minClients} are redrawn; each draw's chance of that ` +
+          `(${plan.shortDrawProbability.toExponential(2)} this round) is added to δ with the coupling bound of ` +
+          'shared/privacy/conditioning.ts; attempts aborted for too few survivors are assumed independent of any one client\'s data',
+      );
+    }
+    return parts.join('; ');
   }
 
-  private projectedEpsilon(event: DpEvent): { epsilon: number; order: number } {
-    const orders = this.accountant.orders();
-    const curve = this.accountant.rdp();
-    const added = rdpOfEvent(event, orders, { neighboringRelation: this.relation });
-    for (let i = 0; i < curve.length; i++) curve[i] += added[i];
-    return epsilonFromRdp(orders, curve, this.delta, 'improved');
+  /** Checks the plan against the budget (and against an unbounded ε); fills the announced ε. */
+  private checkBudget(plan: RoundPlan): RoundPlan | { exhausted: string } {
+    const projected = this.project(plan, true);
+    plan.announce.epsilonAfterRound = Number.isFinite(projected.epsilon) ? projected.epsilon : 0;
+    const who = this.audience === 'coordinator' ? 'against the coordinator' : 'against model consumers';
+    if (!Number.isFinite(projected.epsilon)) {
+      const conditioning =
+        plan.shortDrawProbability > 0
+          ? `: each Poisson draw at q=${plan.announce.samplingRate} from ${plan.population} clients falls short of minClients ` +
+            `${this.config.minClients} with probability ${plan.shortDrawProbability.toPrecision(3)}, and redrawing it conditions the ` +
+            `sample in a way no δ=${this.delta} can absorb; lower minClients or raise the sampling rate`
+          : '';
+      return { exhausted: `the next round's ε ${who} cannot be bounded${conditioning}` };
+    }
+    const budget = this.dp.budget;
+    if (budget && projected.epsilon > budget.epsilon) {
+      return {
+        exhausted:
+          `the next round would raise ε ${who} from ${this.epsilonSpent.toFixed(4)} to ${projected.epsilon.toFixed(4)} ` +
+          `(δ=${this.delta}), past the budget ε=${budget.epsilon}`,
+      };
+    }
+    return plan;
+  }
+
+  /** Both audiences' ε after `plan` (its published event only if the round `publishes`). */
+  private project(plan: RoundPlan, publishes: boolean): Projection {
+    const orders = this.published.orders();
+    const add = (acc: RdpAccountant, event: DpEvent, relation: NeighboringRelation) => {
+      const curve = acc.rdp();
+      const added = rdpOfEvent(event, orders, { neighboringRelation: relation });
+      for (let i = 0; i < curve.length; i++) curve[i] += added[i];
+      return curve;
+    };
+    const published = publishes ? add(this.published, plan.event, this.relation) : this.published.rdp();
+    const mass = this.shortDrawMass + (publishes ? plan.shortDrawProbability : 0);
+    const pending = plan.coordinatorAccounted ? null : plan.coordinatorEvent;
+    const coordinator = this.coordinator === null ? null : pending ? add(this.coordinator, pending, 'replaceOne') : this.coordinator.rdp();
+    return this.evaluate(published, mass, coordinator);
+  }
+
+  private evaluate(published: Float64Array, mass: number, coordinator: Float64Array | null): Projection {
+    const orders = this.published.orders();
+    let pub = epsilonWithShortDraws(orders, published, this.delta, mass);
+    const coord = coordinator === null ? null : epsilonWithShortDraws(orders, coordinator, this.delta, 0);
+    // Published models are functions of what the coordinator saw: they are never less private than that.
+    if (coord && coord.epsilon < pub.epsilon) pub = coord;
+    const budget = this.audience === 'coordinator' && coord ? coord : pub;
+    return { published: pub.epsilon, coordinator: coord?.epsilon ?? null, epsilon: budget.epsilon, order: budget.order };
+  }
+
+  private pick(e: Epsilons): number {
+    return (this.audience === 'coordinator' ? e.coordinator : e.published) ?? 0;
   }
 
   private countNoiseStddev(cohortSize: number, population: number): number {
@@ -257,5 +477,25 @@ export class PrivacyController {
     if (configured !== undefined) return configured;
     const expected = this.config.sampling.mode === 'poisson' ? this.config.sampling.rate * population : cohortSize;
     return defaultCountNoiseStddev(Math.max(1, expected));
+  }
+}
+
+/** The ledger's mechanism name for an event: the noise it is made of. */
+function mechanismOf(event: DpEvent): string {
+  switch (event.kind) {
+    case 'gaussian':
+      return 'gaussian';
+    case 'distributedDiscreteGaussian':
+      return 'distributed_discrete_gaussian';
+    case 'poissonSampled':
+    case 'sampledWithoutReplacement':
+    case 'selfComposed':
+      return mechanismOf(event.event);
+    case 'composed': {
+      const kinds = [...new Set(event.events.map(mechanismOf))];
+      return kinds.join('+');
+    }
+    default:
+      return (event as { kind: string }).kind;
   }
 }

@@ -164,8 +164,10 @@ describe('secure aggregation in the round engine', () => {
     tasks[7].onTrained = () => tasks[7].end.drop('battery');
     const summary = await finished(engine);
     expect(summary.status).toBe('completed');
-    const [row] = store.listLedger('sa');
-    expect(row).toMatchObject({ mode: 'distributed', mechanism: 'distributed_discrete_gaussian', cohortSize: 8, survivors: 7 });
+    // The release to the coordinator is written before the unmasking request, then the commit's row.
+    const [ahead, row] = store.listLedger('sa');
+    expect(ahead).toMatchObject({ status: 'attempt', attempt: 1, event: null, coordinatorEvent: { kind: 'distributedDiscreteGaussian' } });
+    expect(row).toMatchObject({ status: 'committed', mode: 'distributed', mechanism: 'distributed_discrete_gaussian', cohortSize: 8, survivors: 7 });
     expect(row.trust).toMatch(/honest-but-curious coordinator/);
     expect(row.epsilon).toBeGreaterThan(0);
   });

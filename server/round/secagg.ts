@@ -65,6 +65,12 @@ export interface SecAggRoundOptions {
   send: (connId: string, msg: SecAggDown) => void;
   isConnected: (clientId: string) => boolean;
   onDone: (outcome: SecAggOutcome) => void;
+  /**
+   * Called once, before the unmasking requests go out: from the answers the coordinator can compute the
+   * noised sum, so in distributed DP this is where the release to the coordinator happens and the
+   * ledger must already hold it. If it throws, the attempt aborts and nothing is requested.
+   */
+  beforeUnmask?: () => void;
   failpoint?: Failpoint;
 }
 
@@ -94,6 +100,8 @@ export class SecAggRound {
   readonly server: SecAggServer;
   private timer: unknown;
   private done = false;
+  /** Whether the unmasking requests were sent (from then on the coordinator may hold the noised sum). */
+  unmaskRequested = false;
   private readonly connOf: Map<string, string>;
 
   constructor(private readonly opts: SecAggRoundOptions) {
@@ -197,6 +205,10 @@ export class SecAggRound {
     this.timer = undefined;
     const phase = this.server.phase;
     if (phase === 'done' || phase === 'aborted') return this.finish(this.server.result());
+    if (phase === 'unmask' && !this.unmaskRequested) {
+      this.unmaskRequested = true;
+      this.opts.beforeUnmask?.();
+    }
     for (const [clientId, body] of outgoing) {
       const connId = this.connOf.get(clientId);
       if (connId !== undefined) {

@@ -320,7 +320,8 @@ export class TrainingPhase {
     this.close();
   }
 
-  private closeIfSettled(): void {
+  /** Closes the attempt once every member has answered (at once for an empty cohort). */
+  closeIfSettled(): void {
     if (this.current?.settled && this.ctx.training()) this.close();
   }
 

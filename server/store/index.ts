@@ -5,6 +5,8 @@ export {
   JOB_STATUSES,
   PARTICIPATION_STATUSES,
   type AbortedRoundInput,
+  type AttemptReleaseInput,
+  type LedgerAudience,
   type Checkpoint,
   type ClientRow,
   type CommitRoundInput,

@@ -144,8 +144,76 @@ DROP TABLE jobs;
 ALTER TABLE jobs_v3 RENAME TO jobs;
 `;
 
+/**
+ * v4: the ledger accounts every release, for each audience (issue 13).
+ * - Rows for attempts too (`status` 'attempt', with the attempt number), written *before* the release
+ *   can happen: in local mode the coordinator sees each client's noised update as soon as it is asked to
+ *   train, in distributed mode the unmasked noised sum as soon as it asks for the unmasking shares, and
+ *   either may happen in an attempt that then aborts (or in a crash). Rows are keyed by a per-job sequence
+ *   number; a committed round still has exactly one 'committed' row (partial unique index). The foreign
+ *   key to `rounds` goes (an attempt row has no round row); the commit transaction still writes a
+ *   committed round's row with its round.
+ * - Two events and two ε: `event` is the release to model consumers (NULL when nothing was published)
+ *   and `coordinator_event` the release to the coordinator (NULL when the mode gives no guarantee against
+ *   it, i.e. central); `epsilon_published` / `epsilon_coordinator` the cumulative ε of each, NULL where
+ *   there is no guarantee; `epsilon` stays the one the budget applies to, named by `audience`.
+ * - `short_draw_probability`: the chance that the round's Poisson draw would have been redrawn for falling
+ *   short of minClients (shared/privacy/conditioning.ts); its sum over rounds enters δ.
+ * Rows written before v4 are kept as recorded (their `event` was the published release); in local and
+ * distributed mode they get the coordinator event their parameters imply (an unsampled Gaussian with
+ * z/2: replace-one), so a restarted job accounts them against the coordinator too.
+ */
+const V4 = `
+CREATE TABLE privacy_ledger_v4 (
+  job_id                 TEXT    NOT NULL,
+  seq                    INTEGER NOT NULL CHECK (seq >= 1),
+  round                  INTEGER NOT NULL CHECK (round >= 1),
+  status                 TEXT    NOT NULL CHECK (status IN ('committed','attempt')),
+  attempt                INTEGER CHECK (attempt IS NULL OR attempt >= 1),
+  mode                   TEXT    NOT NULL CHECK (mode IN ('central','local','distributed')),
+  mechanism              TEXT    NOT NULL,
+  sampling               TEXT    NOT NULL CHECK (sampling IN ('poisson','fixed')),
+  sampling_rate          REAL    NOT NULL CHECK (sampling_rate > 0 AND sampling_rate <= 1),
+  population             INTEGER NOT NULL CHECK (population >= 1),
+  cohort_size            INTEGER NOT NULL CHECK (cohort_size >= 0),
+  survivors              INTEGER NOT NULL CHECK (survivors >= 0),
+  noise_multiplier       REAL    NOT NULL CHECK (noise_multiplier >= 0),
+  clip_norm              REAL    NOT NULL CHECK (clip_norm > 0),
+  event                  TEXT,
+  coordinator_event      TEXT,
+  short_draw_probability REAL    NOT NULL DEFAULT 0 CHECK (short_draw_probability >= 0 AND short_draw_probability <= 1),
+  audience               TEXT    NOT NULL CHECK (audience IN ('coordinator','published')),
+  epsilon                REAL    NOT NULL CHECK (epsilon >= 0),
+  epsilon_published      REAL    CHECK (epsilon_published IS NULL OR epsilon_published >= 0),
+  epsilon_coordinator    REAL    CHECK (epsilon_coordinator IS NULL OR epsilon_coordinator >= 0),
+  delta                  REAL    NOT NULL CHECK (delta > 0 AND delta < 1),
+  rdp_order              REAL,
+  trust                  TEXT    NOT NULL,
+  recorded_at            INTEGER NOT NULL,
+  PRIMARY KEY (job_id, seq),
+  CHECK (event IS NOT NULL OR coordinator_event IS NOT NULL),
+  CHECK ((status = 'committed') = (attempt IS NULL))
+) STRICT;
+INSERT INTO privacy_ledger_v4
+  SELECT job_id, ROW_NUMBER() OVER (PARTITION BY job_id ORDER BY round), round, 'committed', NULL, mode, mechanism, sampling,
+         sampling_rate, population, cohort_size, survivors, noise_multiplier, clip_norm, event,
+         CASE WHEN mode = 'central' THEN NULL
+              ELSE json_object('kind', 'gaussian', 'noiseMultiplier', noise_multiplier / 2.0) END,
+         0, 'published', epsilon, epsilon, NULL, delta, rdp_order,
+         trust || ' [recorded before schema v4: ε against model consumers only]', recorded_at
+    FROM privacy_ledger;
+DROP TABLE privacy_ledger;
+ALTER TABLE privacy_ledger_v4 RENAME TO privacy_ledger;
+CREATE UNIQUE INDEX privacy_ledger_committed ON privacy_ledger(job_id, round) WHERE status = 'committed';
+`;
+
 /** Ordered schema steps; append new ones (next: audit log) at the end. */
-export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [(db) => db.exec(V1), (db) => db.exec(V2), (db) => db.exec(V3)];
+export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
+  (db) => db.exec(V1),
+  (db) => db.exec(V2),
+  (db) => db.exec(V3),
+  (db) => db.exec(V4),
+];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 

@@ -16,6 +16,7 @@ import type { JobsRepository } from './jobs.ts';
 import { ledgerParams, type LedgerParams, type LedgerRepository } from './ledger.ts';
 import type {
   AbortedRoundInput,
+  AttemptReleaseInput,
   Checkpoint,
   CommitRoundInput,
   EvaluationRecord,
@@ -148,6 +149,7 @@ export class RoundsRepository {
   private readonly now: () => number;
   private readonly commitTx: Database.Transaction<(p: CommitParams) => void>;
   private readonly abortTx: Database.Transaction<(p: AttemptParams) => void>;
+  private readonly releaseTx: Database.Transaction<(jobId: string, round: number, entry: LedgerParams) => number>;
 
   constructor(db: Database.Database, deps: RoundsDeps) {
     this.st = prepare(db);
@@ -170,6 +172,13 @@ export class RoundsRepository {
       this.jobs.expectNextRound(p.jobId, p.round);
       const attempt = (this.st.nextAttempt.get(p.jobId, p.round) as { next: number }).next;
       this.st.insertAttempt.run({ ...p, attempt });
+    });
+    this.releaseTx = db.transaction((jobId: string, round: number, entry: LedgerParams): number => {
+      this.jobs.expectNextRound(jobId, round);
+      // The attempt in flight: the one after the aborted ones (recordAborted gives it the same number).
+      const attempt = (this.st.nextAttempt.get(jobId, round) as { next: number }).next;
+      ledger.append(jobId, round, entry, this.now(), attempt);
+      return attempt;
     });
   }
 
@@ -209,6 +218,17 @@ export class RoundsRepository {
       survivors: v.count('survivors', input.survivors),
       reason: v.nonEmptyString('reason', input.reason),
     });
+  }
+
+  /**
+   * Writes the ledger row of a release the attempt in flight is about to make to the coordinator, before
+   * it makes it (fsynced, like a commit); returns the attempt's number. Throws ROUND_ORDER unless `round`
+   * is the job's next round.
+   */
+  recordAttemptRelease(input: AttemptReleaseInput): number {
+    const jobId = v.nonEmptyString('jobId', input.jobId);
+    const round = v.roundNumber('round', input.round);
+    return this.releaseTx.immediate(jobId, round, ledgerParams(input.ledger));
   }
 
   listAttempts(jobId: string): RoundAttemptRow[] {

@@ -132,6 +132,34 @@ describe('CohortStore: files and schema', () => {
     expect(v3.getJob('j')?.status).toBe('queued');
   });
 
+  it('migrates a v3 ledger to v4: rows kept, numbered, and given the coordinator event their parameters imply', () => {
+    store.close();
+    fs.rmSync(path.join(dir, 'cohort.db'));
+    const raw = new Database(path.join(dir, 'cohort.db'));
+    raw.pragma('journal_mode = WAL');
+    for (const m of MIGRATIONS.slice(0, 3)) m(raw);
+    raw.pragma('user_version = 3');
+    raw.prepare(`INSERT INTO jobs VALUES ('j', '{}', 'h', 'running', NULL, 2, 1, 1)`).run();
+    const insertRound = raw.prepare(`INSERT INTO rounds (job_id, round, started_at, ended_at, cohort_size, survivors, dropouts, num_examples, committed_at)
+                 VALUES ('j', ?, 1, 2, 3, 3, 0, 30, 2)`);
+    const insertLedger = raw.prepare(`INSERT INTO privacy_ledger VALUES ('j', ?, 'local', 'gaussian', 'poisson', 0.1, 10, 3, 3, 4, 1, ?, ?, 1e-5, 3, 'old', 5)`);
+    for (const round of [1, 2]) {
+      insertRound.run(round);
+      insertLedger.run(round, JSON.stringify({ kind: 'gaussian', noiseMultiplier: 4 }), round * 0.5);
+    }
+    raw.close();
+    const v4 = open();
+    const rows = v4.listLedger('j');
+    expect(rows.map((r) => [r.seq, r.round, r.status, r.attempt, r.epsilon, r.epsilonPublished, r.epsilonCoordinator])).toEqual([
+      [1, 1, 'committed', null, 0.5, 0.5, null],
+      [2, 2, 'committed', null, 1, 1, null],
+    ]);
+    expect(rows[0].event).toEqual({ kind: 'gaussian', noiseMultiplier: 4 });
+    expect(rows[0].coordinatorEvent).toEqual({ kind: 'gaussian', noiseMultiplier: 2 });
+    expect(rows[0].trust).toMatch(/recorded before schema v4/);
+    store = v4;
+  });
+
   it('refuses a database written by a newer schema', () => {
     store.close();
     const raw = new Database(path.join(dir, 'cohort.db'));
@@ -282,7 +310,12 @@ describe('CohortStore: rounds and checkpoints', () => {
       noiseMultiplier: 1.1,
       clipNorm: 0.5,
       event: { kind: 'poissonSampled', samplingProbability: 0.1, event: { kind: 'gaussian', noiseMultiplier: 1.1 } },
+      coordinatorEvent: null,
+      shortDrawProbability: 0,
+      audience: 'published',
       epsilon,
+      epsilonPublished: epsilon,
+      epsilonCoordinator: null,
       delta: 1e-5,
       rdpOrder: 12,
       trust: 'trusted server adds the noise',
@@ -313,7 +346,45 @@ describe('CohortStore: rounds and checkpoints', () => {
       [2, 0.7, 11, 10],
     ]);
     expect(ledger[0].event).toEqual(entry(1, 0.5).event);
-    expect(ledger[1]).toMatchObject({ mode: 'central', samplingRate: 0.1, noiseMultiplier: 1.1, rdpOrder: 12 });
+    expect(ledger[1]).toMatchObject({ mode: 'central', samplingRate: 0.1, noiseMultiplier: 1.1, rdpOrder: 12, status: 'committed', attempt: null, seq: 2 });
+  });
+
+  it('writes an attempt\'s release to the coordinator ahead of it, numbered like the attempt, and keeps it when the attempt aborts', () => {
+    const release: LedgerEntry = {
+      mode: 'local',
+      mechanism: 'gaussian',
+      sampling: 'poisson',
+      samplingRate: 0.1,
+      population: 100,
+      cohortSize: 10,
+      survivors: 0,
+      noiseMultiplier: 2,
+      clipNorm: 0.5,
+      event: null,
+      coordinatorEvent: { kind: 'gaussian', noiseMultiplier: 1 },
+      shortDrawProbability: 0,
+      audience: 'coordinator',
+      epsilon: 3,
+      epsilonPublished: 0,
+      epsilonCoordinator: 3,
+      delta: 1e-5,
+      rdpOrder: 5,
+      trust: 'no trust in the coordinator',
+    };
+    expect(store.recordAttemptRelease({ jobId: 'j', round: 1, ledger: release })).toBe(1);
+    store.recordRoundAborted({ jobId: 'j', round: 1, startedAt: 1, endedAt: 2, cohortSize: 10, survivors: 0, reason: 'deadline' });
+    expect(store.recordAttemptRelease({ jobId: 'j', round: 1, ledger: { ...release, epsilon: 4, epsilonCoordinator: 4 } })).toBe(2);
+    // Only the job's next round can release; a row with no release at all is refused.
+    expect(codeOf(() => store.recordAttemptRelease({ jobId: 'j', round: 2, ledger: release }))).toBe('ROUND_ORDER');
+    expect(codeOf(() => store.recordAttemptRelease({ jobId: 'j', round: 1, ledger: { ...release, coordinatorEvent: null } }))).toBe('BAD_INPUT');
+    const rows = store.listLedger('j');
+    expect(rows.map((r) => [r.seq, r.round, r.status, r.attempt, r.epsilon])).toEqual([
+      [1, 1, 'attempt', 1, 3],
+      [2, 1, 'attempt', 2, 4],
+    ]);
+    expect(rows[0].event).toBeNull();
+    expect(rows[0].coordinatorEvent).toEqual({ kind: 'gaussian', noiseMultiplier: 1 });
+    expect(store.listRoundAttempts('j').map((a) => a.attempt)).toEqual([1]);
   });
 
   it('aborted attempts do not advance the round, and the round can be retried', () => {

@@ -25,6 +25,7 @@ import { migrate } from './migrations.ts';
 import { RoundsRepository } from './rounds.ts';
 import type {
   AbortedRoundInput,
+  AttemptReleaseInput,
   Checkpoint,
   ClientRow,
   CommitRoundInput,
@@ -128,6 +129,15 @@ export class CohortStore {
     this.rounds.recordAborted(input);
   }
 
+  /**
+   * The ledger row of a release the attempt in flight is about to make to the coordinator (local mode:
+   * asking clients to train; distributed: asking for the unmasking shares), written before it is made;
+   * returns the attempt's number.
+   */
+  recordAttemptRelease(input: AttemptReleaseInput): number {
+    return this.rounds.recordAttemptRelease(input);
+  }
+
   listRoundAttempts(jobId: string): RoundAttemptRow[] {
     return this.rounds.listAttempts(jobId);
   }
@@ -150,9 +160,9 @@ export class CohortStore {
     return this.rounds.checkpointRounds(jobId);
   }
 
-  // ---- privacy ledger (ledger.ts; written only by commitRound) -------------------------------------------
+  // ---- privacy ledger (ledger.ts; written only by commitRound and recordAttemptRelease) -------------------
 
-  /** The privacy ledger of a job, one row per committed DP round, ascending. */
+  /** The privacy ledger of a job: one row per committed DP round and per attempt's release to the coordinator, in order. */
   listLedger(jobId: string): LedgerRow[] {
     return this.ledger.list(jobId);
   }

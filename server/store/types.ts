@@ -62,10 +62,13 @@ export interface RoundRow extends RoundRecord {
 export type LedgerMode = Exclude<DpMode, 'off'>;
 export const DP_MODES: readonly LedgerMode[] = ALL_DP_MODES.filter((m): m is LedgerMode => m !== 'off');
 
-/** What one committed round of a DP job spent, and under which assumptions. */
+/** Whom a ledger ε is against (shared/dp: AUDIENCES). */
+export type LedgerAudience = 'coordinator' | 'published';
+
+/** What one release of a DP job (a committed round, or an attempt's release to the coordinator) spent, and under which assumptions. */
 export interface LedgerEntry {
   mode: LedgerMode;
-  /** e.g. 'gaussian' (central/local), 'distributed_discrete_gaussian'. */
+  /** Derived from the event: e.g. 'gaussian', 'distributed_discrete_gaussian'. */
   mechanism: string;
   sampling: 'poisson' | 'fixed';
   /** q: the Poisson rate, or cohort/population for fixed-size cohorts. */
@@ -75,10 +78,20 @@ export interface LedgerEntry {
   survivors: number;
   noiseMultiplier: number;
   clipNorm: number;
-  /** The round's DP event (shared/privacy), as JSON-able data. */
+  /** The release to model consumers (shared/privacy event, JSON-able); null when nothing was published. */
   event: unknown;
-  /** Cumulative ε at `delta` after this round. */
+  /** The release to the coordinator; null when the mode gives no guarantee against it (central). */
+  coordinatorEvent: unknown;
+  /** Probability that this round's Poisson draw would have been redrawn (shared/privacy/conditioning.ts); 0 otherwise. */
+  shortDrawProbability: number;
+  /** The audience `epsilon` (and the budget) is against. */
+  audience: LedgerAudience;
+  /** Cumulative ε at `delta` after this release, against `audience`. */
   epsilon: number;
+  /** Cumulative ε against model consumers; null where there is no guarantee. */
+  epsilonPublished: number | null;
+  /** Cumulative ε against the coordinator; null where there is no guarantee (central mode). */
+  epsilonCoordinator: number | null;
   delta: number;
   rdpOrder: number | null;
   /** The trust assumption the guarantee rests on, in words. */
@@ -86,7 +99,12 @@ export interface LedgerEntry {
 }
 
 export interface LedgerRow extends LedgerEntry {
+  /** Position in the job's ledger, 1, 2, … */
+  seq: number;
   round: number;
+  /** 'attempt': a release to the coordinator written ahead by an attempt (its attempt number is set), committed or not. */
+  status: 'committed' | 'attempt';
+  attempt: number | null;
   recordedAt: number;
 }
 
@@ -109,6 +127,13 @@ export interface AbortedRoundInput {
   cohortSize: number;
   survivors: number;
   reason: string;
+}
+
+/** An attempt's release to the coordinator, written ahead of it (see migrations v4). */
+export interface AttemptReleaseInput {
+  jobId: string;
+  round: number;
+  ledger: LedgerEntry;
 }
 
 /** One aborted attempt at a round; attempts are numbered 1, 2, … per (job, round). */

@@ -56,6 +56,9 @@ export {
 } from './adaptive-clipping.ts';
 export {
   AdaptiveClippingConfigSchema,
+  AUDIENCES,
+  type Audience,
+  budgetAudience,
   type CohortSampling,
   DP_MODES,
   DP_MODE_SPECS,
@@ -68,6 +71,8 @@ export {
   type RoundEventParams,
   centralNoiseStddev,
   distributedNoiseStddev,
+  distributedRoundEvents,
+  type DistributedEncoding,
   localNoiseStddev,
   roundDpEvent,
   roundDpPlan,

@@ -10,7 +10,9 @@ import {
   centralNoiseStddev,
   distributedNoiseStddev,
   localNoiseStddev,
+  budgetAudience,
   roundDpEvent,
+  roundDpPlan,
 } from './modes.ts';
 
 function messages(input: unknown): string[] {
@@ -46,7 +48,7 @@ describe('DpConfigSchema', () => {
       clipNorm: 1,
       adaptiveClipping: undefined,
     });
-    const adaptive = DpConfigSchema.parse({ mode: 'distributed', noiseMultiplier: 1, clipNorm: 'adaptive', budget: { epsilon: 3, delta: 1e-6 } });
+    const adaptive = DpConfigSchema.parse({ mode: 'central', noiseMultiplier: 1, clipNorm: 'adaptive', budget: { epsilon: 3, delta: 1e-6 } });
     expect(adaptive.adaptiveClipping).toEqual({ initialClipNorm: 0.1, targetQuantile: 0.5, learningRate: 0.2 });
     expect(adaptive.budget).toEqual({ epsilon: 3, delta: 1e-6 });
     expect(DpConfigSchema.parse({ mode: 'off' })).toEqual({ mode: 'off', noiseMultiplier: 0, adaptiveClipping: undefined });
@@ -105,8 +107,38 @@ describe('roundDpEvent', () => {
     expect(Number.isFinite(acc.compose(e!, 10).getEpsilon(1e-5).epsilon)).toBe(true);
   });
 
-  it('local rounds are unsampled Gaussians (no amplification against the server)', () => {
-    expect(roundDpEvent({ mode: 'local', noiseMultiplier: 4, sampling: { kind: 'poisson', q: 0.01 } })).toEqual(gaussianEvent(4));
+  it('local rounds are unsampled Gaussians under replace-one: sensitivity 2C, so the event carries z/2', () => {
+    expect(roundDpEvent({ mode: 'local', noiseMultiplier: 4, sampling: { kind: 'poisson', q: 0.01 } })).toEqual(gaussianEvent(2));
     expect(() => roundDpEvent({ mode: 'local', noiseMultiplier: 4, sampling: { kind: 'poisson', q: 0.01 }, countNoiseStddev: 5 })).toThrow(CohortError);
+    const plan = roundDpPlan({ mode: 'local', noiseMultiplier: 4, sampling: { kind: 'poisson', q: 0.01 } })!;
+    expect(plan.coordinatorEvent).toEqual(plan.event);
+    expect(plan.valueNoiseMultiplier).toBe(4); // what each client adds: σ = z·C, unchanged
+  });
+
+  it('local-mode ε is the replace-one figure of the issue (z=1, 1 round: 10.73; z=5, 100 rounds: 25.93)', () => {
+    const eps = (z: number, rounds: number) => {
+      const e = roundDpEvent({ mode: 'local', noiseMultiplier: z, sampling: { kind: 'poisson', q: 0.5 } })!;
+      return new RdpAccountant().compose(e, rounds).getEpsilon(1e-5).epsilon;
+    };
+    // Before: gaussian(z) under add-or-remove read 4.73 and 10.73.
+    expect(eps(1, 1)).toBeCloseTo(10.73, 2);
+    expect(eps(5, 100)).toBeCloseTo(25.93, 2);
+  });
+
+  it('distributed rounds carry a second event against the coordinator: unsampled, replace-one', () => {
+    const plan = roundDpPlan({ mode: 'distributed', noiseMultiplier: 1, sampling: { kind: 'poisson', q: 0.1 } })!;
+    expect(plan.event).toEqual(poissonSampledEvent(0.1, gaussianEvent(1)));
+    expect(plan.coordinatorEvent).toEqual(gaussianEvent(0.5));
+    expect(roundDpPlan({ mode: 'central', noiseMultiplier: 1, sampling: { kind: 'poisson', q: 0.1 } })!.coordinatorEvent).toBeNull();
+  });
+
+  it('budget audiences: coordinator by default where the mode protects against it; refused in central mode', () => {
+    const budget = { epsilon: 8, delta: 1e-5 };
+    expect(budgetAudience(DpConfigSchema.parse({ mode: 'local', noiseMultiplier: 1, clipNorm: 1, budget }))).toBe('coordinator');
+    expect(budgetAudience(DpConfigSchema.parse({ mode: 'distributed', noiseMultiplier: 1, clipNorm: 1, budget }))).toBe('coordinator');
+    expect(budgetAudience(DpConfigSchema.parse({ mode: 'distributed', noiseMultiplier: 1, clipNorm: 1, budget: { ...budget, against: 'published' } }))).toBe('published');
+    expect(budgetAudience(DpConfigSchema.parse({ mode: 'central', noiseMultiplier: 1, clipNorm: 1, budget }))).toBe('published');
+    expect(messages({ mode: 'central', noiseMultiplier: 1, clipNorm: 1, budget: { ...budget, against: 'coordinator' } })[0]).toMatch(/cannot be met in 'central' mode/);
+    expect(messages({ mode: 'distributed', noiseMultiplier: 1, clipNorm: 'adaptive' })[0]).toMatch(/clipping bit would reach the coordinator un-noised/);
   });
 });

@@ -9,8 +9,10 @@
  * - central:     clients clip; the server adds N(0, σ²) to the sum (`centralNoisyMean`). Trusts the
  *                server with individual updates unless SecAgg hides them.
  * - local:       every client adds the full N(0, σ²) to its own clipped update. Needs no trust, costs
- *                m times the variance in the aggregate. Accounted as an unsampled Gaussian per round:
- *                the server knows who took part, so sampling does not amplify privacy against it.
+ *                m times the variance in the aggregate. Accounted as an unsampled Gaussian per attempt
+ *                under replace-one adjacency: the server sees each noised update and who sent it, so
+ *                what the noise hides is the update's content, whose L2 sensitivity is 2C (a clipped u
+ *                replaced by a clipped u'), and sampling does not amplify privacy against it.
  * - distributed: every client adds noise of variance σ²/m_min (discrete Gaussian in the integer domain,
  *                `distributedNoiseStddev`), so the sum over any s ≥ m_min survivors carries variance
  *                s·σ²/m_min ≥ σ². Requires secure aggregation, otherwise each update is only protected
@@ -29,6 +31,7 @@ import { CohortError } from '../errors.ts';
 import {
   type DpEvent,
   composedEvent,
+  distributedDiscreteGaussianEvent,
   gaussianEvent,
   poissonSampledEvent,
   sampledWithoutReplacementEvent,
@@ -75,7 +78,7 @@ export const DP_MODE_SPECS: Readonly<Record<DpMode, DpModeSpec>> = Object.freeze
     noiseShare: 'full',
     requiresSecureAggregation: false,
     protectsAgainstServer: true,
-    accounting: 'unsampled Gaussian with z per round (no amplification: the server sees who took part)',
+    accounting: 'unsampled Gaussian per attempt, replace-one (sensitivity 2C, event z/2; no amplification: the server sees who took part)',
   },
   distributed: {
     mode: 'distributed',
@@ -83,7 +86,9 @@ export const DP_MODE_SPECS: Readonly<Record<DpMode, DpModeSpec>> = Object.freeze
     noiseShare: 'split',
     requiresSecureAggregation: true,
     protectsAgainstServer: true,
-    accounting: 'as central, at the worst case of m_min survivors (continuous-Gaussian approximation of the discrete sum)',
+    accounting:
+      'against the coordinator: the unsampled sum of m_min discrete Gaussians, replace-one (KLS21); against model consumers: ' +
+      'the Poisson-subsampled sum (general subsampling bound, Zhu & Wang 2019)',
   },
 });
 
@@ -144,9 +149,23 @@ export const AdaptiveClippingConfigSchema = z
   })
   .strict();
 
+/**
+ * Whom a guarantee is against. `coordinator`: whoever runs (or breaks into) the coordinator, which sees
+ * the cohort, every message and, in local mode, each noised update; sampling amplifies nothing against
+ * it. `published`: anyone who sees only the published models, for whom Poisson sampling does amplify.
+ */
+export const AUDIENCES = ['coordinator', 'published'] as const;
+export type Audience = (typeof AUDIENCES)[number];
+
 export const PrivacyBudgetSchema = z
   .object({
     epsilon: positive('dp.budget.epsilon'),
+    /**
+     * The ε the budget applies to. Default: 'coordinator' in local and distributed mode (the stricter;
+     * protecting against the coordinator is what those modes are for), 'published' in central mode
+     * (which trusts the coordinator and offers no guarantee against it).
+     */
+    against: z.enum(AUDIENCES, { error: "dp.budget.against must be 'coordinator' or 'published'" }).optional(),
     delta: z
       .number({ error: 'dp.budget.delta must be a number' })
       .gt(0, { error: 'dp.budget.delta must be in (0, 1)' })
@@ -193,6 +212,16 @@ export const DpConfigSchema = z
     if (cfg.clipNorm === 'adaptive' && cfg.mode === 'local') {
       issue('clipNorm', "adaptive clipping is not supported in 'local' mode (the clipping-bit sum would need local noise too)");
     }
+    if (cfg.clipNorm === 'adaptive' && cfg.mode === 'distributed') {
+      issue(
+        'clipNorm',
+        "adaptive clipping is not supported in 'distributed' mode: each client's clipping bit would reach the coordinator un-noised, " +
+          'outside secure aggregation, and distributed mode promises privacy against the coordinator',
+      );
+    }
+    if (cfg.mode === 'central' && cfg.budget?.against === 'coordinator') {
+      issue('budget', "dp.budget.against 'coordinator' cannot be met in 'central' mode: the coordinator sees every clipped update; use 'local' or 'distributed'");
+    }
     const sigmaB = cfg.adaptiveClipping?.countNoiseStddev;
     if (cfg.clipNorm === 'adaptive' && sigmaB !== undefined && cfg.mode !== 'off' && 2 * sigmaB <= cfg.noiseMultiplier) {
       issue(
@@ -208,6 +237,12 @@ export const DpConfigSchema = z
   }));
 
 export type DpConfig = z.output<typeof DpConfigSchema>;
+
+/** The audience the job's budget (and the ε it reports first) applies to; see PrivacyBudgetSchema. */
+export function budgetAudience(dp: Pick<DpConfig, 'mode' | 'budget'>): Audience {
+  if (dp.mode === 'central' || dp.mode === 'off') return 'published';
+  return dp.budget?.against ?? 'coordinator';
+}
 export type DpConfigInput = z.input<typeof DpConfigSchema>;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -240,9 +275,15 @@ export function roundDpEvent(params: RoundEventParams): DpEvent | null {
   return roundDpPlan(params)?.event ?? null;
 }
 
-/** A round's DP event together with the noise it accounts: the one source both the noise and the ledger read. */
+/** A round's DP events together with the noise they account: the one source both the noise and the ledger read. */
 export interface RoundDpPlan {
+  /** What a committed round releases to anyone who sees the published models. */
   event: DpEvent;
+  /**
+   * What the coordinator sees, accounted against it (unsampled, replace-one); null in central mode,
+   * which trusts the coordinator and gives no guarantee against it.
+   */
+  coordinatorEvent: DpEvent | null;
   /** z of the value query: z, or z_Δ = (z⁻² − (2σ_b)⁻²)^(−1/2) > z with adaptive clipping (Andrew et al. 2021, Thm 1). */
   valueNoiseMultiplier: number;
   /** σ_b of the clipping-bit count query, with adaptive clipping. */
@@ -258,7 +299,13 @@ export function roundDpPlan(params: RoundEventParams): RoundDpPlan | null {
     if (countNoiseStddev !== undefined) {
       throw new CohortError('UNSUPPORTED_EVENT', "adaptive clipping is not supported in 'local' mode");
     }
-    return { event: gaussianEvent(noiseMultiplier), valueNoiseMultiplier: noiseMultiplier };
+    // Replace-one: a client's noised update differs by at most 2C when its content changes, so the event
+    // carries σ/(2C) = z/2. The coordinator sees exactly this; published models are functions of it.
+    const event = gaussianEvent(noiseMultiplier / 2);
+    return { event, coordinatorEvent: event, valueNoiseMultiplier: noiseMultiplier };
+  }
+  if (mode === 'distributed' && countNoiseStddev !== undefined) {
+    throw new CohortError('UNSUPPORTED_EVENT', "adaptive clipping is not supported in 'distributed' mode");
   }
   const valueZ = countNoiseStddev === undefined ? noiseMultiplier : valueNoiseMultiplier(noiseMultiplier, countNoiseStddev);
   const inner = (relationFactor: number): DpEvent =>
@@ -269,5 +316,42 @@ export function roundDpPlan(params: RoundEventParams): RoundDpPlan | null {
     sampling.kind === 'poisson'
       ? poissonSampledEvent(sampling.q, inner(1))
       : sampledWithoutReplacementEvent(sampling.sampleSize, sampling.populationSize, inner(2));
-  return { event, valueNoiseMultiplier: valueZ, ...(countNoiseStddev === undefined ? {} : { countNoiseStddev }) };
+  // Distributed mode, before the SecAgg encoding is known: the continuous Gaussian of the same variance
+  // against the coordinator (unsampled, replace-one). `distributedRoundEvents` replaces both events with
+  // the discrete-Gaussian ones once the round's encoding is fixed.
+  const coordinatorEvent = mode === 'distributed' ? gaussianEvent(valueZ / 2) : null;
+  return { event, coordinatorEvent, valueNoiseMultiplier: valueZ, ...(countNoiseStddev === undefined ? {} : { countNoiseStddev }) };
+}
+
+/** A distributed round's SecAgg encoding, as the events need it. */
+export interface DistributedEncoding {
+  /** Quantisation step γ (model units per integer step). */
+  readonly gamma: number;
+  /** Δ₂·γ: one client's rounded L2 sensitivity, model units (KLS21 Thm 1). */
+  readonly sensitivity: number;
+  /** Each client's discrete-Gaussian σ, model units. */
+  readonly noiseStddev: number;
+  /** Survivors the round needs: the sum holds at least this many noise shares. */
+  readonly minSurvivors: number;
+  /** Coordinates per update. */
+  readonly dimension: number;
+}
+
+/**
+ * The events of a distributed round once its encoding is fixed: the sum of at least `minSurvivors`
+ * per-client discrete Gaussians (KLS21), in SecAgg's integer units.
+ * - Against the coordinator: unsampled, replace-one (it knows the cohort; a client's rounded update
+ *   changes by at most 2Δ₂ in L2, and the L1 bound follows from it, shared/privacy/ddgauss.ts).
+ * - Against model consumers: Poisson-subsampled under add-or-remove (sensitivity Δ₂), by the general
+ *   subsampling bound of Zhu & Wang 2019 — the Gaussian-specific analysis of MTZ 2019 is not proven for a
+ *   sum of discrete Gaussians. Fixed-size cohorts claim no amplification (no analysis of sampling without
+ *   replacement for this mechanism is implemented): their published event is the coordinator's.
+ */
+export function distributedRoundEvents(sampling: CohortSampling, enc: DistributedEncoding): { event: DpEvent; coordinatorEvent: DpEvent } {
+  const l2Sensitivity = enc.sensitivity / enc.gamma;
+  const base = { localStddev: enc.noiseStddev / enc.gamma, clients: enc.minSurvivors, dimension: enc.dimension };
+  const coordinatorEvent = distributedDiscreteGaussianEvent({ ...base, l2Sensitivity: 2 * l2Sensitivity });
+  const event =
+    sampling.kind === 'poisson' ? poissonSampledEvent(sampling.q, distributedDiscreteGaussianEvent({ ...base, l2Sensitivity })) : coordinatorEvent;
+  return { event, coordinatorEvent };
 }

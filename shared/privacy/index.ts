@@ -61,3 +61,4 @@ export {
   rdpDistributedDiscreteGaussian,
   rdpPoissonSubsampledCurve,
 } from './ddgauss.ts';
+export { epsilonWithShortDraws, logBinomialBelow, shortDrawProbability } from './conditioning.ts';

@@ -37,7 +37,8 @@ describe('privacy as processes', () => {
   it('keeps ledger and ε across SIGKILL, stops at the budget, and stays stopped', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cohort-dp-kill-'));
     const config = join(dir, 'job.json');
-    // Poisson rate 1 with 3 clients: every round q = 1, z = 2; ε(k) is known in closed form from the accountant.
+    // Poisson rate 1 with 4 clients and minClients 3: every round q = 1, z = 2, and no draw can fall short
+    // even without one of them (shared/privacy/conditioning.ts); ε(k) is known from the accountant.
     const z = 2;
     const eps = (k: number) => epsilonFor({ q: 1, noiseMultiplier: z, steps: k, delta: 1e-5 }).epsilon;
     const budget = (eps(5) + eps(6)) / 2;
@@ -59,7 +60,7 @@ describe('privacy as processes', () => {
     const first = startServer(args);
     children.push(first.child);
     await first.waitFor((l) => l.msg === 'coordinator listening');
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const transport = new SocketIoClientTransport({ url: `http://127.0.0.1:${port}`, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } });
       const engine = new ClientEngine({ clientId: `c${i}`, task: new SlowTask(), transport });
       engine.start();
@@ -113,7 +114,14 @@ describe('privacy as processes', () => {
   it('`cohort privacy epsilon` and `calibrate` print the accountant’s values as JSON', async () => {
     const e = await cohort(['privacy', 'epsilon', '--q', '0.01', '--noise', '1.1', '--steps', '1000', '--delta', '1e-5', '--json']);
     expect(e.code, e.stderr).toBe(0);
-    expect(JSON.parse(e.stdout)).toEqual(epsilonFor({ q: 0.01, noiseMultiplier: 1.1, steps: 1000, delta: 1e-5 }));
+    expect(JSON.parse(e.stdout)).toEqual({ ...epsilonFor({ q: 0.01, noiseMultiplier: 1.1, steps: 1000, delta: 1e-5 }), adjacency: 'add-remove' });
+    // Replace-one (local mode; any guarantee against the coordinator): sensitivity 2C, unsampled — the issue's 10.73 at z = 1.
+    const r1 = await cohort(['privacy', 'epsilon', '--q', '1', '--noise', '1', '--steps', '1', '--delta', '1e-5', '--adjacency', 'replace-one', '--json']);
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(JSON.parse(r1.stdout).epsilon).toBeCloseTo(10.7255, 3);
+    const sampled = await cohort(['privacy', 'epsilon', '--q', '0.1', '--noise', '1', '--steps', '1', '--delta', '1e-5', '--adjacency', 'replace-one']);
+    expect(sampled.code).toBe(2);
+    expect(sampled.stderr).toMatch(/replace-one is analysed without sampling amplification/);
     const classic = await cohort([
       'privacy', 'epsilon', '--q', '0.01', '--noise', '1.1', '--steps', '1000', '--delta', '1e-5',
       '--conversion', 'classic', '--orders', 'integer', '--json',

@@ -15,7 +15,7 @@ import { SocketIoClientTransport } from '../../../client/transport/socketio.ts';
 import { parseJobConfig, type JobConfig } from '../../../server/round/config.ts';
 import { CohortStore, DB_FILE, type LedgerRow, type RoundRow } from '../../../server/store/index.ts';
 import { initialWeights, weightsChecksum } from '../../../shared/model/index.ts';
-import { DEFAULT_ORDERS, DpEventSchema, RdpAccountant } from '../../../shared/privacy/index.ts';
+import { DEFAULT_ORDERS, DpEventSchema, epsilonWithShortDraws, RdpAccountant } from '../../../shared/privacy/index.ts';
 import type { JobEnd, ServerMessage } from '../../../shared/protocol/index.ts';
 import { freePort, ROOT, spawnJsonLines, type JsonLinesChild } from '../helpers.ts';
 import { FixedTask, MODEL, type VictimDeath } from './task.ts';
@@ -54,7 +54,8 @@ export function jobSpec(
     sampling: { mode: 'fixed', cohortSize: CLIENTS },
     minClients: opts.minClients ?? CLIENTS,
     minSurvivors: opts.minSurvivors ?? CLIENTS - 1,
-    evaluation: { every: 1, fraction: 1 },
+    // The victims evaluate on synthetic data: their metrics may leave un-noised.
+    evaluation: { every: 1, fraction: 1, unaccountedMetrics: true },
     timeouts: { trainMs: t.trainMs, evaluateMs: t.evaluateMs, retryDelayMs: 100 },
     maxAttemptsPerRound: 5,
     // Keep every checkpoint: the served-model check looks each one up.
@@ -200,15 +201,27 @@ export function snapshot(dir: string, jobId: string): StoreSnapshot {
   }
 }
 
-/** ε after each prefix of the ledger, recomputed by a fresh accountant from the rows' DP events. */
+/**
+ * ε (against each row's audience) after each prefix of the ledger, recomputed by fresh accountants from
+ * the rows' DP events: the published events of committed rows (fixed cohorts under replace-one, Poisson
+ * under add-or-remove, with the short-draw mass in δ) and the coordinator events of every row
+ * (unsampled, replace-one); published models are never less private than what the coordinator saw.
+ */
 export function recomputedEpsilons(config: JobConfig, ledger: LedgerRow[]): number[] {
-  // As the coordinator analyses them (server/round/privacy.ts): fixed cohorts under replace-one,
-  // Poisson cohorts and local noise under add-or-remove.
   const relation = config.sampling.mode === 'fixed' && config.dp.mode !== 'local' ? 'replaceOne' : 'addOrRemove';
-  const accountant = new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: relation });
+  const published = new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: relation });
+  const coordinator = new RdpAccountant(DEFAULT_ORDERS, { neighboringRelation: 'replaceOne' });
+  let mass = 0;
   return ledger.map((row) => {
-    accountant.compose(DpEventSchema.parse(row.event));
-    return accountant.getEpsilon(row.delta).epsilon;
+    if (row.event !== null) {
+      published.compose(DpEventSchema.parse(row.event));
+      mass += row.shortDrawProbability;
+    }
+    if (row.coordinatorEvent !== null) coordinator.compose(DpEventSchema.parse(row.coordinatorEvent));
+    const pub = epsilonWithShortDraws(DEFAULT_ORDERS, published.rdp(), row.delta, mass).epsilon;
+    if (config.dp.mode === 'central') return pub;
+    const coord = coordinator.getEpsilon(row.delta).epsilon;
+    return row.audience === 'coordinator' ? coord : Math.min(pub, coord);
   });
 }
 
@@ -231,16 +244,22 @@ export function expectConsistent(s: StoreSnapshot, config: JobConfig): void {
     expect(s.ledger).toEqual([]);
     return;
   }
-  expect(s.ledger.map((l) => l.round), 'exactly one ledger row per committed round').toEqual(oneToK);
-  s.ledger.forEach((l, i) => {
+  const committedRows = s.ledger.filter((l) => l.status === 'committed');
+  expect(committedRows.map((l) => l.round), 'exactly one committed ledger row per committed round').toEqual(oneToK);
+  committedRows.forEach((l, i) => {
     expect(l.mode).toBe(config.dp.mode);
     expect(l.survivors, `ledger survivors of round ${l.round}`).toBe(s.rounds[i].survivors);
     expect(l.cohortSize, `ledger cohort of round ${l.round}`).toBe(s.rounds[i].cohortSize);
   });
+  // Attempts' releases to the coordinator: of committed rounds, or of the round in flight.
+  for (const l of s.ledger.filter((r) => r.status === 'attempt')) {
+    expect(l.round, `attempt row of round ${l.round}`).toBeLessThanOrEqual(k + 1);
+    expect(l.event, 'an attempt publishes nothing').toBeNull();
+  }
   const eps = s.ledger.map((l) => l.epsilon);
-  for (let i = 1; i < eps.length; i++) expect(eps[i], `ε strictly increasing at round ${i + 1}`).toBeGreaterThan(eps[i - 1]);
+  for (let i = 1; i < eps.length; i++) expect(eps[i], `ε strictly increasing at ledger row ${i + 1}`).toBeGreaterThan(eps[i - 1]);
   const recomputed = recomputedEpsilons(config, s.ledger);
-  eps.forEach((e, i) => expect(e, `ε of round ${i + 1} = the accountant over rounds 1..${i + 1}`).toBeCloseTo(recomputed[i], 9));
+  eps.forEach((e, i) => expect(e, `ε of ledger row ${i + 1} = the accountants over rows 1..${i + 1}`).toBeCloseTo(recomputed[i], 9));
 }
 
 /**
@@ -253,7 +272,7 @@ export function expectServedCommitted(served: Served[], s: StoreSnapshot, config
   expect(served.length, 'clients were served models').toBeGreaterThan(0);
   const initial = weightsChecksum(initialWeights(config.model, config.seed).weights);
   const published = new Map<number, string>([[0, initial]]);
-  const accounted = new Set(config.dp.mode === 'off' ? s.rounds.map((r) => r.round) : s.ledger.map((l) => l.round));
+  const accounted = new Set(config.dp.mode === 'off' ? s.rounds.map((r) => r.round) : s.ledger.filter((l) => l.status === 'committed').map((l) => l.round));
   for (const [round, checksum] of s.checkpoints) if (accounted.has(round)) published.set(round, checksum);
   const allowed = new Set(published.values());
   for (const m of served) {
