@@ -10,7 +10,7 @@ import { sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
 import type { Failpoint } from '../failpoints.ts';
 import type { Clock } from './clock.ts';
 import type { JobConfig } from './config.ts';
-import type { RoundPlan } from './privacy.ts';
+import type { PrivacyController, RoundPlan } from './privacy.ts';
 import type { ConnectedClient } from './registry.ts';
 import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
 import type { TrainingRound } from './training.ts';
@@ -40,6 +40,22 @@ export class RoundStarter {
     if (sampling.mode === 'fixed') return sampleWithoutReplacement(eligible, sampling.cohortSize, rng);
     // Poisson sampling: each client joins independently with probability q.
     return eligible.filter(() => rng.next() < sampling.rate);
+  }
+
+  /**
+   * The cohort of the next attempt, or why to wait: too few clients; a DP job whose population is too
+   * small for redrawing short Poisson draws to cost little δ (privacy.ts `waitForPopulation`); or a short
+   * draw, which is redrawn later — except in central DP with Poisson cohorts, which never redraws (a
+   * short, even empty, draw runs as drawn: privacy.ts `unconditioned`).
+   */
+  draw(eligible: ConnectedClient[], privacy: PrivacyController, committedRounds: number): { cohort: ConnectedClient[]; wait?: string } {
+    const m = this.ctx.config.minClients;
+    if (eligible.length < m) return { cohort: [], wait: `fewer than ${m} clients` };
+    const tooFew = privacy.enabled ? privacy.waitForPopulation(eligible.length, this.ctx.minSurvivors, committedRounds) : undefined;
+    if (tooFew !== undefined) return { cohort: [], wait: tooFew };
+    const cohort = this.sample(eligible);
+    if (cohort.length < m && !privacy.unconditioned) return { cohort, wait: `the draw had fewer than ${m} clients` };
+    return { cohort };
   }
 
   /** The round's SecAgg driver (throws if no encoding fits this cohort); `onDone` gets its outcome. */

@@ -8,10 +8,12 @@ import { createServerOptimizer, type ServerOptimizer } from '../../shared/fl/ind
 import { isAllFinite } from '../../shared/fl/aggregate.ts';
 import type { Logger } from '../../shared/log.ts';
 import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
-import type { CohortStore, JobRow, RoundRecord } from '../store/index.ts';
+import type { CohortStore, JobRow, JobStatus, RoundRecord } from '../store/index.ts';
 import type { Failpoint } from '../failpoints.ts';
 import { configHash, type JobConfig } from './config.ts';
-import { PrivacyController } from './privacy.ts';
+import { PrivacyController, type RoundPlan } from './privacy.ts';
+import type { RoundSummary } from './events.ts';
+import type { SecAggRound } from './secagg.ts';
 import type { TrainingRound } from './training.ts';
 
 export class JobModel {
@@ -58,6 +60,45 @@ export class JobModel {
     const privacy = new PrivacyController(config, store.listLedger(id), lastClipNormNext);
     if (privacy.enabled) log.info({ epsilon: privacy.epsilonSpent, delta: privacy.delta, mode: config.dp.mode }, 'privacy ledger loaded');
     return new JobModel(config, store, log, job, weights, weightsChecksum(weights), round, optimizer, privacy);
+  }
+
+  /**
+   * What the stored job says to do on start: resume it paused (with its reason), serve a final state, or
+   * run it (a created or queued job is marked running).
+   */
+  resumeAs(): { status: 'running' } | { status: 'paused'; reason: string } | { status: Exclude<JobStatus, 'created' | 'queued' | 'running' | 'paused'>; reason?: string } {
+    const { status, reason } = this.job;
+    if (status === 'paused') return { status, reason: reason ?? 'paused' };
+    if (status === 'created' || status === 'running' || status === 'queued') {
+      if (status !== 'running') this.store.setJobStatus(this.config.id, 'running');
+      return { status: 'running' };
+    }
+    return { status, ...(reason ? { reason } : {}) };
+  }
+
+  // ---- the privacy of an attempt (privacy.ts plans, the store records) -------------------------------
+
+  /** The attempt's privacy plan (undefined without DP), or why the budget forbids it. */
+  planAttempt(cohortSize: number, population: number, minSurvivors: number): RoundPlan | undefined | { exhausted: string } {
+    return this.privacy.enabled ? this.privacy.plan(cohortSize, population, minSurvivors) : undefined;
+  }
+
+  /** Binds the attempt's SecAgg encoding into its plan; the budget reason if the events it implies exceed it. */
+  bindSecAgg(plan: RoundPlan | undefined, secagg: SecAggRound): { exhausted: string } | undefined {
+    const a = secagg.announce;
+    return plan && this.privacy.bindSecAgg(plan, { sensitivity: secagg.sensitivity, noiseStddev: a.noiseStddev, minSurvivors: a.minSurvivors, gamma: a.gamma, dimension: this.dim });
+  }
+
+  /** The attempt's release to the coordinator, into the ledger (fsynced) before it is made; then spent. */
+  writeAhead(round: TrainingRound, plan: RoundPlan): void {
+    this.store.recordAttemptRelease({ jobId: this.config.id, round: round.round, ledger: this.privacy.attemptEntry(plan, round.members.size) });
+    this.privacy.attemptReleased(plan);
+  }
+
+  /** ε spent so far, against the budget's audience and against each. */
+  epsilons(): Pick<RoundSummary, 'epsilon' | 'epsilonPublished' | 'epsilonCoordinator'> {
+    const { published, coordinator } = this.privacy.epsilons;
+    return { epsilon: this.privacy.epsilonSpent, epsilonPublished: published, epsilonCoordinator: coordinator };
   }
 
   /** The published global model (never mutated: each commit makes a new array). */

@@ -37,18 +37,19 @@ import type { CohortStore, JobStatus } from '../store/index.ts';
 import type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
 import { noFailpoints, type Failpoint } from '../failpoints.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { ClientRows } from './client-rows.ts';
-import { RoundStarter } from './cohort.ts';
+import type { ClientRows } from './client-rows.ts';
+import type { RoundStarter } from './cohort.ts';
 import { JobModel } from './commit.ts';
-import { MessageIntake } from './intake.ts';
+import type { MessageIntake } from './intake.ts';
 import type { JobConfig } from './config.ts';
-import { EvaluationPhase } from './evaluation.ts';
+import type { EvaluationPhase } from './evaluation.ts';
+import { engineParts } from './parts.ts';
 import type { RoundPlan } from './privacy.ts';
 import type { ValueLimits } from './ranges.ts';
-import { errorText, Guard, isStoreFailure } from './recovery.ts';
-import { ClientRegistry, type ConnectedClient } from './registry.ts';
+import { errorText, isStoreFailure, type Guard } from './recovery.ts';
+import type { ClientRegistry, ConnectedClient } from './registry.ts';
 import type { SecAggOutcome, SecAggRound } from './secagg.ts';
-import { TrainingPhase, TrainingRound } from './training.ts';
+import { type TrainingPhase, TrainingRound } from './training.ts';
 
 export { systemClock, type Clock } from './clock.ts';
 export type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
@@ -119,51 +120,21 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.failpoint = opts.failpoint ?? noFailpoints;
     this.resumePaused = opts.resumePaused ?? false;
     const { clock, log, transport, store, jobId, config, rng, valueLimits, failpoint, minSurvivors } = this;
-    this.guard = new Guard({
-      clock,
-      log,
-      retryMs: Math.max(config.timeouts.retryDelayMs, 50),
-      finished: () => this.state === 'finished',
-      roundInFlight: () => this.training.round?.round ?? this.evaluations.round,
-      pause: (reason) => this.pause(reason),
-      abandon: (what, err) => this.abandon(what, err),
-      fail: (reason) => this.finish('failed', reason),
-    });
-    // The parts get small callbacks, never the engine: timers run guarded, rejections go through reject().
-    const timer = (what: string, ms: number, fn: () => void): unknown => this.guard.timer(what, ms, fn);
-    const send = transport.send.bind(transport);
-    const client = (connId: string): ConnectedClient | undefined => this.registry.client(connId);
-    const isRegistered = (connId: string, clientId: string): boolean => client(connId)?.clientId === clientId;
-    this.intake = new MessageIntake({
-      jobId,
-      log,
-      send,
-      client,
-      recover: (what, err) => this.guard.recover(what, err),
-      handlers: {
+    const parts = engineParts(
+      { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors },
+      {
+        state: () => this.state,
+        dim: () => this.model.dim,
         hello: (connId, msg) => this.onHello(connId, msg),
-        update: (c, msg) => this.training.update(c, msg),
-        refuse: (c, msg) => this.training.refuse(c, msg.round, msg.reason),
-        evalResult: (c, msg) => this.evaluations.result(c, msg),
-        secaggUp: (c, msg) => this.training.secaggUp(c, msg),
+        closed: (round, secaggAbort) => this.closeRound(round, secaggAbort),
+        evaluated: (summary, pauseReason) => this.afterRound(summary, pauseReason),
+        pause: (reason) => this.pause(reason),
+        abandon: (what, err) => this.abandon(what, err),
+        fail: (reason) => this.finish('failed', reason),
       },
-    });
-    const reject = this.intake.reject.bind(this.intake);
-    const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
-    this.registry = new ClientRegistry({ transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
-    this.clientRows = new ClientRows(parts);
-    this.starter = new RoundStarter({ ...parts, minSurvivors, isRegistered });
-    this.training = new TrainingPhase({
-      ...parts,
-      dim: () => this.model.dim,
-      training: () => this.state === 'training',
-      closed: (round, secaggAbort) => this.closeRound(round, secaggAbort),
-    });
-    this.evaluations = new EvaluationPhase({
-      ...parts,
-      evaluating: () => this.state === 'evaluating',
-      done: (summary, pauseReason) => this.afterRound(summary, pauseReason),
-    });
+    );
+    ({ guard: this.guard, intake: this.intake, registry: this.registry, clientRows: this.clientRows } = parts);
+    ({ starter: this.starter, training: this.training, evaluations: this.evaluations } = parts);
   }
 
   /** Lets a held engine start rounds. */
@@ -325,20 +296,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private loadJob(): void {
     this.model = JobModel.load(this.config, this.store, this.log);
-    const job = this.model.job;
-    if (job.status === 'paused') {
-      this.state = 'paused';
-      this.pauseReason = job.reason ?? 'paused';
+    const found = this.model.resumeAs();
+    if (found.status === 'paused') {
+      [this.state, this.pauseReason] = ['paused', found.reason];
       this.log.warn({ reason: this.pauseReason }, 'job is paused; resume() continues it');
-      return;
-    }
-    if (job.status !== 'created' && job.status !== 'running' && job.status !== 'queued') {
+    } else if (found.status !== 'running') {
       this.state = 'finished';
-      this.finishedSummary = { jobId: this.jobId, status: job.status, rounds: this.lastCommittedRound, checksum: this.globalChecksum, reason: job.reason ?? undefined };
-      this.log.info({ status: job.status }, 'job already finished; serving its final state');
-      return;
+      this.finishedSummary = { jobId: this.jobId, status: found.status, rounds: this.lastCommittedRound, checksum: this.globalChecksum, reason: found.reason };
+      this.log.info({ status: found.status }, 'job already finished; serving its final state');
     }
-    if (job.status !== 'running') this.store.setJobStatus(this.jobId, 'running');
   }
 
   private finish(status: JobStatus, reason?: string): void {
@@ -393,19 +359,14 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     if (this.state !== 'waiting' || this.waitTimer !== undefined || this.held) return;
     if (this.lastCommittedRound >= this.config.rounds) return this.finish('completed');
     const eligible = this.registry.all();
-    // A DP job draws only from a population where redrawing short Poisson draws costs little δ (privacy.ts).
-    const privacy = this.model.privacy;
-    const tooFew = privacy.enabled ? privacy.waitForPopulation(eligible.length, this.minSurvivors, this.lastCommittedRound) : undefined;
-    const enough = eligible.length >= this.config.minClients && !tooFew;
-    const cohort = enough ? this.starter.sample(eligible) : [];
-    // Central DP with Poisson cohorts never redraws: a short (even empty) draw runs as drawn (privacy.ts).
-    if (cohort.length < this.config.minClients && !(enough && privacy.unconditioned)) {
+    const { cohort, wait } = this.starter.draw(eligible, this.model.privacy, this.lastCommittedRound);
+    if (wait !== undefined) {
       const waited = this.clock.now() - this.waitingSince;
       const limit = this.config.timeouts.waitForClientsMs;
       if (limit > 0 && waited >= limit) {
-        return this.finish('failed', tooFew ? `${tooFew} for ${limit} ms` : `fewer than ${this.config.minClients} clients for ${limit} ms`);
+        return this.finish('failed', `${wait} for ${limit} ms`);
       }
-      this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients, ...(tooFew ? { reason: tooFew } : {}) }, 'waiting for clients');
+      this.log.debug({ eligible: eligible.length, sampled: cohort.length, needed: this.config.minClients, reason: wait }, 'waiting for clients');
       // Re-check on the next connect, and periodically (Poisson sampling may come up short).
       return this.retryIn(Math.max(this.config.timeouts.retryDelayMs, 50));
     }
@@ -414,16 +375,12 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
 
   private beginRound(cohort: ConnectedClient[], population: number): void {
     const roundNo = this.lastCommittedRound + 1;
-    const privacy = this.model.privacy;
-    let plan: RoundPlan | undefined;
-    if (privacy.enabled) {
-      const planned = privacy.plan(cohort.length, population, this.minSurvivors);
-      if ('exhausted' in planned) {
-        this.log.warn({ round: roundNo, epsilon: privacy.epsilonSpent, reason: planned.exhausted }, 'privacy budget exhausted');
-        return this.finish('budget_exhausted', planned.exhausted);
-      }
-      plan = planned;
-    }
+    const exhausted = (reason: string): void => {
+      this.log.warn({ round: roundNo, epsilon: this.model.privacy.epsilonSpent, reason }, 'privacy budget exhausted');
+      this.finish('budget_exhausted', reason);
+    };
+    const plan = this.model.planAttempt(cohort.length, population, this.minSurvivors);
+    if (plan && 'exhausted' in plan) return exhausted(plan.exhausted);
     this.attempt++;
     const round = new TrainingRound(roundNo, this.attempt, this.clock.now(), cohort, this.model.dim, plan);
     const { timeouts, secagg } = this.config;
@@ -434,27 +391,22 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         this.log.error({ err, round: roundNo }, 'cannot configure secure aggregation for this cohort');
         return this.finish('failed', `secure aggregation: ${errorText(err)}`);
       }
-      const a = round.secagg.announce;
-      const over = plan && privacy.bindSecAgg(plan, { sensitivity: round.secagg.sensitivity, noiseStddev: a.noiseStddev, minSurvivors: a.minSurvivors, gamma: a.gamma, dimension: this.model.dim });
-      if (over) {
-        this.log.warn({ round: roundNo, epsilon: privacy.epsilonSpent, reason: over.exhausted }, 'privacy budget exhausted');
-        return this.finish('budget_exhausted', over.exhausted);
-      }
+      const over = this.model.bindSecAgg(plan, round.secagg);
+      if (over) return exhausted(over.exhausted);
     }
     // Local DP: asking clients to train is the release (each answers with its noised update), so it is
     // in the ledger before anyone is asked. A failing store pauses the job with nothing sent.
-    if (plan && privacy.releasesAhead === 'train') {
+    if (plan && this.model.privacy.releasesAhead === 'train') {
       try {
-        this.writeAhead(round, plan);
+        this.model.writeAhead(round, plan);
       } catch (err) {
         if (!isStoreFailure(err)) throw err;
-        this.log.error({ err, round: roundNo }, 'the store failed recording the attempt\'s release; pausing the job');
+        this.log.error({ err, round: roundNo }, "the store failed recording the attempt's release; pausing the job");
         return this.pause(`the store failed recording round ${roundNo}'s release: ${errorText(err)}`);
       }
     }
     // With SecAgg the round deadline is a safety net: SecAgg runs its own phase deadlines.
-    const deadline = timeouts.trainMs + (secagg.enabled ? 5 * secagg.phaseTimeoutMs : 0);
-    this.training.begin(round, deadline);
+    this.training.begin(round, timeouts.trainMs + (secagg.enabled ? 5 * secagg.phaseTimeoutMs : 0));
     this.state = 'training';
     this.log.info({ round: roundNo, attempt: this.attempt, cohort: cohort.length, connected: this.registry.size }, 'round started');
     this.failpoint('select', roundNo);
@@ -470,15 +422,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     const onDone = (outcome: SecAggOutcome): void => this.guard.run('secure aggregation done', () => this.training.secaggDone(roundNo, outcome));
     // Distributed DP: with the unmasking shares the coordinator can compute the noised sum, so the release
     // is in the ledger before they are asked for (if this throws, SecAgg aborts the attempt unrevealed).
-    const beforeUnmask = plan && this.model.privacy.releasesAhead === 'unmask' ? () => this.writeAhead(round, plan) : undefined;
+    const beforeUnmask = plan && this.model.privacy.releasesAhead === 'unmask' ? () => this.model.writeAhead(round, plan) : undefined;
     return this.starter.secagg(roundNo, cohort, this.model.dim, plan, onDone, beforeUnmask);
-  }
-
-  /** The attempt's release to the coordinator, into the ledger (fsynced) before it is made; then spent. */
-  private writeAhead(round: TrainingRound, plan: RoundPlan): void {
-    const privacy = this.model.privacy;
-    this.store.recordAttemptRelease({ jobId: this.jobId, round: round.round, ledger: privacy.attemptEntry(plan, round.members.size) });
-    privacy.attemptReleased(plan);
   }
 
   // ---- collect, commit, abort -------------------------------------------------------------------
@@ -513,7 +458,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
       round: round.round,
       record,
       checksum: this.globalChecksum,
-      ...(round.plan ? { epsilon: this.model.privacy.epsilonSpent } : {}),
+      ...(round.plan ? this.model.epsilons() : {}),
     };
     const every = this.config.evaluation.every;
     if (every > 0 && (round.round % every === 0 || round.round === this.config.rounds)) this.beginEvaluation(summary);

@@ -6,8 +6,11 @@ export interface RoundSummary {
   record: RoundRecord;
   checksum: string;
   evaluation?: EvaluationRecord;
-  /** Cumulative ε at the job's δ after this round (DP jobs). */
+  /** Cumulative ε at the job's δ after this round (DP jobs), against the budget's audience. */
   epsilon?: number;
+  /** The same against model consumers and against the coordinator; null where there is no guarantee. */
+  epsilonPublished?: number | null;
+  epsilonCoordinator?: number | null;
 }
 
 export interface JobSummary {

@@ -165,7 +165,8 @@ describe('WebAssembly encoding kernels (encode-kernel.ts)', () => {
 
   for (const dim of [4, 5, 7, 64, 1000, 4096, 5000, 70000]) {
     it(`encode: the kernel path equals the scalar path bit for bit (d = ${dim}, with a second rounding attempt forced)`, () => {
-      const p: EncodingParams = { dim, clipNorm: 1, gamma: 2e-3, bits: 16, rotationSeed: randomBytes(32) };
+      // A fixed rotation seed: with a random one the forced all-up rounding below was, rarely, within the bound.
+      const p: EncodingParams = { dim, clipNorm: 1, gamma: 2e-3, bits: 16, rotationSeed: new Uint8Array(32).fill(dim % 251) };
       const x = gaussianVector(dim, `k-${dim}`, 2); // clipped
       const wasm = encodeUpdate(x, p, { random: words(`u-${dim}`) }); // Float32Array → kernel
       const js = encodeUpdate(Float64Array.from(x), p, { random: words(`u-${dim}`) }); // other types → scalar
@@ -183,8 +184,8 @@ describe('WebAssembly encoding kernels (encode-kernel.ts)', () => {
         };
         const a = encodeUpdate(x, pb, { random: upThenFair() });
         const b = encodeUpdate(Float64Array.from(x), pb, { random: upThenFair() });
-        // The all-up draw is always rejected; the fair redraws may be rejected too (w.p. ≤ β each, and the
-        // rotation seed is random), so the count is ≥ 2, and the same on both paths.
+        // The all-up draw is rejected (for this seed); the fair redraws may be rejected too (w.p. ≤ β each),
+        // so the count is ≥ 2, and the same on both paths.
         expect(a.roundingAttempts).toBeGreaterThanOrEqual(2);
         expect(b.roundingAttempts).toBe(a.roundingAttempts);
         expect(Buffer.from(a.encoded.buffer).equals(Buffer.from(b.encoded.buffer))).toBe(true);

@@ -182,6 +182,8 @@ export interface SeriesResult {
   finalAccuracy?: number;
   finalLoss?: number;
   epsilon?: number;
+  epsilonPublished?: number | null;
+  epsilonCoordinator?: number | null;
   durationMs: number;
 }
 
@@ -217,6 +219,10 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
         loss: r.loss,
         trainLoss: r.summary.record.trainLoss ?? undefined,
         epsilon: r.summary.epsilon,
+        // Both audiences where they differ (distributed mode): model consumers, and the coordinator.
+        ...(r.summary.epsilonCoordinator != null && r.summary.epsilonPublished != null && r.summary.epsilonCoordinator !== r.summary.epsilonPublished
+          ? { epsilonPublished: r.summary.epsilonPublished, epsilonCoordinator: r.summary.epsilonCoordinator }
+          : {}),
         cohort: r.summary.record.cohortSize,
         survivors: r.summary.record.survivors,
         dropped: r.dropped,
@@ -238,6 +244,7 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
     finalAccuracy: last?.accuracy,
     finalLoss: last?.loss,
     epsilon: last?.summary.epsilon,
+    ...(last?.summary.epsilonCoordinator != null ? { epsilonPublished: last.summary.epsilonPublished, epsilonCoordinator: last.summary.epsilonCoordinator } : {}),
     durationMs: Date.now() - started,
   };
 }

@@ -223,7 +223,8 @@ describe(`hostile sampled members (COHORT_HOSTILE_SEED=${SEED})`, () => {
       sampling: { mode: 'fixed', cohortSize: cohort },
       minClients: cohort,
       minSurvivors: opts.honest,
-      evaluation: { every: opts.secagg ? 0 : 1 },
+      // Evaluation on synthetic data: its metrics may leave un-noised (a DP job must say so).
+      evaluation: { every: opts.secagg ? 0 : 1, unaccountedMetrics: true },
       // Every member answers (the hostile ones end with a decider), so phases close on answers, not deadlines:
       // generous deadlines only keep a loaded machine from closing a phase under a slow hostile member.
       timeouts: { trainMs: 60_000, evaluateMs: 60_000, retryDelayMs: 50, helloMs: 600_000 },

@@ -1,0 +1,97 @@
+/**
+ * The round engine's parts, wired together: the guard (recovery.ts), the message intake, the connection
+ * registry, the batched client rows, the round starter, and the training and evaluation phases. Each part
+ * gets small callbacks — guarded timers, `send`, `reject`, a check of the engine's state — and the engine
+ * gets the parts; no part ever holds the engine (engine.ts keeps the state and its transitions).
+ */
+import type { Logger } from '../../shared/log.ts';
+import type { Hello, ServerTransport } from '../../shared/protocol/index.ts';
+import type { Rng } from '../../shared/random.ts';
+import type { CohortStore } from '../store/index.ts';
+import type { Failpoint } from '../failpoints.ts';
+import type { Clock } from './clock.ts';
+import { ClientRows } from './client-rows.ts';
+import { RoundStarter } from './cohort.ts';
+import type { JobConfig } from './config.ts';
+import type { RoundSummary } from './events.ts';
+import { EvaluationPhase } from './evaluation.ts';
+import { MessageIntake } from './intake.ts';
+import type { ValueLimits } from './ranges.ts';
+import { Guard } from './recovery.ts';
+import { ClientRegistry, type ConnectedClient } from './registry.ts';
+import { TrainingPhase, type TrainingRound } from './training.ts';
+
+export interface EngineBasics {
+  jobId: string;
+  config: JobConfig;
+  store: CohortStore;
+  transport: ServerTransport;
+  clock: Clock;
+  log: Logger;
+  rng: Rng;
+  valueLimits: ValueLimits;
+  failpoint: Failpoint;
+  /** The job's survivor floor (minSurvivors, else minClients). */
+  minSurvivors: number;
+}
+
+/** What the parts may ask of the engine: its state, and its transitions. */
+export interface EngineHooks {
+  state(): string;
+  dim(): number;
+  hello(connId: string, msg: Hello): void;
+  closed(round: TrainingRound, secaggAbort?: string): void;
+  evaluated(summary: RoundSummary, pauseReason?: string): void;
+  pause(reason: string): void;
+  abandon(what: string, err: unknown): void;
+  fail(reason: string): void;
+}
+
+export interface EngineParts {
+  guard: Guard;
+  intake: MessageIntake;
+  registry: ClientRegistry;
+  clientRows: ClientRows;
+  starter: RoundStarter;
+  training: TrainingPhase;
+  evaluations: EvaluationPhase;
+}
+
+export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
+  const { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors } = b;
+  const guard: Guard = new Guard({
+    clock,
+    log,
+    retryMs: Math.max(config.timeouts.retryDelayMs, 50),
+    finished: () => hooks.state() === 'finished',
+    roundInFlight: () => training.round?.round ?? evaluations.round,
+    pause: hooks.pause,
+    abandon: hooks.abandon,
+    fail: hooks.fail,
+  });
+  // Timers run guarded; rejections go through the intake's reject().
+  const timer = (what: string, ms: number, fn: () => void): unknown => guard.timer(what, ms, fn);
+  const send = transport.send.bind(transport);
+  const client = (connId: string): ConnectedClient | undefined => registry.client(connId);
+  const isRegistered = (connId: string, clientId: string): boolean => client(connId)?.clientId === clientId;
+  const intake = new MessageIntake({
+    jobId,
+    log,
+    send,
+    client,
+    recover: (what, err) => guard.recover(what, err),
+    handlers: {
+      hello: hooks.hello,
+      update: (c, msg) => training.update(c, msg),
+      refuse: (c, msg) => training.refuse(c, msg.round, msg.reason),
+      evalResult: (c, msg) => evaluations.result(c, msg),
+      secaggUp: (c, msg) => training.secaggUp(c, msg),
+    },
+  });
+  const reject = intake.reject.bind(intake);
+  const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
+  const registry = new ClientRegistry({ transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
+  const training: TrainingPhase = new TrainingPhase({ ...parts, dim: hooks.dim, training: () => hooks.state() === 'training', closed: hooks.closed });
+  const evaluations: EvaluationPhase = new EvaluationPhase({ ...parts, evaluating: () => hooks.state() === 'evaluating', done: hooks.evaluated });
+  return { guard, intake, registry, clientRows: new ClientRows(parts), starter: new RoundStarter({ ...parts, minSurvivors, isRegistered }), training, evaluations };
+}
