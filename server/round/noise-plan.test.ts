@@ -46,6 +46,21 @@ function accountedDistributedZ(event: DpEvent, replaceOne: boolean): number {
 
 const ENCODING = { gamma: 1e-3, dimension: 18 };
 
+/** A distributed-DP plan (z = 1.1, C = 1, 20 of 100 clients, 16 survivors) bound to the encoding the SecAgg driver would choose. */
+function distributedPlan(sampling: JobConfigInput['sampling'], minClients: number): RoundPlan {
+  const c = controller({
+    dp: { mode: 'distributed', noiseMultiplier: 1.1, clipNorm: 1, budget: { epsilon: 1e6, delta: 1e-5 } },
+    secagg: { enabled: true, bits: 20 },
+    sampling,
+    minClients,
+  });
+  const p = plan(c, 20, 100, 16);
+  // The driver encodes with the plan's z (SecAggRound → planSecAggRound), then binds what it chose.
+  const sa = planSecAggRound({ clients: 20, jobMinSurvivors: 16, dim: 18, clipNorm: 1, bits: 20, wrapProbability: 1e-9, noiseMultiplier: p.noise.valueNoiseMultiplier, dropoutRate: 0.1, corruptRate: 0.05 });
+  c.bindSecAgg(p, { gamma: sa.encoding.gamma, dimension: 18, sensitivity: sa.encoding.sensitivity, noiseStddev: sa.encoding.noiseStddev, minSurvivors: sa.minSurvivors });
+  return p;
+}
+
 const std = (v: ArrayLike<number>) => {
   let s = 0;
   for (let i = 0; i < v.length; i++) s += v[i] * v[i];
@@ -88,16 +103,7 @@ describe('one noise plan for what is applied and what is accounted', () => {
   });
 
   it('distributed: the per-client share over minSurvivors carries the accounted z·sensitivity', () => {
-    const c = controller({
-      dp: { mode: 'distributed', noiseMultiplier: 1.1, clipNorm: 1, budget: { epsilon: 1e6, delta: 1e-5 } },
-      secagg: { enabled: true, bits: 20 },
-      sampling: { mode: 'fixed', cohortSize: 20 },
-      minClients: 20,
-    });
-    const p = plan(c, 20, 100, 16);
-    // The driver encodes with the plan's z (SecAggRound → planSecAggRound), then binds what it chose.
-    const sa = planSecAggRound({ clients: 20, jobMinSurvivors: 16, dim: 18, clipNorm: 1, bits: 20, wrapProbability: 1e-9, noiseMultiplier: p.noise.valueNoiseMultiplier, dropoutRate: 0.1, corruptRate: 0.05 });
-    c.bindSecAgg(p, { gamma: sa.encoding.gamma, dimension: 18, sensitivity: sa.encoding.sensitivity, noiseStddev: sa.encoding.noiseStddev, minSurvivors: sa.minSurvivors });
+    const p = distributedPlan({ mode: 'fixed', cohortSize: 20 }, 20);
     // Both events are now the discrete-Gaussian sum of the encoding (fixed cohort: no amplification claimed).
     expect(p.coordinatorEvent!.kind).toBe('distributedDiscreteGaussian');
     expect(p.event).toEqual(p.coordinatorEvent);
@@ -109,15 +115,7 @@ describe('one noise plan for what is applied and what is accounted', () => {
   });
 
   it('distributed, Poisson: consumers get the subsampled sum at sensitivity Δ₂, the coordinator the unsampled one at 2Δ₂', () => {
-    const c = controller({
-      dp: { mode: 'distributed', noiseMultiplier: 1.1, clipNorm: 1, budget: { epsilon: 1e6, delta: 1e-5 } },
-      secagg: { enabled: true, bits: 20 },
-      sampling: { mode: 'poisson', rate: 0.2 },
-      minClients: 10,
-    });
-    const p = plan(c, 20, 100, 16);
-    const sa = planSecAggRound({ clients: 20, jobMinSurvivors: 16, dim: 18, clipNorm: 1, bits: 20, wrapProbability: 1e-9, noiseMultiplier: p.noise.valueNoiseMultiplier, dropoutRate: 0.1, corruptRate: 0.05 });
-    c.bindSecAgg(p, { gamma: sa.encoding.gamma, dimension: 18, sensitivity: sa.encoding.sensitivity, noiseStddev: sa.encoding.noiseStddev, minSurvivors: sa.minSurvivors });
+    const p = distributedPlan({ mode: 'poisson', rate: 0.2 }, 10);
     expect(p.event.kind).toBe('poissonSampled');
     expect(accountedDistributedZ(p.event, false)).toBeCloseTo(1.1, 9);
     expect(accountedDistributedZ(p.coordinatorEvent!, true)).toBeCloseTo(1.1, 9);

@@ -1,3 +1,4 @@
+import { FRACTIONAL } from './testing/fractional-references.ts';
 import { describe, expect, it } from 'vitest';
 import { CohortError } from '../errors.ts';
 import { DEFAULT_ORDERS, epsilonFor } from './accountant.ts';
@@ -76,17 +77,6 @@ describe('RDP against independent high-precision references', () => {
     [1e-4, 0.8, 128, 90.717137262890146534],
     [0.04, 1.5, 12, 0.007765560381084014557],
     [0.0025, 1.3, 19, 0.000050377266148628812024],
-  ];
-  // log(A_α)/(α − 1) with A_α = ∫ N(x; 0, z²)(1 − q + q e^{(2x−1)/(2z²)})^α dx by mpmath.quad at 60 digits.
-  const FRACTIONAL: ReadonlyArray<readonly [number, number, number, number]> = [
-    [0.01, 1.1, 1.5, 0.000095545285718748317959],
-    [0.1, 1, 1.1, 0.0080985684680738377999],
-    [0.4, 12, 58.5, 0.036031114312815308669],
-    [1e-3, 0.7, 3.7, 0.000012879310760646126661],
-    [0.05, 2, 10.9, 0.0044835821985611210256],
-    [0.04, 1.5, 3.9, 0.0018332021995838585679],
-    [1e-5, 0.1, 1.25, 5.9575608855150553387],
-    [0.3, 0.5, 2.5, 3.0070916955360951253],
   ];
 
   it('integer orders agree to 1e-12 relative (acceptance bar: 1e-9)', () => {

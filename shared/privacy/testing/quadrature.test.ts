@@ -1,3 +1,4 @@
+import { FRACTIONAL } from './fractional-references.ts';
 import { describe, expect, it } from 'vitest';
 import { gaussKronrod15, integrate, logH, subsampledGaussianDivergence } from './quadrature.ts';
 
@@ -35,17 +36,6 @@ describe('h(w) = (1 + w)^α − 1 − αw in log space', () => {
 
 describe('quadrature of A_α and B_α', () => {
   it('reproduces the mpmath.quad references of rdp.test.ts (60 digits) to 1e-12 relative', () => {
-    // [q, z, α, log(A_α)/(α − 1)] from rdp.test.ts (FRACTIONAL).
-    const FRACTIONAL: ReadonlyArray<readonly [number, number, number, number]> = [
-      [0.01, 1.1, 1.5, 0.000095545285718748317959],
-      [0.1, 1, 1.1, 0.0080985684680738377999],
-      [0.4, 12, 58.5, 0.036031114312815308669],
-      [1e-3, 0.7, 3.7, 0.000012879310760646126661],
-      [0.05, 2, 10.9, 0.0044835821985611210256],
-      [0.04, 1.5, 3.9, 0.0018332021995838585679],
-      [1e-5, 0.1, 1.25, 5.9575608855150553387],
-      [0.3, 0.5, 2.5, 3.0070916955360951253],
-    ];
     for (const [q, z, a, want] of FRACTIONAL) {
       const r = subsampledGaussianDivergence(q, z, a, 'A');
       expect(Math.abs(r.rdp / want - 1), `q=${q} z=${z} α=${a}`).toBeLessThan(1e-12);
