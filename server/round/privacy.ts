@@ -38,6 +38,7 @@ import {
   type NeighboringRelation,
 } from '../../shared/privacy/index.ts';
 import { epsilonWithShortDraws, shortDrawProbability } from '../../shared/privacy/conditioning.ts';
+import { describeEvent, mechanismOf } from '../../shared/privacy/describe.ts';
 import type { RoundPrivacy } from '../../shared/protocol/index.ts';
 import type { Rng } from '../../shared/random.ts';
 import type { LedgerEntry, LedgerRow } from '../store/index.ts';
@@ -397,13 +398,15 @@ export class PrivacyController {
       epsilonCoordinator: after.coordinator,
       delta: this.delta,
       rdpOrder: Number.isFinite(after.order) ? after.order : null,
-      trust: this.trustText(plan),
+      trust: this.trustText(plan, published),
     };
   }
 
-  private trustText(plan: RoundPlan): string {
+  private trustText(plan: RoundPlan, published: boolean): string {
     const mode = this.dp.mode as Exclude<DpMode, 'off'>;
     const parts = [TRUST[mode], `accounting: ${DP_MODE_SPECS[mode].accounting}`];
+    parts.push(published ? `released to model consumers: ${describeEvent(plan.event)}` : 'released to model consumers: nothing (an attempt)');
+    if (plan.coordinatorEvent) parts.push(`released to the coordinator: ${describeEvent(plan.coordinatorEvent)}`);
     parts.push(`budget against ${this.audience === 'coordinator' ? 'the coordinator' : 'model consumers'}`);
     if (this.unconditioned) {
       parts.push('every Poisson draw is used as drawn (short and empty cohorts included, dropouts count as zero updates): nothing is conditioned');
@@ -480,22 +483,3 @@ export class PrivacyController {
   }
 }
 
-/** The ledger's mechanism name for an event: the noise it is made of. */
-function mechanismOf(event: DpEvent): string {
-  switch (event.kind) {
-    case 'gaussian':
-      return 'gaussian';
-    case 'distributedDiscreteGaussian':
-      return 'distributed_discrete_gaussian';
-    case 'poissonSampled':
-    case 'sampledWithoutReplacement':
-    case 'selfComposed':
-      return mechanismOf(event.event);
-    case 'composed': {
-      const kinds = [...new Set(event.events.map(mechanismOf))];
-      return kinds.join('+');
-    }
-    default:
-      return (event as { kind: string }).kind;
-  }
-}

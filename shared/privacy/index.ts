@@ -62,3 +62,4 @@ export {
   rdpPoissonSubsampledCurve,
 } from './ddgauss.ts';
 export { epsilonWithShortDraws, logBinomialBelow, shortDrawProbability } from './conditioning.ts';
+export { describeEvent, mechanismOf } from './describe.ts';
