@@ -6,9 +6,9 @@
  *       └──────────────── aborted: retry the same round after retryDelayMs ◀───────────────────────────────┘
  *   any ──(the store fails | pause())──▶ paused ──resume()──▶ waiting
  *
- * It consumes transport events (connect, message, disconnect) and timer events, and emits messages
- * through a `ServerTransport`: it never touches Socket.IO, so the same code runs over sockets and in
- * memory. The engine owns the state above and every transition between its states: the lifecycle
+ * It consumes transport events (connect, message, disconnect, through `sink`) and timer events, and emits
+ * messages through a `ServerTransport`: it never touches Socket.IO, so the same code runs over sockets
+ * and in memory. Its parts are wired in parts.ts. The engine owns the state above and every transition between its states: the lifecycle
  * (start, pause, resume, stop, finish), when a round starts (tryStartRound, beginRound with its privacy
  * plan), how an attempt ends (settleRound commits it, abortRound/roundFailed abort it or pause the job)
  * and what follows. Each part it coordinates has its own module and gets small callbacks, never the
@@ -23,11 +23,7 @@
 import { EventEmitter } from 'node:events';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import {
-  PROTOCOL_VERSION,
   DEFAULT_LIMITS,
-  type ClientMessage,
-  type Hello,
-  type ProtocolError,
   type ServerTransport,
   type ServerTransportSink,
   type WireLimits,
@@ -40,7 +36,6 @@ import { systemClock, type Clock } from './clock.ts';
 import type { ClientRows } from './client-rows.ts';
 import type { RoundStarter } from './cohort.ts';
 import { JobModel } from './commit.ts';
-import type { MessageIntake } from './intake.ts';
 import type { JobConfig } from './config.ts';
 import type { EvaluationPhase } from './evaluation.ts';
 import { engineParts } from './parts.ts';
@@ -73,7 +68,7 @@ export interface RoundEngineOptions {
 
 type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'paused' | 'finished';
 
-export class RoundEngine extends EventEmitter<RoundEngineEvents> implements ServerTransportSink {
+export class RoundEngine extends EventEmitter<RoundEngineEvents> {
   readonly jobId: string;
   private readonly config: JobConfig;
   private readonly store: CohortStore;
@@ -88,7 +83,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   private readonly resumePaused: boolean;
   private readonly guard: Guard;
   private readonly registry: ClientRegistry;
-  private readonly intake: MessageIntake;
+  /** What the transport calls (parts.ts): connections, messages, protocol errors. */
+  readonly sink: ServerTransportSink;
   private readonly clientRows: ClientRows;
   private readonly starter: RoundStarter;
   private readonly training: TrainingPhase;
@@ -121,11 +117,11 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     this.resumePaused = opts.resumePaused ?? false;
     const { clock, log, transport, store, jobId, config, rng, valueLimits, failpoint, minSurvivors } = this;
     const parts = engineParts(
-      { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors },
+      { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors, limits: this.limits },
       {
         state: () => this.state,
         dim: () => this.model.dim,
-        hello: (connId, msg) => this.onHello(connId, msg),
+        joined: (connId, clientId) => this.onJoined(connId, clientId),
         closed: (round, secaggAbort) => this.closeRound(round, secaggAbort),
         evaluated: (summary, pauseReason) => this.afterRound(summary, pauseReason),
         pause: (reason) => this.pause(reason),
@@ -133,7 +129,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
         fail: (reason) => this.finish('failed', reason),
       },
     );
-    ({ guard: this.guard, intake: this.intake, registry: this.registry, clientRows: this.clientRows } = parts);
+    ({ sink: this.sink, guard: this.guard, registry: this.registry, clientRows: this.clientRows } = parts);
     ({ starter: this.starter, training: this.training, evaluations: this.evaluations } = parts);
   }
 
@@ -174,7 +170,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
   /** Loads (or creates) the job and its latest checkpoint, then starts the transport. */
   async start(): Promise<void> {
     this.loadJob();
-    await this.transport.start(this);
+    await this.transport.start(this.sink);
     if (this.state === 'finished') return;
     if (this.state === 'paused') {
       if (this.resumePaused) this.resume();
@@ -246,50 +242,17 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> implements Serv
     return true;
   }
 
-  // ---- transport events -----------------------------------------------------------------------
+  // ---- clients --------------------------------------------------------------------------------
 
-  onConnect(connId: string): void {
-    this.log.debug({ connId }, 'connection opened');
-    this.registry.opened(connId);
-  }
-
-  onDisconnect(connId: string, reason: string): void {
-    const client = this.registry.closed(connId);
-    if (!client) return;
-    this.log.info({ client: client.clientId, reason }, 'client disconnected');
-    this.guard.run('disconnect', () => this.markGone(client.clientId, connId));
-  }
-
-  onProtocolError(connId: string, error: ProtocolError): void {
-    this.intake.protocolError(connId, error);
-  }
-
-  onMessage(connId: string, msg: ClientMessage): void {
-    this.intake.message(connId, msg);
-  }
-
-  private onHello(connId: string, msg: Hello): void {
-    const { client, replaced } = this.registry.register(connId, msg);
-    if (replaced !== undefined) {
-      this.log.info({ client: msg.clientId }, 'client reconnected; closing its previous connection');
-      this.markGone(msg.clientId, replaced);
-      this.transport.disconnect(replaced);
-    }
-    this.clientRows.note(msg.clientId, { numExamples: msg.numExamples, lastSeen: this.clock.now() });
-    this.transport.send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId: this.jobId, clientId: client.clientId, limits: this.limits });
-    this.log.info({ client: msg.clientId, clients: this.registry.size, backend: msg.backend }, 'client joined');
+  /** A client joined (parts.ts welcomed it): tell it the job ended, or see whether a round can start. */
+  private onJoined(connId: string, clientId: string): void {
     if (this.state === 'finished' && this.finishedSummary) {
-      this.announceEnd(connId, client.clientId, this.finishedSummary);
+      this.announceEnd(connId, clientId, this.finishedSummary);
     } else if (this.state === 'waiting') {
       // A new client may complete the cohort: check now rather than at the next poll.
       if (this.attempt === 0) this.clearWaitTimer();
       this.tryStartRound();
     }
-  }
-
-  private markGone(clientId: string, connId: string): void {
-    this.training.gone(clientId, connId);
-    this.evaluations.gone(clientId, connId);
   }
 
   // ---- job lifecycle --------------------------------------------------------------------------

@@ -5,7 +5,7 @@
  * gets the parts; no part ever holds the engine (engine.ts keeps the state and its transitions).
  */
 import type { Logger } from '../../shared/log.ts';
-import type { Hello, ServerTransport } from '../../shared/protocol/index.ts';
+import { PROTOCOL_VERSION, type ServerTransport, type ServerTransportSink, type WireLimits } from '../../shared/protocol/index.ts';
 import type { Rng } from '../../shared/random.ts';
 import type { CohortStore } from '../store/index.ts';
 import type { Failpoint } from '../failpoints.ts';
@@ -33,13 +33,16 @@ export interface EngineBasics {
   failpoint: Failpoint;
   /** The job's survivor floor (minSurvivors, else minClients). */
   minSurvivors: number;
+  /** The wire limits clients are told in `welcome`. */
+  limits: WireLimits;
 }
 
 /** What the parts may ask of the engine: its state, and its transitions. */
 export interface EngineHooks {
   state(): string;
   dim(): number;
-  hello(connId: string, msg: Hello): void;
+  /** A client said hello and was welcomed (its previous connection, if any, closed). */
+  joined(connId: string, clientId: string): void;
   closed(round: TrainingRound, secaggAbort?: string): void;
   evaluated(summary: RoundSummary, pauseReason?: string): void;
   pause(reason: string): void;
@@ -48,6 +51,8 @@ export interface EngineHooks {
 }
 
 export interface EngineParts {
+  /** What the transport calls: connections opened and closed, messages, protocol errors. */
+  sink: ServerTransportSink;
   guard: Guard;
   intake: MessageIntake;
   registry: ClientRegistry;
@@ -58,7 +63,7 @@ export interface EngineParts {
 }
 
 export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
-  const { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors } = b;
+  const { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors, limits } = b;
   const guard: Guard = new Guard({
     clock,
     log,
@@ -81,7 +86,18 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
     client,
     recover: (what, err) => guard.recover(what, err),
     handlers: {
-      hello: hooks.hello,
+      hello: (connId, msg) => {
+        const { client: joined, replaced } = registry.register(connId, msg);
+        if (replaced !== undefined) {
+          log.info({ client: msg.clientId }, 'client reconnected; closing its previous connection');
+          gone(msg.clientId, replaced);
+          transport.disconnect(replaced);
+        }
+        clientRows.note(msg.clientId, { numExamples: msg.numExamples, lastSeen: clock.now() });
+        send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId, clientId: joined.clientId, limits });
+        log.info({ client: msg.clientId, clients: registry.size, backend: msg.backend }, 'client joined');
+        hooks.joined(connId, joined.clientId);
+      },
       update: (c, msg) => training.update(c, msg),
       refuse: (c, msg) => training.refuse(c, msg.round, msg.reason),
       evalResult: (c, msg) => evaluations.result(c, msg),
@@ -91,7 +107,28 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
   const reject = intake.reject.bind(intake);
   const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
   const registry = new ClientRegistry({ transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
+  const clientRows = new ClientRows(parts);
   const training: TrainingPhase = new TrainingPhase({ ...parts, dim: hooks.dim, training: () => hooks.state() === 'training', closed: hooks.closed });
   const evaluations: EvaluationPhase = new EvaluationPhase({ ...parts, evaluating: () => hooks.state() === 'evaluating', done: hooks.evaluated });
-  return { guard, intake, registry, clientRows: new ClientRows(parts), starter: new RoundStarter({ ...parts, minSurvivors, isRegistered }), training, evaluations };
+  /** A member's connection is gone: the phase in flight counts it out. */
+  const gone = (clientId: string, connId: string): void => {
+    training.gone(clientId, connId);
+    evaluations.gone(clientId, connId);
+  };
+  const sink: ServerTransportSink = {
+    onConnect: (connId) => {
+      log.debug({ connId }, 'connection opened');
+      registry.opened(connId);
+    },
+    onDisconnect: (connId, reason) => {
+      const closed = registry.closed(connId);
+      if (!closed) return;
+      log.info({ client: closed.clientId, reason }, 'client disconnected');
+      guard.run('disconnect', () => gone(closed.clientId, connId));
+    },
+    onProtocolError: (connId, error) => intake.protocolError(connId, error),
+    onMessage: (connId, msg) => intake.message(connId, msg),
+  };
+  const starter = new RoundStarter({ ...parts, minSurvivors, isRegistered });
+  return { sink, guard, intake, registry, clientRows, starter, training, evaluations };
 }

@@ -55,8 +55,9 @@ describe('SecAgg + distributed DP over Socket.IO', () => {
     coordinator = await startCoordinator({ config, dataDir });
     // What the coordinator receives: count message kinds and payload bytes.
     const received: ClientMessage[] = [];
-    const onMessage = coordinator.engine.onMessage.bind(coordinator.engine);
-    coordinator.engine.onMessage = (connId, msg) => {
+    const sink = coordinator.engine.sink;
+    const onMessage = sink.onMessage.bind(sink);
+    sink.onMessage = (connId, msg) => {
       received.push(msg);
       onMessage(connId, msg);
     };
