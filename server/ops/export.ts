@@ -1,0 +1,64 @@
+/**
+ * A stored model version → a tfjs LayersModel artifact (issue 14, item 6): `model.json` (topology,
+ * format 'layers-model', one weights group in `weights.bin`) and `weights.bin` (the flat weights as
+ * little-endian float32), loadable by `tf.loadLayersModel` from any URL that serves both files side by
+ * side.
+ *
+ * The model is built by the project's own code (shared/model buildModel: the zoo or a layers spec) and
+ * the weight specs come from its manifest (shared/model manifestOf: layer-scoped original names, the
+ * order of model.getWeights(), which is the order of the flat vector). Those are the names tfjs writes
+ * in its own `model.save` and matches on load, so nothing of the mapping is repeated here.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import { CohortError } from '../../shared/errors.ts';
+import { buildModel, manifestOf, manifestSize, type WeightManifest } from '../../shared/model/index.ts';
+import type { JobConfig } from '../round/config.ts';
+
+/** The name model.json's weights manifest points to. */
+export const WEIGHTS_FILE = 'weights.bin';
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+export interface ExportedModel {
+  /** tfjs's ModelJSON: modelTopology, format, generatedBy, convertedBy, weightsManifest. */
+  modelJson: tf.io.ModelJSON;
+  weightsBin: Uint8Array;
+  /** The manifest the weights were laid out by (name and shape, model weight order). */
+  manifest: WeightManifest;
+}
+
+/** Exports a version of a job's model (`weights`: a checkpoint's flat vector, `store.checkpoint(jobId, round).weights`). */
+export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32Array): ExportedModel {
+  const model = buildModel(config.model);
+  let manifest: WeightManifest;
+  let topology: tf.io.ModelJSON['modelTopology'];
+  try {
+    manifest = manifestOf(model);
+    topology = model.toJSON(null, false) as tf.io.ModelJSON['modelTopology'];
+  } finally {
+    model.dispose();
+  }
+  const expected = manifestSize(manifest);
+  if (weights.length !== expected) {
+    throw new CohortError('WRONG_LENGTH', `weight vector has ${weights.length} values, the model has ${expected}`, {
+      expected,
+      actual: weights.length,
+    });
+  }
+  // The bytes as they are (bit for bit, NaN payloads included), swapped on a big-endian host.
+  const weightsBin = new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength).slice();
+  if (!LITTLE_ENDIAN) for (let i = 0; i < weightsBin.length; i += 4) weightsBin.subarray(i, i + 4).reverse();
+  const modelJson: tf.io.ModelJSON = {
+    modelTopology: topology,
+    format: 'layers-model',
+    generatedBy: 'cohort',
+    convertedBy: null,
+    weightsManifest: [
+      {
+        paths: [WEIGHTS_FILE],
+        weights: manifest.map(({ name, shape }) => ({ name, shape: [...shape], dtype: 'float32' as const })),
+      },
+    ],
+  };
+  return { modelJson, weightsBin, manifest };
+}
