@@ -13,7 +13,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClientEngine } from '../../client/engine/index.ts';
 import type { ClientMessage, EvalResult, SecAggUp, Update } from '../../shared/protocol/index.ts';
-import { EXTREMES, f32bytes, frames, Gen, secaggBodies, setPath, WRONG_TYPED, type Ctx } from './generators.ts';
+import { EXTREMES, f32bytes, frames, Gen, secaggBodies, setPath, WRONG_TYPED, type Ctx } from './templates.ts';
 import {
   CheapTask,
   checkStore,
