@@ -1,4 +1,4 @@
-/** The load bench's limits check and statistics (quantiles, least-squares slope). */
+/** The load bench's limits check, statistics (quantiles, least-squares slope) and a counting helper. */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 
@@ -79,3 +79,8 @@ export function slope(xs: readonly number[], ys: readonly number[]): number | nu
   }
   return sxx === 0 ? null : sxy / sxx;
 }
+
+/** Adds `by` to `tally[key]` (counts per reason, code, …). */
+export const bump = (tally: Record<string, number>, key: string, by = 1): void => {
+  tally[key] = (tally[key] ?? 0) + by;
+};

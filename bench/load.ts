@@ -38,16 +38,16 @@ import { parseJobConfig } from '../server/round/config.ts';
 import { RoundEngine } from '../server/round/engine.ts';
 import { CohortStore } from '../server/store/index.ts';
 import { SocketIoServerTransport } from '../server/transport/socketio.ts';
-import type { ProtocolError, ServerMessage, ServerTransport, ServerTransportSink } from '../shared/protocol/index.ts';
 import { seededRng } from '../shared/random.ts';
-import { checkLimits, openFileLimit, quantile, slope } from './load.stats.ts';
+import { bump, checkLimits, openFileLimit, quantile, slope } from './load.stats.ts';
 
 export { FD_RESERVE, openFileLimit } from './load.stats.ts';
 import type { CanaryReport } from './load.canary.ts';
-import type { GeneratorStats, LoadGeneratorCommand, LoadGeneratorReport } from './load.generator.ts';
+import { forkGenerator, type GeneratorHandle } from './load.fleet.ts';
+import type { GeneratorStats, LoadGeneratorCommand } from './load.generator.ts';
+import { CountingTransport } from './load.transport.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const GENERATOR = path.join(here, 'load.generator.ts');
 const CANARY = path.join(here, 'load.canary.ts');
 export const RESULTS = path.join(here, 'results', 'load.json');
 
@@ -121,7 +121,8 @@ export interface LoadResult {
   /** The same lag measured in an idle process on the same machine over the same rounds (scheduling noise). */
   canaryLag?: { p50Ms: number; p99Ms: number; maxMs: number };
   /**
-   * Loop turns in which the engine sent ≥ BURST_MIN_SENDS messages (a round's trains, round results):
+   * Loop turns in which the engine sent ≥ BURST_MIN_SENDS (bench/load.transport.ts) messages (a round's
+   * trains, round results):
    * how long those send() calls took together, i.e. how long they held the event loop.
    */
   sendBursts: { count: number; sendsP50: number; p50Ms: number; p99Ms: number; maxMs: number; maxSends: number };
@@ -159,126 +160,6 @@ export interface LoadResult {
 }
 
 const MB = 1e6;
-const bump = (tally: Record<string, number>, key: string, by = 1): void => {
-  tally[key] = (tally[key] ?? 0) + by;
-};
-
-// ---- the coordinator, instrumented -----------------------------------------------------------------
-
-/** Sends in one event-loop turn that count as a fan-out burst. */
-const BURST_MIN_SENDS = 100;
-
-/** Delegates to the Socket.IO transport, counts what the engine hears from it and times its sends. */
-class CountingTransport implements ServerTransport {
-  readonly kind: string;
-  counting = true;
-  disconnects = 0;
-  readonly disconnectReasons: Record<string, number> = {};
-  protocolErrors = 0;
-
-  constructor(private readonly inner: SocketIoServerTransport) {
-    this.kind = inner.kind;
-  }
-
-  get url(): string {
-    return this.inner.url;
-  }
-
-  start(sink: ServerTransportSink): Promise<void> {
-    return this.inner.start({
-      onConnect: (connId) => sink.onConnect(connId),
-      onMessage: (connId, msg) => sink.onMessage(connId, msg),
-      onDisconnect: (connId, reason) => {
-        if (this.counting) {
-          this.disconnects++;
-          bump(this.disconnectReasons, reason);
-        }
-        sink.onDisconnect(connId, reason);
-      },
-      onProtocolError: (connId: string, error: ProtocolError) => {
-        if (this.counting) this.protocolErrors++;
-        sink.onProtocolError?.(connId, error);
-      },
-    });
-  }
-
-  /** Time spent in send() per event-loop turn (the engine's fan-outs: trains, round results). */
-  readonly bursts: { ms: number; sends: number }[] = [];
-  private burst = { ms: 0, sends: 0 };
-  private burstScheduled = false;
-
-  send(connId: string, msg: ServerMessage): void {
-    const t = performance.now();
-    this.inner.send(connId, msg);
-    this.burst.ms += performance.now() - t;
-    this.burst.sends++;
-    if (!this.burstScheduled) {
-      this.burstScheduled = true;
-      setImmediate(() => {
-        this.burstScheduled = false;
-        if (this.counting && this.burst.sends >= BURST_MIN_SENDS) this.bursts.push(this.burst);
-        this.burst = { ms: 0, sends: 0 };
-      });
-    }
-  }
-
-  disconnect(connId: string): void {
-    this.inner.disconnect(connId);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-interface GeneratorHandle {
-  child: ChildProcess;
-  count: number;
-  welcomed: number;
-  allWelcomed: Promise<void>;
-  stats: Promise<GeneratorStats>;
-  exited: Promise<void>;
-}
-
-function forkGenerator(count: number, onProgress: () => void): { handle: GeneratorHandle; ready: Promise<void> } {
-  const tsx = import.meta.resolve('tsx');
-  const child = fork(GENERATOR, [], { execArgv: ['--import', tsx], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  let ready!: () => void;
-  let welcomed!: () => void;
-  let gotStats!: (s: GeneratorStats) => void;
-  let failed!: (err: Error) => void;
-  const readyP = new Promise<void>((r) => (ready = r));
-  const statsP = new Promise<GeneratorStats>((res, rej) => {
-    gotStats = res;
-    failed = rej;
-  });
-  const handle: GeneratorHandle = {
-    child,
-    count,
-    welcomed: 0,
-    allWelcomed: new Promise<void>((r) => (welcomed = r)),
-    stats: statsP,
-    exited: new Promise<void>((r) => child.once('close', () => r())),
-  };
-  statsP.catch(() => {});
-  child.on('message', (report: LoadGeneratorReport) => {
-    if (report.type === 'ready') ready();
-    else if (report.type === 'progress') {
-      handle.welcomed = report.welcomed;
-      onProgress();
-    } else if (report.type === 'all-welcomed') {
-      handle.welcomed = report.welcomed;
-      onProgress();
-      welcomed();
-    } else if (report.type === 'stats') {
-      gotStats(report);
-      child.disconnect();
-    }
-  });
-  // 'close' comes after the IPC channel closed, so after every message the child sent was delivered.
-  child.once('close', (code, signal) => failed(new Error(`load generator exited (${code ?? signal}) before reporting`)));
-  return { handle, ready: readyP };
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

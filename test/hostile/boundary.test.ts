@@ -16,41 +16,32 @@ import {
   beforeHello,
   chunkAbuse,
   deepJsonViaSocket,
-  EXTREMES,
-  frames,
-  Gen,
-  helloTemplate,
   malformedChunks,
   malformedHeads,
   mutations,
   numericExtremes,
   rawGarbage,
   serverOnlyTypes,
-  setPath,
-  templates,
   truncatedStreams,
   unknownEvents,
-  WRONG_TYPED,
   wrongTypes,
   wrongVectorLengths,
-  type Ctx,
 } from './generators.ts';
+import { EXTREMES, frames, Gen, helloTemplate, setPath, templates, WRONG_TYPED, type Ctx } from './templates.ts';
+import { checkStore, Tally } from './checks.ts';
 import {
   CheapTask,
-  checkStore,
   crashRecorder,
   hostileSeed,
   honestClient,
   pool,
-  rawInput,
   startJob,
-  Tally,
-  TapConnection,
   within,
   type HonestClient,
   type HostileInput,
   type Job,
 } from './harness.ts';
+import { rawInput, TapConnection } from './tap.ts';
 
 const SEED = hostileSeed();
 const DIM = 8 * 2 + 2;

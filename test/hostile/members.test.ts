@@ -13,21 +13,20 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClientEngine } from '../../client/engine/index.ts';
 import type { ClientMessage, EvalResult, SecAggUp, Update } from '../../shared/protocol/index.ts';
-import { EXTREMES, f32bytes, frames, Gen, secaggBodies, setPath, WRONG_TYPED, type Ctx } from './generators.ts';
+import { EXTREMES, f32bytes, frames, Gen, secaggBodies, setPath, WRONG_TYPED, type Ctx } from './templates.ts';
+import { checkStore, Tally } from './checks.ts';
 import {
   CheapTask,
-  checkStore,
   crashRecorder,
   hostileSeed,
   honestClient,
   startJob,
-  Tally,
-  TapConnection,
   within,
   type Expect,
   type HonestClient,
   type HostileInput,
 } from './harness.ts';
+import { TapConnection } from './tap.ts';
 
 const SEED = hostileSeed();
 const DIM = 8 * 2 + 2;

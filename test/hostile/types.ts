@@ -1,4 +1,4 @@
-/** The shapes the hostile-input generators produce and the harness judges (shared by both). */
+/** The shapes the hostile-input generators produce and the connections of tap.ts judge (shared by both). */
 
 /**
  * `error`: at least one typed error (optionally one of `codes`), or the connection dropped.
