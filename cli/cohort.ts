@@ -3,6 +3,8 @@
  *   cohort server --config job.json [--port 8080] [--host 127.0.0.1] [--data-dir ./cohort-data]
  *   cohort client --server URL --data PATH [--config client.json] [--id NAME]
  *   cohort demo [--rounds 10] [--clients 10] ...
+ *   cohort privacy epsilon|calibrate|ledger ...
+ *   cohort admin token create|list|revoke ..., cohort admin audit [--verify] ...
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { CohortError } from '../shared/errors.ts';
@@ -15,6 +17,10 @@ const demoCommand = async (o: never) => (await import('./demo.ts')).demoCommand(
 const privacyEpsilon = async (o: never) => (await import('./privacy.ts')).privacyEpsilon(o);
 const privacyCalibrate = async (o: never) => (await import('./privacy.ts')).privacyCalibrate(o);
 const privacyLedger = async (o: never) => (await import('./privacy.ts')).privacyLedger(o);
+const tokenCreate = async (o: never) => (await import('./admin.ts')).tokenCreate(o);
+const tokenList = async (o: never) => (await import('./admin.ts')).tokenList(o);
+const tokenRevoke = async (id: string | undefined, o: never) => (await import('./admin.ts')).tokenRevoke(id, o);
+const auditCommand = async (o: never) => (await import('./admin.ts')).auditCommand(o);
 
 function logLevel(value: string): string {
   if (!(LOG_LEVELS as string[]).includes(value)) {
@@ -121,6 +127,41 @@ export function buildProgram(): Command {
     .requiredOption('--job <id>', 'job id')
     .option('--json', 'one JSON object per round')
     .action(async (o) => run(() => privacyLedger(o as never)));
+
+  // Flags are checked by the commands (ConfigError, exit 2), not by commander's requiredOption (exit 1).
+  const admin = program.command('admin').description('local administration against the data dir: API tokens, the audit log');
+  const token = admin.command('token').description('API tokens for the admin API (stored only as their SHA-256)');
+  token
+    .command('create')
+    .description('create a token and print it, once')
+    .option('-d, --data-dir <dir>', 'the coordinator data dir')
+    .option('--role <role>', 'admin | operator | viewer')
+    .option('--name <name>', 'a unique name (shown as the actor in the audit log)')
+    .option('--json', 'print {"token":…,"id":…,"name":…,"role":…}')
+    .action(async (o) => run(() => tokenCreate(o as never)));
+  token
+    .command('list')
+    .description('list tokens (never their text)')
+    .option('-d, --data-dir <dir>', 'the coordinator data dir')
+    .option('--json', 'one JSON object per token')
+    .action(async (o) => run(() => tokenList(o as never)));
+  token
+    .command('revoke')
+    .description('revoke a token by id or name')
+    .argument('[id-or-name]')
+    .option('-d, --data-dir <dir>', 'the coordinator data dir')
+    .action(async (id: string | undefined, o) => run(() => tokenRevoke(id, o as never)));
+  admin
+    .command('audit')
+    .description('the audit log (newest last), or --verify its hash chain (exit 0 if it holds, 1 otherwise)')
+    .option('-d, --data-dir <dir>', 'the coordinator data dir')
+    .option('--verify', 'recompute the hash chain')
+    .option('--job <id>', 'rows whose target is the job or inside it')
+    .option('--actor <name>', 'rows by this actor')
+    .option('--action <action>', 'rows of this action')
+    .option('--limit <n>', 'the newest N rows (default 1000, at most 10000)')
+    .option('--json', 'one JSON object per row (with --verify: the result)')
+    .action(async (o) => run(() => auditCommand(o as never)));
 
   return program;
 }

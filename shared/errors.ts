@@ -64,6 +64,9 @@ export const ERRORS = {
   MIGRATION_FAILED: { area: 'store', status: 500, summary: 'a schema migration would break references; nothing was changed' },
   CORRUPT_CHECKPOINT: { area: 'store', status: 500, summary: 'a checkpoint does not match its checksum' },
   CORRUPT_LEDGER: { area: 'store', status: 500, summary: 'a privacy ledger row cannot be read' },
+  NOT_FOUND: { area: 'store', status: 404, summary: 'no such stored record (an API token, or a round of a job)' },
+  TOKEN_EXISTS: { area: 'store', status: 409, summary: 'an API token with this name already exists' },
+  VERSION_PRUNED: { area: 'store', status: 409, summary: "a round whose checkpoint is no longer kept cannot be tagged (checkpoints.keep pruned it)" },
 
   // ---- privacy -------------------------------------------------------------------------------
   BAD_PRIVACY_PARAMETER: { area: 'privacy', status: 400, summary: 'a DP or accounting parameter out of its domain (noise multiplier, δ, orders, sampling rate, …)' },

@@ -1,6 +1,18 @@
 export { CohortStore, DB_FILE } from './store.ts';
 export { SCHEMA_VERSION } from './migrations.ts';
+export { AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX, GENESIS_HASH, canonicalJson } from './audit.ts';
+export { TOKEN_PREFIX } from './tokens.ts';
 export {
+  AUDIT_OUTCOMES,
+  ROLES,
+  roleAtLeast,
+  type AuditEntry,
+  type AuditFilter,
+  type AuditRow,
+  type AuditVerification,
+  type Role,
+  type TokenRow,
+  type VersionTag,
   EVALUATION_KINDS,
   JOB_STATUSES,
   PARTICIPATION_STATUSES,

@@ -207,12 +207,66 @@ ALTER TABLE privacy_ledger_v4 RENAME TO privacy_ledger;
 CREATE UNIQUE INDEX privacy_ledger_committed ON privacy_ledger(job_id, round) WHERE status = 'committed';
 `;
 
-/** Ordered schema steps; append new ones (next: audit log) at the end. */
+/**
+ * v5: the operations plane's tables (issue 14).
+ * - `api_tokens`: bearer tokens for the admin API, stored only as the SHA-256 (hex) of the token text;
+ *   a revoked token keeps its row (revoked_at set) so the audit log's actor names stay explained.
+ * - `audit_log`: append-only, hash-chained (server/store/audit.ts): each row's hash covers the previous
+ *   row's hash and its own canonical content. Triggers refuse UPDATE and DELETE, so an edit takes
+ *   deliberately dropping them; the chain then still shows where (verifyAudit).
+ * - `version_tags`: every move of a job's production tag, in order; the job's current tag is its last
+ *   row. It references the committed round (rounds are never deleted); the round's checkpoint is kept
+ *   by pruning for as long as it holds the tag (rounds.ts).
+ */
+const V5 = `
+CREATE TABLE api_tokens (
+  id           TEXT    PRIMARY KEY,
+  name         TEXT    NOT NULL UNIQUE,
+  role         TEXT    NOT NULL CHECK (role IN ('viewer','operator','admin')),
+  token_hash   TEXT    NOT NULL UNIQUE CHECK (length(token_hash) = 64),
+  created_at   INTEGER NOT NULL,
+  last_used_at INTEGER,
+  revoked_at   INTEGER
+) STRICT;
+
+CREATE TABLE audit_log (
+  seq       INTEGER PRIMARY KEY CHECK (seq >= 1),
+  at        INTEGER NOT NULL,
+  actor     TEXT    NOT NULL,
+  action    TEXT    NOT NULL,
+  target    TEXT,
+  outcome   TEXT    NOT NULL CHECK (outcome IN ('ok','denied','failed')),
+  details   TEXT,
+  prev_hash TEXT    NOT NULL CHECK (length(prev_hash) = 64),
+  hash      TEXT    NOT NULL CHECK (length(hash) = 64)
+) STRICT;
+CREATE INDEX audit_by_target ON audit_log(target);
+CREATE INDEX audit_by_actor ON audit_log(actor);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+  BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+
+CREATE TABLE version_tags (
+  seq       INTEGER PRIMARY KEY,
+  job_id    TEXT    NOT NULL REFERENCES jobs(id),
+  round     INTEGER NOT NULL CHECK (round >= 1),
+  tag       TEXT    NOT NULL CHECK (tag = 'production'),
+  tagged_at INTEGER NOT NULL,
+  actor     TEXT    NOT NULL,
+  forced    INTEGER NOT NULL CHECK (forced IN (0, 1)),
+  FOREIGN KEY (job_id, round) REFERENCES rounds(job_id, round)
+) STRICT;
+CREATE INDEX version_tags_by_job ON version_tags(job_id, tag, seq);
+`;
+
+/** Ordered schema steps; append new ones at the end. */
 export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V1),
   (db) => db.exec(V2),
   (db) => db.exec(V3),
   (db) => db.exec(V4),
+  (db) => db.exec(V5),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -74,6 +74,17 @@ describe('CohortStore facade', () => {
         'setJobStatus',
         'upsertClient',
         'upsertClients',
+        // operations plane (schema v5)
+        'appendAudit',
+        'createToken',
+        'listAudit',
+        'listTokens',
+        'productionTag',
+        'revokeToken',
+        'setProductionTag',
+        'tagHistory',
+        'verifyAudit',
+        'verifyToken',
       ].sort(),
     );
     expect(typeof CohortStore.open).toBe('function');
@@ -103,6 +114,16 @@ describe('CohortStore facade', () => {
       store.latestCheckpoint('j');
       store.checkpoint('j', 1);
       store.checkpointRounds('j');
+      const { token } = store.createToken({ name: 'ops', role: 'operator' });
+      store.verifyToken(token);
+      store.listTokens();
+      store.revokeToken('ops');
+      store.appendAudit({ actor: 'cli', action: 'token.revoke', target: 'ops', outcome: 'ok', details: { n: 1 } });
+      store.listAudit({ job: 'j', limit: 5 });
+      store.verifyAudit();
+      store.setProductionTag({ jobId: 'j', round: 2, actor: 'admin', forced: false });
+      store.productionTag('j');
+      store.tagHistory('j');
       expect(prepare.mock.calls.length).toBe(atOpen);
     } finally {
       store.close();

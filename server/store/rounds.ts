@@ -6,7 +6,9 @@
  * old checkpoints) is one BEGIN IMMEDIATE transaction, fsynced before commit() returns (WAL with
  * synchronous=FULL, set by the facade): after a crash either all of it is there or none. The ledger row
  * is written in that same transaction, so a model whose privacy cost is not recorded is never published.
- * The ROUND_ORDER check runs under the same write lock as the writes.
+ * The ROUND_ORDER check runs under the same write lock as the writes. Pruning keeps the newest
+ * `keepCheckpoints` checkpoints and, beyond them, the checkpoint of the round holding the job's production
+ * tag (tags.ts): a tagged version is never pruned, only untagged ones.
  */
 import type Database from 'better-sqlite3';
 import { CohortError } from '../../shared/errors.ts';
@@ -14,6 +16,7 @@ import { isAllFinite } from '../../shared/fl/aggregate.ts';
 import { blobToBytes, blobToFloat32, bytesToBlob, float32ToBlob } from './codec.ts';
 import type { JobsRepository } from './jobs.ts';
 import { ledgerParams, type LedgerParams, type LedgerRepository } from './ledger.ts';
+import { PRODUCTION_ROUND_SQL } from './tags.ts';
 import type {
   AbortedRoundInput,
   AttemptReleaseInput,
@@ -88,9 +91,11 @@ function prepare(db: Database.Database) {
       `INSERT INTO checkpoints (job_id, round, weights, optimizer_state, checksum, created_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
-    pruneCheckpoints: db.prepare<[string, string, number]>(
-      `DELETE FROM checkpoints WHERE job_id = ? AND round NOT IN
-         (SELECT round FROM checkpoints WHERE job_id = ? ORDER BY round DESC LIMIT ?)`,
+    // Keeps the newest `keep` checkpoints and the one of the round holding the production tag (tags.ts).
+    pruneCheckpoints: db.prepare<[{ job: string; keep: number }]>(
+      `DELETE FROM checkpoints WHERE job_id = @job
+          AND round NOT IN (SELECT round FROM checkpoints WHERE job_id = @job ORDER BY round DESC LIMIT @keep)
+          AND round IS NOT ${PRODUCTION_ROUND_SQL}`,
     ),
     latestCheckpoint: db.prepare<[string], CheckpointSql>(
       `SELECT round, weights, optimizer_state, checksum FROM checkpoints
@@ -165,7 +170,7 @@ export class RoundsRepository {
       this.st.insertCheckpoint.run(p.row.jobId, p.row.round, p.weights, p.state, p.checksum, now);
       if (p.ledger) ledger.append(p.row.jobId, p.row.round, p.ledger, now);
       this.jobs.advance(p.row.jobId, p.row.round, now);
-      this.st.pruneCheckpoints.run(p.row.jobId, p.row.jobId, keepCheckpoints);
+      this.st.pruneCheckpoints.run({ job: p.row.jobId, keep: keepCheckpoints });
       failpoint?.('commit:in-transaction', p.row.round);
     });
     this.abortTx = db.transaction((p: AttemptParams) => {

@@ -8,24 +8,32 @@
  *
  * CohortStore is the one public facade over SQLite repositories, one file per group of tables, each owning
  * its prepared statements and row mappers: jobs.ts (jobs), rounds.ts (rounds, checkpoints, attempts and the
- * commit transaction), ledger.ts (privacy ledger), evaluations.ts, clients.ts (clients, participation).
- * All statements are prepared once, when the store opens. Inputs are validated before any write. Tables
- * still to come (tokens, audit log, certificates, model versions) get a repository file of their own here,
- * wired into this facade the same way.
+ * commit transaction), ledger.ts (privacy ledger), evaluations.ts, clients.ts (clients, participation),
+ * and the operations plane's tokens.ts (API tokens), audit.ts (the hash-chained audit log) and tags.ts
+ * (production version tags). All statements are prepared once, when the store opens. Inputs are
+ * validated before any write. Tables still to come (certificates, …) get a repository file of their own
+ * here, wired into this facade the same way.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { CohortError } from '../../shared/errors.ts';
+import { AuditRepository } from './audit.ts';
 import { ClientsRepository } from './clients.ts';
 import { EvaluationsRepository } from './evaluations.ts';
 import { JobsRepository } from './jobs.ts';
 import { LedgerRepository } from './ledger.ts';
 import { migrate } from './migrations.ts';
 import { RoundsRepository } from './rounds.ts';
+import { TagsRepository } from './tags.ts';
+import { TokensRepository } from './tokens.ts';
 import type {
   AbortedRoundInput,
   AttemptReleaseInput,
+  AuditEntry,
+  AuditFilter,
+  AuditRow,
+  AuditVerification,
   Checkpoint,
   ClientRow,
   CommitRoundInput,
@@ -35,8 +43,11 @@ import type {
   LedgerRow,
   ParticipationEntry,
   RoundAttemptRow,
+  Role,
   RoundRow,
   StoreOptions,
+  TokenRow,
+  VersionTag,
 } from './types.ts';
 import * as v from './validate.ts';
 
@@ -50,6 +61,9 @@ export class CohortStore {
   private readonly ledger: LedgerRepository;
   private readonly evaluations: EvaluationsRepository;
   private readonly clients: ClientsRepository;
+  private readonly tokens: TokensRepository;
+  private readonly audit: AuditRepository;
+  private readonly tags: TagsRepository;
 
   private constructor(file: string, db: Database.Database, opts: StoreOptions) {
     this.path = file;
@@ -66,6 +80,9 @@ export class CohortStore {
     });
     this.evaluations = new EvaluationsRepository(db, this.jobs, now);
     this.clients = new ClientsRepository(db, this.jobs, now);
+    this.tokens = new TokensRepository(db, now);
+    this.audit = new AuditRepository(db, now);
+    this.tags = new TagsRepository(db, now);
   }
 
   /** Opens (creating directories and file if missing) and migrates `<dataDir>/cohort.db`. */
@@ -199,5 +216,65 @@ export class CohortStore {
 
   listClients(): ClientRow[] {
     return this.clients.list();
+  }
+
+  // ---- API tokens (tokens.ts) ----------------------------------------------------------------------------
+
+  /**
+   * A new API token: `token` is its text, `cht_` + 256 random bits in base64url, returned only here (the
+   * store keeps its SHA-256). TOKEN_EXISTS if the name is taken.
+   */
+  createToken(input: { name: string; role: Role }): { token: string; row: TokenRow } {
+    return this.tokens.create(input);
+  }
+
+  /** The token's row if it is known and not revoked (lastUsedAt updated, at most once a second), else undefined. */
+  verifyToken(token: string): TokenRow | undefined {
+    return this.tokens.verify(token);
+  }
+
+  listTokens(): TokenRow[] {
+    return this.tokens.list();
+  }
+
+  /** Revokes a token by id or name (NOT_FOUND if neither matches); revoking again keeps the first revokedAt. */
+  revokeToken(idOrName: string): TokenRow {
+    return this.tokens.revoke(idOrName);
+  }
+
+  // ---- audit log (audit.ts) ------------------------------------------------------------------------------
+
+  /** Appends a row to the hash-chained audit log and returns it (seq, at, prevHash, hash). */
+  appendAudit(entry: AuditEntry): AuditRow {
+    return this.audit.append(entry);
+  }
+
+  /** The newest `limit` (default 1000, at most 10000) rows matching the filter, oldest first. */
+  listAudit(filter?: AuditFilter): AuditRow[] {
+    return this.audit.list(filter);
+  }
+
+  /** Recomputes the audit chain: ok with the row count and the last hash, or the first seq that does not fit. */
+  verifyAudit(): AuditVerification {
+    return this.audit.verify();
+  }
+
+  // ---- version tags (tags.ts) ----------------------------------------------------------------------------
+
+  /**
+   * Moves the job's production tag to `round` (which must have its checkpoint: VERSION_PRUNED if pruned,
+   * NOT_FOUND if never committed); the tagged round's checkpoint is then kept by pruning.
+   */
+  setProductionTag(input: { jobId: string; round: number; actor: string; forced: boolean }): VersionTag {
+    return this.tags.setProduction(input);
+  }
+
+  productionTag(jobId: string): VersionTag | undefined {
+    return this.tags.production(jobId);
+  }
+
+  /** Every move of the job's production tag, oldest first (the one before the last is the rollback target). */
+  tagHistory(jobId: string): VersionTag[] {
+    return this.tags.history(jobId);
   }
 }

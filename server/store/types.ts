@@ -169,3 +169,70 @@ export interface StoreOptions {
   /** Fault-injection hook called inside the commit transaction (server/failpoints.ts). */
   failpoint?: (name: 'commit:in-transaction', round: number) => void;
 }
+
+// ---- operations plane (schema v5): API tokens, the audit log, version tags ---------------------------------
+
+/** What an API token may do, least to most; each role may do everything the ones before it may. */
+export type Role = 'viewer' | 'operator' | 'admin';
+export const ROLES: readonly Role[] = ['viewer', 'operator', 'admin'];
+
+/** Whether `role` is at least `min` in ROLES' order. */
+export function roleAtLeast(role: Role, min: Role): boolean {
+  return ROLES.indexOf(role) >= ROLES.indexOf(min);
+}
+
+/** An API token as stored: never the token text, which exists only in what createToken returned. */
+export interface TokenRow {
+  /** `tok_` + 16 hex digits; not secret. */
+  id: string;
+  name: string;
+  role: Role;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export const AUDIT_OUTCOMES = ['ok', 'denied', 'failed'] as const;
+
+/** One action done, refused or failed, by whom (a token's name, or 'cli'), on what. */
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  /** A job id, or `${jobId}/…` for something inside a job (listAudit's job filter matches both). */
+  target?: string;
+  outcome: (typeof AUDIT_OUTCOMES)[number];
+  /** JSON-able; stored as canonical JSON (keys sorted), so it reads back with sorted keys. */
+  details?: Record<string, unknown>;
+}
+
+/** An audit row: seq 1, 2, …; `hash` = sha256(prevHash ‖ canonical JSON of the row), prevHash of row 1 = 64 zeros. */
+export interface AuditRow extends AuditEntry {
+  seq: number;
+  at: number;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditFilter {
+  actor?: string;
+  action?: string;
+  /** target === job or target starts with `${job}/`. */
+  job?: string;
+  /** at ≥ since (ms). */
+  since?: number;
+  /** The newest `limit` matching rows (default 1000, at most 10000), returned oldest first. */
+  limit?: number;
+}
+
+export type AuditVerification = { ok: true; rows: number; head: string } | { ok: false; seq: number; reason: string };
+
+/** A job's production tag: which committed round's model is the one to serve. */
+export interface VersionTag {
+  jobId: string;
+  round: number;
+  tag: 'production';
+  taggedAt: number;
+  actor: string;
+  /** Set by the caller when it overrode a check of its own (e.g. a version that evaluated worse). */
+  forced: boolean;
+}
