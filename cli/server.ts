@@ -31,7 +31,7 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
   const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections });
   const { engine } = coordinator;
   logger.info(
-    { url: coordinator.url, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
+    { url: coordinator.url, api: `${coordinator.url}/api/v1`, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
     'coordinator listening',
   );
   const shutdown = async (signal: string) => {

@@ -1,6 +1,8 @@
 /**
- * Wires a coordinator process together: SQLite store, Socket.IO transport, round engine. Used by
- * `cohort server`, the demo and the integration tests, so all three run the same assembly.
+ * Wires a coordinator process together: SQLite store, Socket.IO transport, round engine, and on the same
+ * port the admin HTTP API (server/api: jobs, ledger, versions, audit, /metrics, /healthz). Used by
+ * `cohort server`, the demo and the integration tests, so all three run the same assembly. The job's
+ * own state changes (paused, finished, budget exhausted) go to the audit log with actor `system`.
  */
 import { silentLogger, type Logger } from '../shared/log.ts';
 import { RoundEngine, type Clock } from './round/engine.ts';
@@ -9,6 +11,8 @@ import { CohortStore } from './store/index.ts';
 import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
 import type { Rng } from '../shared/random.ts';
 import { failpointFromSpec, type Failpoint } from './failpoints.ts';
+import { buildAdminApi } from './api/app.ts';
+import { CohortMetrics } from './ops/metrics.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -30,6 +34,7 @@ export interface Coordinator {
   engine: RoundEngine;
   store: CohortStore;
   transport: SocketIoServerTransport;
+  metrics: CohortMetrics;
   url: string;
   /** Closes sockets and the database; the job's status is left as it is (resumable). */
   close(): Promise<void>;
@@ -39,7 +44,20 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const logger = opts.logger ?? silentLogger;
   const failpoint = opts.failpoint ?? failpointFromSpec(process.env.COHORT_FAILPOINT);
   const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
+  const metrics = new CohortMetrics();
+  let engineRef: RoundEngine | undefined;
+  const api = buildAdminApi({
+    store,
+    metrics,
+    logger,
+    jobs: {
+      list: () => (engineRef ? [{ id: opts.config.id, config: opts.config, engine: engineRef }] : []),
+      get: (id) => (engineRef && id === opts.config.id ? { id, config: opts.config, engine: engineRef } : undefined),
+    },
+  });
   const transport = new SocketIoServerTransport({
+    // Socket.IO and the admin API share one HTTP server, hence one port.
+    httpServer: api.server,
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
     limits: { maxHeaderBytes: 256 * 1024, maxOpenStreams: 4, ...opts.config.limits },
@@ -51,7 +69,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const engine = new RoundEngine({
     config: opts.config,
     store,
-    transport,
+    transport: metrics.meteredTransport(transport, opts.config.id),
     logger,
     rng: opts.rng,
     clock: opts.clock,
@@ -59,10 +77,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     // Starting the one-job coordinator on a paused job is the operator's resume.
     resumePaused: true,
   });
+  engineRef = engine;
+  metrics.attach(engine, opts.config.id, { config: opts.config });
+  const system = (action: string, details: Record<string, unknown>): void => {
+    try {
+      store.appendAudit({ actor: 'system', action, target: opts.config.id, outcome: 'ok', details });
+    } catch (err) {
+      logger.error({ err, action }, 'cannot append to the audit log');
+    }
+  };
+  engine.on('paused', ({ reason }) => system('job.paused', { reason }));
+  engine.on('finished', (s) => system(s.status === 'budget_exhausted' ? 'job.budget_exhausted' : 'job.finished', { status: s.status, rounds: s.rounds, ...(s.reason ? { reason: s.reason } : {}) }));
   try {
     await engine.start();
+    await api.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
   } catch (err) {
     await transport.close().catch(() => {});
+    await api.close().catch(() => {});
     store.close();
     throw err;
   }
@@ -71,11 +102,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     engine,
     store,
     transport,
+    metrics,
     url: transport.url,
     async close() {
       if (closed) return;
       closed = true;
       await engine.shutdown();
+      await api.close().catch(() => {});
       store.close();
     },
   };

@@ -8,7 +8,7 @@
  * and the `secagg` ones (shared/secagg/errors.ts); the README lists them for client authors.
  */
 
-export type ErrorArea = 'protocol' | 'secagg' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'internal';
+export type ErrorArea = 'protocol' | 'secagg' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'api' | 'internal';
 
 export interface ErrorSpec {
   area: ErrorArea;
@@ -96,6 +96,16 @@ export const ERRORS = {
   BACKEND_UNAVAILABLE: { area: 'training', status: 503, summary: 'the requested tfjs backend cannot be loaded here' },
   POOL_CLOSED: { area: 'training', status: 503, summary: 'the training pool was closed' },
   WORKER_CRASHED: { area: 'training', status: 500, summary: 'a training worker thread exited while its pool was open' },
+
+  // ---- api: the admin HTTP API (server/api) ------------------------------------------------------
+  API_UNAUTHENTICATED: { area: 'api', status: 401, summary: 'no bearer token, or one that is unknown or revoked' },
+  API_FORBIDDEN: { area: 'api', status: 403, summary: "the token's role may not do this" },
+  API_NOT_FOUND: { area: 'api', status: 404, summary: 'no such route, job, version or token' },
+  API_CONFLICT: { area: 'api', status: 409, summary: 'a transition the target cannot make now (resume a finished job, download a pruned version)' },
+  API_BAD_REQUEST: { area: 'api', status: 400, summary: 'a request whose body or parameters do not validate' },
+  API_TOO_LARGE: { area: 'api', status: 413, summary: 'a request body above the limit' },
+  API_UNSUPPORTED_MEDIA: { area: 'api', status: 415, summary: 'a request body that is not application/json' },
+  API_RATE_LIMITED: { area: 'api', status: 429, summary: 'too many failed authentications from this address; wait a minute' },
 
   // ---- platform --------------------------------------------------------------------------------
   UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order)' },

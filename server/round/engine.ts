@@ -39,7 +39,7 @@ import { JobModel } from './commit.ts';
 import type { JobConfig } from './config.ts';
 import type { EvaluationPhase } from './evaluation.ts';
 import { engineParts } from './parts.ts';
-import type { RoundPlan } from './privacy.ts';
+import type { PrivacyController, RoundPlan } from './privacy.ts';
 import type { ValueLimits } from './ranges.ts';
 import { errorText, isStoreFailure, type Guard } from './recovery.ts';
 import type { ClientRegistry, ConnectedClient } from './registry.ts';
@@ -199,10 +199,15 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
     await this.transport.close();
   }
 
-  /** Stops the job for good (status `stopped` unless it already finished) and closes the transport. */
-  async stop(reason = 'stopped by operator'): Promise<void> {
+  /** Stops the job for good (status `stopped` unless it already finished); closes the transport unless `keepTransport`. */
+  async stop(reason = 'stopped by operator', opts: { keepTransport?: boolean } = {}): Promise<void> {
     if (this.state !== 'finished') this.finish('stopped', reason);
-    await this.transport.close();
+    if (!opts.keepTransport) await this.transport.close();
+  }
+
+  /** The job's privacy controller (ε spent against each audience, the next round's projection). */
+  get privacy(): PrivacyController {
+    return this.model.privacy;
   }
 
   /**

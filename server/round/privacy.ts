@@ -185,6 +185,18 @@ export class PrivacyController {
   }
 
   /**
+   * ε against each audience if the next round commits, for an expected cohort from `population` (the
+   * dashboard's and the API's projection; in distributed mode from the continuous-Gaussian draft, before
+   * a SecAgg encoding exists — the discrete sum's ε is a little larger).
+   */
+  projectNext(population: number, minSurvivors: number): Epsilons & { epsilon: number } {
+    const q = this.config.sampling.mode === 'poisson' ? this.config.sampling.rate : undefined;
+    const cohort = q === undefined ? Math.min(population, (this.config.sampling as { cohortSize: number }).cohortSize) : Math.round(q * population);
+    const { published, coordinator, epsilon } = this.project(this.draft(Math.max(1, cohort), Math.max(1, population), minSurvivors), true);
+    return { published, coordinator, epsilon };
+  }
+
+  /**
    * Central DP with Poisson cohorts and no SecAgg: every draw is used as drawn — a short or empty cohort
    * still runs, and the round commits whatever survived (a dropout contributes a zero update, which the
    * clipping bound covers) — so the rounds are exactly the Poisson-subsampled Gaussian that is accounted,

@@ -1,0 +1,339 @@
+/**
+ * The admin HTTP API (fastify) of a coordinator: jobs and their lifecycle, rounds, the privacy ledger
+ * with both audiences' ε, model versions as tfjs artifacts, clients, the audit log, Prometheus metrics
+ * and its own OpenAPI document. Every route is declared once in ROUTES — method, path, the role it
+ * needs, its zod schemas — and both the fastify routes and the OpenAPI document are made from that table.
+ *
+ * Errors are `{ "error": { "code", "message", "issues"? } }` with the code's HTTP status from the one
+ * registry (shared/errors.ts); never a stack trace. A denied request (401/403/429) changes nothing and
+ * is audited; every state change made through the API is audited with the token's name as the actor.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { CohortError, ERRORS, httpStatus, isCohortErrorCode } from '../../shared/errors.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
+import { systemClock, type Clock } from '../round/clock.ts';
+import type { JobConfig } from '../round/config.ts';
+import type { RoundEngine } from '../round/engine.ts';
+import type { CohortMetrics } from '../ops/metrics.ts';
+import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
+import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
+import { allows, Authenticator, type Access } from './auth.ts';
+import { openApiDocument } from './openapi.ts';
+import type { Ctx, RouteSpec } from './types.ts';
+
+/** A job the API can see and steer: its config and its live round engine. */
+export interface JobHandle {
+  readonly id: string;
+  readonly config: JobConfig;
+  readonly engine: RoundEngine;
+}
+
+export interface JobDirectory {
+  list(): JobHandle[];
+  get(id: string): JobHandle | undefined;
+}
+
+export interface AdminApiOptions {
+  store: CohortStore;
+  jobs: JobDirectory;
+  metrics?: CohortMetrics;
+  logger?: Logger;
+  clock?: Clock;
+  /** Request bodies above this are refused with 413 (default 1 MiB). */
+  bodyLimit?: number;
+}
+
+const jobParams = z.object({ id: z.string().min(1).max(200) }).strict();
+const versionParams = z.object({ id: z.string().min(1).max(200), round: z.coerce.number().int().min(1) }).strict();
+const reasonBody = z.object({ reason: z.string().max(500).optional() }).strict();
+const auditQuery = z
+  .object({
+    actor: z.string().max(200).optional(),
+    action: z.string().max(200).optional(),
+    job: z.string().max(200).optional(),
+    since: z.coerce.number().int().min(0).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  })
+  .strict();
+
+export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
+  const { store, jobs } = opts;
+  const log = (opts.logger ?? silentLogger).child({ component: 'api' });
+  const clock = opts.clock ?? systemClock;
+  const auth = new Authenticator(store, clock);
+  const audit = (entry: AuditEntry): void => {
+    try {
+      store.appendAudit(entry);
+    } catch (err) {
+      log.error({ err, action: entry.action }, 'cannot append to the audit log');
+      throw err;
+    }
+  };
+
+  const job = (id: string): JobHandle => {
+    const found = jobs.get(id);
+    if (!found) throw new CohortError('API_NOT_FOUND', `no job ${JSON.stringify(id)}`);
+    return found;
+  };
+  const checkpointOf = (id: string, round: number) => {
+    const cp = store.checkpoint(id, round);
+    if (!cp) {
+      const kept = store.checkpointRounds(id);
+      const committed = store.getJob(id)?.currentRound ?? 0;
+      throw new CohortError(round <= committed ? 'API_CONFLICT' : 'API_NOT_FOUND', round <= committed ? `version ${round} of ${id} was pruned (kept: ${kept.join(', ') || 'none'})` : `job ${id} has no version ${round}`);
+    }
+    return cp;
+  };
+  const jobSummary = (h: JobHandle) => {
+    const row = store.getJob(h.id);
+    const e = h.engine;
+    const dp = h.config.dp;
+    return {
+      id: h.id,
+      status: row?.status ?? 'created',
+      state: e.status,
+      reason: row?.reason ?? e.pausedBecause ?? null,
+      round: e.lastCommittedRound,
+      rounds: h.config.rounds,
+      connected: e.connectedClients,
+      dp: dp.mode,
+      epsilon: e.privacy.enabled ? { ...e.privacy.epsilons, budget: dp.budget?.epsilon ?? null, against: e.privacy.audience, delta: e.privacy.delta } : null,
+      production: store.productionTag(h.id)?.round ?? null,
+    };
+  };
+  /** A lifecycle change by a person: applied, audited (also when refused), answered with the job. */
+  const lifecycle = (ctx: Ctx, action: 'pause' | 'resume' | 'stop') => {
+    const h = job(ctx.params.id);
+    const actor = ctx.token!.name;
+    const reason = (ctx.body as { reason?: string } | undefined)?.reason ?? `${action} by ${actor}`;
+    const state = h.engine.status;
+    const refuse = (why: string) => {
+      audit({ actor, action: `job.${action}`, target: h.id, outcome: 'failed', details: { state, why } });
+      throw new CohortError('API_CONFLICT', `cannot ${action} job ${h.id}: ${why}`);
+    };
+    if (state === 'finished') refuse('it has finished');
+    if (action === 'pause') {
+      if (state === 'paused') refuse('it is already paused');
+      h.engine.pause(reason);
+    } else if (action === 'resume') {
+      if (!h.engine.resume()) refuse('it is not paused');
+    } else {
+      void h.engine.stop(reason, { keepTransport: true });
+    }
+    audit({ actor, action: `job.${action}`, target: h.id, outcome: 'ok', details: { reason } });
+    return jobSummary(h);
+  };
+
+  const routes: RouteSpec[] = [
+    { method: 'GET', url: '/healthz', access: 'public', summary: 'liveness: the service answers', handler: () => ({ ok: true, jobs: jobs.list().length }) },
+    {
+      method: 'GET',
+      url: '/metrics',
+      access: 'viewer',
+      summary: 'Prometheus metrics (text exposition)',
+      produces: 'text/plain; version=0.0.4; charset=utf-8',
+      handler: async () => (opts.metrics ? opts.metrics.metrics() : ''),
+    },
+    { method: 'GET', url: '/api/v1/jobs', access: 'viewer', summary: 'every job: status, round, clients, ε against each audience, production version', handler: () => jobs.list().map(jobSummary) },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id',
+      access: 'viewer',
+      summary: 'one job, with its config',
+      params: jobParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        return { ...jobSummary(h), config: h.config };
+      },
+    },
+    { method: 'POST', url: '/api/v1/jobs/:id/pause', access: 'operator', summary: 'hold the job (the attempt in flight is abandoned: nothing published)', params: jobParams, body: reasonBody, handler: (ctx) => lifecycle(ctx, 'pause') },
+    { method: 'POST', url: '/api/v1/jobs/:id/resume', access: 'operator', summary: 'continue a paused job', params: jobParams, body: reasonBody, handler: (ctx) => lifecycle(ctx, 'resume') },
+    { method: 'POST', url: '/api/v1/jobs/:id/stop', access: 'operator', summary: 'stop the job for good', params: jobParams, body: reasonBody, handler: (ctx) => lifecycle(ctx, 'stop') },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/rounds',
+      access: 'viewer',
+      summary: 'committed rounds (cohort, survivors, dropouts, loss, accuracy, duration) and aborted attempts',
+      params: jobParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        return { rounds: store.listRounds(h.id), attempts: store.listRoundAttempts(h.id) };
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/ledger',
+      access: 'viewer',
+      summary: 'the privacy ledger: every release, ε against each audience, the budget, and the projection after the next round',
+      params: jobParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        const p = h.engine.privacy;
+        const minSurvivors = h.config.minSurvivors ?? h.config.minClients;
+        return {
+          rows: store.listLedger(h.id),
+          ...(p.enabled
+            ? {
+                spent: p.epsilons,
+                against: p.audience,
+                delta: p.delta,
+                budget: h.config.dp.budget?.epsilon ?? null,
+                nextRound: h.engine.status === 'finished' ? null : p.projectNext(Math.max(h.engine.connectedClients, h.config.minClients), minSurvivors),
+              }
+            : { spent: null }),
+        };
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/versions',
+      access: 'viewer',
+      summary: 'model versions: every kept checkpoint with its sha-256, ε at that version, evaluation, and the production tag',
+      params: jobParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        const rounds = new Map(store.listRounds(h.id).map((r) => [r.round, r]));
+        const ledger = new Map(store.listLedger(h.id).filter((r) => r.status === 'committed').map((r) => [r.round, r]));
+        const production = store.productionTag(h.id)?.round;
+        return store.checkpointRounds(h.id).map((round) => ({
+          round,
+          sha256: store.checkpoint(h.id, round)!.checksum,
+          epsilon: ledger.get(round) ? { published: ledger.get(round)!.epsilonPublished, coordinator: ledger.get(round)!.epsilonCoordinator, delta: ledger.get(round)!.delta } : null,
+          evaluation: rounds.get(round)?.evaluation ?? null,
+          production: round === production,
+        }));
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/versions/:round/model.json',
+      access: 'viewer',
+      summary: 'a version as a tfjs LayersModel artifact (tf.loadLayersModel loads it; weights in weights.bin beside it)',
+      params: versionParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        return exportVersion(h.config, checkpointOf(h.id, Number(ctx.params.round)).weights).modelJson;
+      },
+    },
+    {
+      method: 'GET',
+      url: `/api/v1/jobs/:id/versions/:round/${WEIGHTS_FILE}`,
+      access: 'viewer',
+      summary: "a version's weights, little-endian float32, in the model's weight order",
+      params: versionParams,
+      produces: 'application/octet-stream',
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        return Buffer.from(exportVersion(h.config, checkpointOf(h.id, Number(ctx.params.round)).weights).weightsBin);
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/jobs/:id/versions/:round/promote',
+      access: 'operator',
+      summary: 'tag a version production (the tagged version is never pruned)',
+      params: versionParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        const round = Number(ctx.params.round);
+        checkpointOf(h.id, round);
+        const tag = store.setProductionTag({ jobId: h.id, round, actor: ctx.token!.name, forced: false });
+        audit({ actor: ctx.token!.name, action: 'version.promote', target: `${h.id}/${round}`, outcome: 'ok' });
+        return tag;
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/jobs/:id/rollback',
+      access: 'operator',
+      summary: 'move the production tag back to the version that held it before',
+      params: jobParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        const history = store.tagHistory(h.id);
+        const current = store.productionTag(h.id);
+        const kept = new Set(store.checkpointRounds(h.id));
+        const previous = [...history].reverse().find((t) => current && t.round !== current.round && kept.has(t.round));
+        if (!previous) {
+          audit({ actor: ctx.token!.name, action: 'version.rollback', target: h.id, outcome: 'failed', details: { why: 'no earlier kept production version' } });
+          throw new CohortError('API_CONFLICT', `job ${h.id} has no earlier production version to roll back to`);
+        }
+        const tag = store.setProductionTag({ jobId: h.id, round: previous.round, actor: ctx.token!.name, forced: false });
+        audit({ actor: ctx.token!.name, action: 'version.rollback', target: `${h.id}/${previous.round}`, outcome: 'ok', details: { from: current!.round } });
+        return tag;
+      },
+    },
+    { method: 'GET', url: '/api/v1/clients', access: 'viewer', summary: 'every client seen: first and last seen, examples, rounds completed', handler: () => store.listClients() },
+    {
+      method: 'GET',
+      url: '/api/v1/audit',
+      access: 'viewer',
+      summary: 'the audit log (hash-chained), filtered by actor, action, job, since, limit',
+      query: auditQuery,
+      handler: (ctx) => store.listAudit(ctx.query as z.output<typeof auditQuery>),
+    },
+    { method: 'GET', url: '/api/v1/openapi.json', access: 'public', summary: 'this API as an OpenAPI 3.1 document', handler: () => document },
+  ];
+  const document = openApiDocument(routes);
+
+  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit ?? 1024 * 1024, return503OnClosing: false });
+  const send = (reply: FastifyReply, status: number, code: string, message: string, issues?: unknown) =>
+    reply.status(status).type('application/json').send({ error: { code, message: message.slice(0, 1024), ...(issues ? { issues } : {}) } });
+  app.setNotFoundHandler((req, reply) => send(reply, 404, 'API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+    if (err instanceof CohortError) return send(reply, httpStatus(err), err.code, err.message, err.details?.issues);
+    // fastify's own refusals (content type, body size, JSON syntax): typed, never a stack trace.
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return send(reply, 415, 'API_UNSUPPORTED_MEDIA', 'request bodies must be application/json');
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return send(reply, 413, 'API_TOO_LARGE', `request body above ${opts.bodyLimit ?? 1024 * 1024} bytes`);
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return send(reply, err.statusCode, 'API_BAD_REQUEST', err.message);
+    log.error({ err, url: req.url }, 'admin API handler failed');
+    return send(reply, 500, 'INTERNAL', 'internal error');
+  });
+
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      handler: async (req: FastifyRequest, reply: FastifyReply) => {
+        let token: TokenRow | undefined;
+        if (route.access !== 'public') {
+          try {
+            token = auth.authenticate(req.headers.authorization, req.ip);
+          } catch (err) {
+            audit({ actor: 'anonymous', action: 'auth.denied', target: `${route.method} ${route.url}`, outcome: 'denied', details: { ip: req.ip, code: (err as CohortError).code } });
+            throw err;
+          }
+          if (!allows(token.role, route.access)) {
+            audit({ actor: token.name, action: 'auth.forbidden', target: `${route.method} ${route.url}`, outcome: 'denied', details: { ip: req.ip, role: token.role, needed: route.access } });
+            throw new CohortError('API_FORBIDDEN', `role ${token.role} may not ${route.method} ${route.url} (needs ${route.access})`);
+          }
+        }
+        const parse = <T extends z.ZodObject | undefined>(schema: T, value: unknown, where: string): Record<string, unknown> => {
+          if (!schema) return (value ?? {}) as Record<string, unknown>;
+          const r = schema.safeParse(value ?? {});
+          if (!r.success) {
+            throw new CohortError('API_BAD_REQUEST', `${where} is invalid: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, {
+              issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+            });
+          }
+          return r.data as Record<string, unknown>;
+        };
+        const ctx: Ctx = {
+          params: parse(route.params, req.params, 'the path') as Record<string, string>,
+          query: parse(route.query, req.query, 'the query'),
+          body: route.method === 'POST' ? parse(route.body, req.body ?? {}, 'the body') : undefined,
+          ...(token ? { token } : {}),
+          reply,
+        };
+        const result = await route.handler(ctx);
+        if (route.produces) return reply.type(route.produces).send(result);
+        return reply.type('application/json').send(result);
+      },
+    });
+  }
+  return app;
+}
+
+/** The registry's codes the API answers with, for the OpenAPI document's error schema. */
+export const API_ERROR_CODES = Object.keys(ERRORS).filter((c) => isCohortErrorCode(c));
