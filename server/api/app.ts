@@ -17,6 +17,7 @@ import type { JobConfig } from '../round/config.ts';
 import type { RoundEngine } from '../round/engine.ts';
 import type { CohortMetrics } from '../ops/metrics.ts';
 import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
+import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
@@ -47,6 +48,8 @@ export interface AdminApiOptions {
 const jobParams = z.object({ id: z.string().min(1).max(200) }).strict();
 const versionParams = z.object({ id: z.string().min(1).max(200), round: z.coerce.number().int().min(1) }).strict();
 const reasonBody = z.object({ reason: z.string().max(500).optional() }).strict();
+const promoteBody = z.object({ force: z.boolean().optional() }).strict();
+const cardQuery = z.object({ format: z.enum(['json', 'md']).optional() }).strict();
 const auditQuery = z
   .object({
     actor: z.string().max(200).optional(),
@@ -229,17 +232,43 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       },
     },
     {
-      method: 'POST',
-      url: '/api/v1/jobs/:id/versions/:round/promote',
-      access: 'operator',
-      summary: 'tag a version production (the tagged version is never pruned)',
+      method: 'GET',
+      url: '/api/v1/jobs/:id/versions/:round/card',
+      access: 'viewer',
+      summary: "a version's model card (JSON, or Markdown with ?format=md): data, training, ε/δ and trust, SecAgg, evaluation, gates",
       params: versionParams,
+      query: cardQuery,
       handler: (ctx) => {
         const h = job(ctx.params.id);
         const round = Number(ctx.params.round);
         checkpointOf(h.id, round);
-        const tag = store.setProductionTag({ jobId: h.id, round, actor: ctx.token!.name, forced: false });
-        audit({ actor: ctx.token!.name, action: 'version.promote', target: `${h.id}/${round}`, outcome: 'ok' });
+        const { card, markdown } = modelCard(h.config, store, h.id, round);
+        if (ctx.query.format === 'md') return ctx.reply.type('text/markdown; charset=utf-8').send(markdown);
+        return card;
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/jobs/:id/versions/:round/promote',
+      access: 'operator',
+      summary: "tag a version production (never pruned while tagged); a version failing the job's promotion gates needs {\"force\": true}",
+      params: versionParams,
+      body: promoteBody,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        const round = Number(ctx.params.round);
+        checkpointOf(h.id, round);
+        const actor = ctx.token!.name;
+        const gates = gatesOf(h.config, version(store, h.id, round));
+        const force = (ctx.body as { force?: boolean }).force === true;
+        if (!gates.passed && !force) {
+          audit({ actor, action: 'version.promote', target: `${h.id}/${round}`, outcome: 'failed', details: { gates: gates.results } });
+          throw new CohortError('API_CONFLICT', `version ${round} of ${h.id} fails its promotion gates (${gates.results.filter((g) => !g.passed).map((g) => g.gate).join(', ')}); send {"force": true} to promote it anyway`, {
+            issues: gates.results.filter((g) => !g.passed).map((g) => ({ path: g.gate, message: `${g.value ?? 'no value'} against ${g.limit}` })),
+          });
+        }
+        const tag = store.setProductionTag({ jobId: h.id, round, actor, forced: !gates.passed });
+        audit({ actor, action: 'version.promote', target: `${h.id}/${round}`, outcome: 'ok', details: { forced: !gates.passed, gates: gates.results } });
         return tag;
       },
     },

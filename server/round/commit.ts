@@ -10,11 +10,21 @@ import type { Logger } from '../../shared/log.ts';
 import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
 import type { CohortStore, JobRow, JobStatus, RoundRecord } from '../store/index.ts';
 import type { Failpoint } from '../failpoints.ts';
-import { configHash, type JobConfig } from './config.ts';
+import { configHash, JobConfigSchema, type JobConfig } from './config.ts';
 import { PrivacyController, type RoundPlan } from './privacy.ts';
 import type { RoundSummary } from './events.ts';
 import type { SecAggRound } from './secagg.ts';
 import type { TrainingRound } from './training.ts';
+
+/**
+ * Whether a stored config, written by an older build, is the given one once the current schema fills in
+ * the fields added since (their defaults): then the job is the same and resumes. A stored config the
+ * current schema refuses is not the same (the caller reports CONFIG_CHANGED).
+ */
+function sameUnderCurrentSchema(stored: unknown, hash: string): boolean {
+  const r = JobConfigSchema.safeParse(stored);
+  return r.success && configHash(r.data) === hash;
+}
 
 export class JobModel {
   private constructor(
@@ -34,7 +44,7 @@ export class JobModel {
     const id = config.id;
     const hash = configHash(config);
     let job = store.getJob(id);
-    if (job && job.configHash !== hash) {
+    if (job && job.configHash !== hash && !sameUnderCurrentSchema(job.config, hash)) {
       throw new CohortError('CONFIG_CHANGED', `job ${id} exists in ${store.path} with a different config; use a new job id or the original config`);
     }
     if (!job) job = store.createJob({ id, config, configHash: hash });

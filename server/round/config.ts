@@ -116,6 +116,19 @@ export const JobConfigSchema = z
       .object({ keep: z.number().int().min(1).default(3) })
       .strict()
       .prefault({}),
+    /**
+     * Promotion gates (server/ops/gates.ts): a version becomes `production` automatically (`auto`) only
+     * when it passes every gate set here; a manual promotion that fails one needs `force`, audited.
+     */
+    promote: z
+      .object({
+        auto: z.boolean().default(false),
+        minAccuracy: z.number().min(0).max(1).optional(),
+        maxLoss: z.number().positive().finite().optional(),
+        maxEpsilon: z.number().positive().finite().optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

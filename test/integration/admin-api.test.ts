@@ -175,6 +175,59 @@ describe('admin API', () => {
   });
 });
 
+describe('admin API promotion gates and model cards', () => {
+  it('promotes automatically only versions that pass every gate; a manual promotion failing one needs force, audited', async () => {
+    // The demo-style held-out evaluation runs after each round (acknowledged: the metrics leave un-noised).
+    const cfg = jobConfig('gated', {
+      rounds: 3,
+      evaluation: { every: 1, unaccountedMetrics: true },
+      promote: { auto: true, minAccuracy: 0.5, maxEpsilon: 1e5 },
+    });
+    const c = await startCoordinator({ config: cfg, dataDir: mkdtempSync(join(tmpdir(), 'cohort-api-gates-')) });
+    try {
+      const op = c.store.createToken({ name: 'op', role: 'operator' }).token;
+      clients(c.url, 3, 'g');
+      await c.engine.whenFinished();
+      // QuickTask evaluates at accuracy 1: every version passes; the last one holds the tag.
+      expect(c.store.productionTag('gated')).toMatchObject({ round: 3, actor: 'system', forced: false });
+      expect(c.store.listAudit({ job: 'gated', action: 'version.promote' }).filter((r) => r.actor === 'system')).toHaveLength(3);
+      const card = (await (await fetch(`${c.url}/api/v1/jobs/gated/versions/3/card`, { headers: { authorization: `Bearer ${op}` } })).json()) as Record<string, any>;
+      expect(card).toMatchObject({ job: 'gated', version: 3, evaluation: { accuracy: 1 }, gates: { passed: true } });
+      expect(card.privacy.epsilonAgainstConsumers).toBe(c.store.listLedger('gated').at(-1)!.epsilonPublished);
+      expect(card.privacy.trust).toMatch(/trusted coordinator/);
+      const md = await (await fetch(`${c.url}/api/v1/jobs/gated/versions/3/card?format=md`, { headers: { authorization: `Bearer ${op}` } })).text();
+      expect(md).toMatch(/^# Model card: gated, version 3/);
+      expect(md).toMatch(/gates: minAccuracy 0\.5: passed/);
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
+
+  it('refuses a manual promotion that fails a gate unless forced', async () => {
+    const cfg = jobConfig('strict', { rounds: 2, evaluation: { every: 1, unaccountedMetrics: true }, promote: { maxEpsilon: 1e-3 } });
+    const c = await startCoordinator({ config: cfg, dataDir: mkdtempSync(join(tmpdir(), 'cohort-api-strict-')) });
+    try {
+      const op = c.store.createToken({ name: 'op', role: 'operator' }).token;
+      clients(c.url, 3, 's');
+      await c.engine.whenFinished();
+      expect(c.store.productionTag('strict')).toBeUndefined(); // not auto
+      const post = (body: unknown) =>
+        fetch(`${c.url}/api/v1/jobs/strict/versions/2/promote`, { method: 'POST', headers: { authorization: `Bearer ${op}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const refused = await post({});
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/fails its promotion gates \(maxEpsilon\)/);
+      expect(c.store.productionTag('strict')).toBeUndefined();
+      expect((await post({ force: true })).status).toBe(200);
+      expect(c.store.productionTag('strict')).toMatchObject({ round: 2, actor: 'op', forced: true });
+      const audit = c.store.listAudit({ job: 'strict', action: 'version.promote' });
+      expect(audit.map((r) => r.outcome)).toEqual(['failed', 'ok']);
+      expect(audit[1].details).toMatchObject({ forced: true });
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
+});
+
 describe('admin API lifecycle', () => {
   it('pauses, resumes and stops a running job; a stopped job cannot resume', async () => {
     const c = await startCoordinator({ config: jobConfig('life', { rounds: 1000 }), dataDir: mkdtempSync(join(tmpdir(), 'cohort-api-life-')) });
