@@ -88,6 +88,12 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     }
     return cp;
   };
+  /** The job and kept version a version route names (404 / 409 as checkpointOf says). */
+  const versionOf = (ctx: Ctx) => {
+    const h = job(ctx.params.id);
+    const round = Number(ctx.params.round);
+    return { h, round, checkpoint: checkpointOf(h.id, round) };
+  };
   const jobSummary = (h: JobHandle) => {
     const row = store.getJob(h.id);
     const e = h.engine;
@@ -215,8 +221,8 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       summary: 'a version as a tfjs LayersModel artifact (tf.loadLayersModel loads it; weights in weights.bin beside it)',
       params: versionParams,
       handler: (ctx) => {
-        const h = job(ctx.params.id);
-        return exportVersion(h.config, checkpointOf(h.id, Number(ctx.params.round)).weights).modelJson;
+        const { h, checkpoint } = versionOf(ctx);
+        return exportVersion(h.config, checkpoint.weights).modelJson;
       },
     },
     {
@@ -227,8 +233,8 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       params: versionParams,
       produces: 'application/octet-stream',
       handler: (ctx) => {
-        const h = job(ctx.params.id);
-        return Buffer.from(exportVersion(h.config, checkpointOf(h.id, Number(ctx.params.round)).weights).weightsBin);
+        const { h, checkpoint } = versionOf(ctx);
+        return Buffer.from(exportVersion(h.config, checkpoint.weights).weightsBin);
       },
     },
     {
@@ -239,9 +245,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       params: versionParams,
       query: cardQuery,
       handler: (ctx) => {
-        const h = job(ctx.params.id);
-        const round = Number(ctx.params.round);
-        checkpointOf(h.id, round);
+        const { h, round } = versionOf(ctx);
         const { card, markdown } = modelCard(h.config, store, h.id, round);
         if (ctx.query.format === 'md') return ctx.reply.type('text/markdown; charset=utf-8').send(markdown);
         return card;
@@ -255,9 +259,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       params: versionParams,
       body: promoteBody,
       handler: (ctx) => {
-        const h = job(ctx.params.id);
-        const round = Number(ctx.params.round);
-        checkpointOf(h.id, round);
+        const { h, round } = versionOf(ctx);
         const actor = ctx.token!.name;
         const gates = gatesOf(h.config, version(store, h.id, round));
         const force = (ctx.body as { force?: boolean }).force === true;

@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CohortError } from '../../shared/errors.ts';
 import { CohortStore, GENESIS_HASH, ROLES, roleAtLeast, SCHEMA_VERSION, type StoreOptions } from './index.ts';
 import { MIGRATIONS } from './migrations.ts';
+import { codeOf } from '../../shared/testing/errors.ts';
 
 let dir: string;
 let clock: number;
@@ -39,14 +39,6 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof CohortError ? e.code : `not a CohortError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CohortError } from '../../shared/errors.ts';
 import { CohortStore, SCHEMA_VERSION, type LedgerEntry, type RoundRecord } from './index.ts';
 import { MIGRATIONS } from './migrations.ts';
+import { codeOf } from '../../shared/testing/errors.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -33,14 +33,6 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof CohortError ? e.code : `not a CohortError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 /** Weights whose bit patterns a lossy round trip would change: -0, a subnormal, float32 max, 1/3. */
 function weightsFor(round: number, dim = 64): Float32Array {

@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CohortError } from '../errors.ts';
 import { seededRng } from '../random.ts';
 import { WeightedSum, isAllFinite, l2Norm } from './aggregate.ts';
+import { codeOf } from '../testing/errors.ts';
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof CohortError ? e.code : `not a CohortError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 describe('WeightedSum', () => {
   it('mean equals the example-weighted mean computed naively in float64', () => {

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { CohortError } from '../errors.ts';
 import {
   ServerOptimizerConfigSchema,
   createServerOptimizer,
   type ServerOptimizer,
   type ServerOptimizerConfigInput,
 } from './optimizers.ts';
+import { codeOf } from '../testing/errors.ts';
 
 const opt = (cfg: ServerOptimizerConfigInput, dim = 3): ServerOptimizer =>
   createServerOptimizer(ServerOptimizerConfigSchema.parse(cfg), dim);
@@ -18,14 +18,6 @@ function expectClose(actual: Float32Array, expected: number[]): void {
   for (let i = 0; i < expected.length; i++) expect(actual[i]).toBeCloseTo(expected[i], 6);
 }
 
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof CohortError ? e.code : `not a CohortError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 describe('server optimizers: hand-computed steps', () => {
   it('fedavg: w + η Δ̄', () => {
