@@ -21,6 +21,7 @@ const tokenCreate = async (o: never) => (await import('./admin.ts')).tokenCreate
 const tokenList = async (o: never) => (await import('./admin.ts')).tokenList(o);
 const tokenRevoke = async (id: string | undefined, o: never) => (await import('./admin.ts')).tokenRevoke(id, o);
 const auditCommand = async (o: never) => (await import('./admin.ts')).auditCommand(o);
+const remote = () => import('./admin-remote.ts');
 
 function logLevel(value: string): string {
   if (!(LOG_LEVELS as string[]).includes(value)) {
@@ -129,7 +130,7 @@ export function buildProgram(): Command {
     .action(async (o) => run(() => privacyLedger(o as never)));
 
   // Flags are checked by the commands (ConfigError, exit 2), not by commander's requiredOption (exit 1).
-  const admin = program.command('admin').description('local administration against the data dir: API tokens, the audit log');
+  const admin = program.command('admin').description('administration: API tokens and the audit log (local, --data-dir); jobs, ledger, versions, promote, rollback, download (a running coordinator, --server --token)');
   const token = admin.command('token').description('API tokens for the admin API (stored only as their SHA-256)');
   token
     .command('create')
@@ -162,6 +163,28 @@ export function buildProgram(): Command {
     .option('--limit <n>', 'the newest N rows (default 1000, at most 10000)')
     .option('--json', 'one JSON object per row (with --verify: the result)')
     .action(async (o) => run(() => auditCommand(o as never)));
+  // Against a running coordinator's admin API (cli/admin-remote.ts).
+  const api = (cmd: ReturnType<typeof admin.command>) =>
+    cmd
+      .option('--server <url>', 'the coordinator, e.g. http://127.0.0.1:8080 (or COHORT_SERVER)')
+      .option('--token <token>', 'an API token (or COHORT_TOKEN)')
+      .option('--json', 'JSON for scripts');
+  api(admin.command('jobs').description('jobs on a running coordinator: list | show ID | pause ID | resume ID | stop ID').argument('<action>').argument('[id]')).action(
+    async (action: string, id: string | undefined, o) => run(async () => (await remote()).jobs(action, id, o as never)),
+  );
+  api(admin.command('ledger').description("a job's privacy ledger, both audiences' ε and the next round's").argument('[id]')).action(async (id: string | undefined, o) =>
+    run(async () => (await remote()).ledger(id, o as never)),
+  );
+  api(admin.command('versions').description("a job's model versions").argument('[id]')).action(async (id: string | undefined, o) => run(async () => (await remote()).versions(id, o as never)));
+  api(admin.command('promote').description('tag a version production (--force past failing gates)').argument('[id]').argument('[round]').option('--force', 'promote despite failing promotion gates (audited)')).action(
+    async (id: string | undefined, round: string | undefined, o) => run(async () => (await remote()).promote(id, round, o as never)),
+  );
+  api(admin.command('rollback').description('move the production tag back to the previous version').argument('[id]')).action(async (id: string | undefined, o) =>
+    run(async () => (await remote()).rollback(id, o as never)),
+  );
+  api(admin.command('download').description('a version as a tfjs artifact (model.json + weights.bin)').argument('[id]').option('--round <r>', 'the version (default: production, else the latest)').option('--out <dir>', 'where to write it')).action(
+    async (id: string | undefined, o) => run(async () => (await remote()).download(id, o as never)),
+  );
 
   return program;
 }
@@ -173,6 +196,10 @@ async function run(action: () => Promise<number>): Promise<void> {
     if (err instanceof CohortError) {
       process.stderr.write(`cohort: ${err.message}\n`);
       process.exitCode = 2;
+    } else if (err instanceof Error && err.name === 'ApiRefusal') {
+      // The admin API said no (cli/admin-remote.ts): its exit code says why.
+      process.stderr.write(`cohort: ${err.message}\n`);
+      process.exitCode = (err as Error & { exitCode: number }).exitCode;
     } else {
       process.stderr.write(`cohort: ${(err as Error).stack ?? String(err)}\n`);
       process.exitCode = 1;

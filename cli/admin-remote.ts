@@ -1,0 +1,176 @@
+/**
+ * `cohort admin jobs|ledger|versions|promote|rollback|download …`: a thin client of a coordinator's admin
+ * API (server/api). `--server URL --token T`, or COHORT_SERVER / COHORT_TOKEN. Human tables by default,
+ * `--json` for scripts. Exit codes say what failed: 2 bad flags, 3 not authenticated or not allowed,
+ * 4 no such job or version, 5 the transition is not possible now, 1 anything else.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '../shared/errors.ts';
+
+export interface RemoteOptions {
+  server?: string;
+  token?: string;
+  json?: boolean;
+}
+
+const EXIT: Record<number, number> = { 401: 3, 403: 3, 429: 3, 404: 4, 409: 5 };
+
+/** An API refusal, with the exit code the CLI ends with. */
+export class ApiRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRefusal';
+  }
+  get exitCode(): number {
+    return EXIT[this.status] ?? 1;
+  }
+}
+
+function endpoint(o: RemoteOptions): { base: string; token: string } {
+  const base = o.server ?? process.env.COHORT_SERVER;
+  const token = o.token ?? process.env.COHORT_TOKEN;
+  if (!base) throw new ConfigError('--server URL (or COHORT_SERVER) is required');
+  if (!token) throw new ConfigError('--token T (or COHORT_TOKEN) is required; create one with `cohort admin token create`');
+  try {
+    new URL(base);
+  } catch {
+    throw new ConfigError(`--server must be a URL like http://127.0.0.1:8080, got ${base}`);
+  }
+  return { base: base.replace(/\/+$/, ''), token };
+}
+
+async function request(o: RemoteOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
+  const { base, token } = endpoint(o);
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+  } catch (err) {
+    throw new ApiRefusal(0, 'UNREACHABLE', `cannot reach ${base}: ${(err as Error).message}`);
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let code = 'HTTP_' + res.status;
+    let message = text.slice(0, 1024);
+    try {
+      const e = (JSON.parse(text) as { error: { code: string; message: string } }).error;
+      code = e.code;
+      message = e.message;
+    } catch {
+      // not our error format; keep the text
+    }
+    throw new ApiRefusal(res.status, code, `${code}: ${message}`);
+  }
+  return res;
+}
+
+const json = async (o: RemoteOptions, method: 'GET' | 'POST', path: string, body?: unknown) => (await request(o, method, path, body)).json() as Promise<unknown>;
+const enc = encodeURIComponent;
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i])).join('  ');
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+const eps = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : 'none');
+const out = (text: string) => process.stdout.write(text);
+
+interface JobView {
+  id: string;
+  status: string;
+  round: number;
+  rounds: number;
+  connected: number;
+  dp: string;
+  epsilon: { published: number | null; coordinator: number | null; budget: number | null; against: string } | null;
+  production: number | null;
+}
+
+export async function jobs(action: string, id: string | undefined, o: RemoteOptions): Promise<number> {
+  if (action === 'list') {
+    const list = (await json(o, 'GET', '/api/v1/jobs')) as JobView[];
+    if (o.json) return (list.forEach((j) => out(`${JSON.stringify(j)}\n`)), 0);
+    out(
+      table(
+        ['job', 'status', 'round', 'clients', 'dp', 'ε consumers', 'ε coordinator', 'budget', 'production'],
+        list.map((j) => [j.id, j.status, `${j.round}/${j.rounds}`, String(j.connected), j.dp, eps(j.epsilon?.published), eps(j.epsilon?.coordinator), j.epsilon?.budget != null ? `${j.epsilon.budget} (${j.epsilon.against})` : '-', j.production === null ? '-' : String(j.production)]),
+      ),
+    );
+    return 0;
+  }
+  if (!id) throw new ConfigError(`cohort admin jobs ${action} needs a job id`);
+  if (action === 'show') {
+    const j = (await json(o, 'GET', `/api/v1/jobs/${enc(id)}`)) as JobView;
+    out(o.json ? `${JSON.stringify(j)}\n` : `${JSON.stringify(j, null, 2)}\n`);
+    return 0;
+  }
+  if (action === 'pause' || action === 'resume' || action === 'stop') {
+    const j = (await json(o, 'POST', `/api/v1/jobs/${enc(id)}/${action}`, {})) as JobView & { state: string };
+    out(o.json ? `${JSON.stringify(j)}\n` : `job ${j.id}: ${j.status} (${j.state})\n`);
+    return 0;
+  }
+  throw new ConfigError(`unknown jobs action ${action}: list | show ID | pause ID | resume ID | stop ID`);
+}
+
+export async function ledger(id: string | undefined, o: RemoteOptions): Promise<number> {
+  if (!id) throw new ConfigError('cohort admin ledger needs a job id');
+  const l = (await json(o, 'GET', `/api/v1/jobs/${enc(id)}/ledger`)) as {
+    rows: Array<{ round: number; status: string; attempt: number | null; mode: string; epsilonPublished: number | null; epsilonCoordinator: number | null; delta: number }>;
+    nextRound?: { published: number | null; coordinator: number | null } | null;
+    against?: string;
+  };
+  if (o.json) return (out(`${JSON.stringify(l)}\n`), 0);
+  out(table(['round', 'release', 'mode', 'ε consumers', 'ε coordinator', 'δ'], l.rows.map((r) => [String(r.round), r.status === 'committed' ? 'committed' : `attempt ${r.attempt}`, r.mode, eps(r.epsilonPublished), eps(r.epsilonCoordinator), String(r.delta)])));
+  if (l.nextRound) out(`after the next round: ε consumers ${eps(l.nextRound.published)}, ε coordinator ${eps(l.nextRound.coordinator)}; the budget is against ${l.against}\n`);
+  return 0;
+}
+
+export async function versions(id: string | undefined, o: RemoteOptions): Promise<number> {
+  if (!id) throw new ConfigError('cohort admin versions needs a job id');
+  const v = (await json(o, 'GET', `/api/v1/jobs/${enc(id)}/versions`)) as Array<{ round: number; sha256: string; production: boolean; evaluation: { accuracy: number } | null; epsilon: { published: number | null } | null }>;
+  if (o.json) return (v.forEach((x) => out(`${JSON.stringify(x)}\n`)), 0);
+  out(table(['round', 'sha256', 'accuracy', 'ε consumers', 'production'], v.map((x) => [String(x.round), x.sha256.slice(0, 16), x.evaluation ? x.evaluation.accuracy.toFixed(4) : '-', eps(x.epsilon?.published), x.production ? 'yes' : ''])));
+  return 0;
+}
+
+export async function promote(id: string | undefined, round: string | undefined, o: RemoteOptions & { force?: boolean }): Promise<number> {
+  if (!id || !round || !/^[1-9]\d*$/.test(round)) throw new ConfigError('cohort admin promote needs a job id and a round number');
+  const tag = await json(o, 'POST', `/api/v1/jobs/${enc(id)}/versions/${round}/promote`, o.force ? { force: true } : {});
+  out(o.json ? `${JSON.stringify(tag)}\n` : `job ${id}: version ${round} is production${o.force ? ' (forced)' : ''}\n`);
+  return 0;
+}
+
+export async function rollback(id: string | undefined, o: RemoteOptions): Promise<number> {
+  if (!id) throw new ConfigError('cohort admin rollback needs a job id');
+  const tag = (await json(o, 'POST', `/api/v1/jobs/${enc(id)}/rollback`, {})) as { round: number };
+  out(o.json ? `${JSON.stringify(tag)}\n` : `job ${id}: version ${tag.round} is production again\n`);
+  return 0;
+}
+
+export async function download(id: string | undefined, o: RemoteOptions & { round?: string; out?: string }): Promise<number> {
+  if (!id) throw new ConfigError('cohort admin download needs a job id');
+  if (!o.out) throw new ConfigError('--out DIR is required');
+  let round = o.round;
+  if (round === undefined) {
+    const j = (await json(o, 'GET', `/api/v1/jobs/${enc(id)}`)) as JobView;
+    round = String(j.production ?? j.round);
+  }
+  if (!/^[1-9]\d*$/.test(round)) throw new ConfigError(`--round must be a round number, got ${round}`);
+  const dir = resolve(o.out);
+  mkdirSync(dir, { recursive: true });
+  const base = `/api/v1/jobs/${enc(id)}/versions/${round}`;
+  const model = await json(o, 'GET', `${base}/model.json`);
+  const weights = new Uint8Array(await (await request(o, 'GET', `${base}/weights.bin`)).arrayBuffer());
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(model));
+  writeFileSync(join(dir, 'weights.bin'), weights);
+  out(o.json ? `${JSON.stringify({ dir, round: Number(round), bytes: weights.length })}\n` : `job ${id} version ${round}: ${dir}/model.json and weights.bin (${weights.length} bytes)\n`);
+  return 0;
+}

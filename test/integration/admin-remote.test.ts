@@ -1,0 +1,97 @@
+/**
+ * `cohort admin jobs|ledger|versions|promote|rollback|download` as a real process against a running
+ * coordinator's admin API over HTTP on 127.0.0.1: tables and JSON, a downloaded version equal to the
+ * stored checkpoint, and exit codes that say what failed.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
+import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
+import { startCoordinator, type Coordinator } from '../../server/coordinator.ts';
+import { parseJobConfig } from '../../server/round/config.ts';
+import { cohort } from './helpers.ts';
+
+class QuickTask implements ClientTask {
+  readonly numExamples = 10;
+  async fit() {
+    return { delta: new Float32Array(18).fill(0.02), numExamples: 10, metrics: { loss: 1 } };
+  }
+  async evaluate() {
+    return { numExamples: 1, loss: 1, accuracy: 1 };
+  }
+}
+
+describe('cohort admin against a running coordinator', () => {
+  let c: Coordinator;
+  let token = '';
+  let viewer = '';
+  const engines: ClientEngine[] = [];
+  const admin = (...args: string[]) => cohort(['admin', ...args, '--server', c.url, '--token', token]);
+
+  beforeAll(async () => {
+    const config = parseJobConfig({
+      id: 'remote',
+      model: { zoo: 'logreg', inputShape: [8], numClasses: 2 },
+      rounds: 2,
+      sampling: { mode: 'fixed', cohortSize: 3 },
+      minClients: 3,
+      dp: { mode: 'central', noiseMultiplier: 1, clipNorm: 1 },
+    });
+    c = await startCoordinator({ config, dataDir: mkdtempSync(join(tmpdir(), 'cohort-remote-')) });
+    token = c.store.createToken({ name: 'ops', role: 'operator' }).token;
+    viewer = c.store.createToken({ name: 'watcher', role: 'viewer' }).token;
+    for (let i = 0; i < 3; i++) {
+      const e = new ClientEngine({ clientId: `r${i}`, task: new QuickTask(), transport: new SocketIoClientTransport({ url: c.url, reconnect: { maxAttempts: 0 } }) });
+      e.start();
+      engines.push(e);
+    }
+    await c.engine.whenFinished();
+  }, 60_000);
+  afterAll(async () => {
+    for (const e of engines) e.stop();
+    await c?.close();
+  });
+
+  it('lists jobs, shows the ledger and the versions', async () => {
+    const list = await admin('jobs', 'list', '--json');
+    expect(list.code, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout.trim())).toMatchObject({ id: 'remote', status: 'completed', round: 2 });
+    const table = await admin('jobs', 'list');
+    expect(table.stdout).toMatch(/^\s*job\s+status\s+round/m);
+    expect(table.stdout).toMatch(/remote\s+completed\s+2\/2/);
+    const ledger = await admin('ledger', 'remote');
+    expect(ledger.code, ledger.stderr).toBe(0);
+    expect(ledger.stdout).toContain(c.store.listLedger('remote').at(-1)!.epsilon.toFixed(4));
+    const versions = await admin('versions', 'remote', '--json');
+    expect(versions.stdout.trim().split('\n').map((l) => JSON.parse(l).round)).toEqual(c.store.checkpointRounds('remote'));
+  });
+
+  it('promotes, rolls back and downloads the production version, equal to the checkpoint', async () => {
+    expect((await admin('promote', 'remote', '1')).code).toBe(0);
+    expect((await admin('promote', 'remote', '2')).code).toBe(0);
+    const back = await admin('rollback', 'remote', '--json');
+    expect(back.code, back.stderr).toBe(0);
+    expect(JSON.parse(back.stdout).round).toBe(1);
+    const out = mkdtempSync(join(tmpdir(), 'cohort-download-'));
+    const d = await admin('download', 'remote', '--out', out);
+    expect(d.code, d.stderr).toBe(0);
+    const bin = readFileSync(join(out, 'weights.bin'));
+    const weights = new Float32Array(bin.buffer, bin.byteOffset, bin.byteLength / 4);
+    expect(Array.from(weights)).toEqual(Array.from(c.store.checkpoint('remote', 1)!.weights));
+    expect(JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).weightsManifest[0].paths).toEqual(['weights.bin']);
+  });
+
+  it('says what failed in its exit code: 3 not allowed, 4 not found, 5 not possible now, 2 bad flags', async () => {
+    const forbidden = await cohort(['admin', 'jobs', 'pause', 'remote', '--server', c.url, '--token', viewer]);
+    expect(forbidden.code).toBe(3);
+    expect(forbidden.stderr).toMatch(/API_FORBIDDEN/);
+    expect((await cohort(['admin', 'jobs', 'list', '--server', c.url, '--token', 'cht_nope'])).code).toBe(3);
+    expect((await admin('jobs', 'show', 'nope')).code).toBe(4);
+    const conflict = await admin('jobs', 'resume', 'remote');
+    expect(conflict.code).toBe(5);
+    expect(conflict.stderr).toMatch(/API_CONFLICT: cannot resume job remote: it has finished/);
+    expect((await cohort(['admin', 'jobs', 'list', '--token', token])).code).toBe(2); // no --server
+  });
+});
