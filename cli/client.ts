@@ -11,6 +11,8 @@ import { createLogger, type LogLevel } from './log.ts';
 
 export interface ClientCommandOptions {
   server?: string;
+  /** A job of a multi-job service (`cohort serve`): joins its namespace, /jobs/<id>. */
+  job?: string;
   data?: string;
   config?: string;
   id?: string;
@@ -22,7 +24,9 @@ export interface ClientCommandOptions {
 export async function clientCommand(opts: ClientCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
   const cfg = loadClientConfig(opts.config);
-  const server = opts.server ?? cfg.server;
+  const base = opts.server ?? cfg.server;
+  if (opts.job !== undefined && !/^[A-Za-z0-9._-]{1,128}$/.test(opts.job)) throw new ConfigError(`--job must be a job id, got ${JSON.stringify(opts.job)}`);
+  const server = base && opts.job ? `${base.replace(/\/+$/, '')}/jobs/${opts.job}` : base;
   const dataPath = opts.data ?? cfg.data;
   if (!server) throw new ConfigError('no server: pass --server URL or set "server" in the client config');
   if (!dataPath) throw new ConfigError('no data: pass --data PATH or set "data" in the client config');

@@ -37,6 +37,15 @@ export function buildProgram(): Command {
     .exitOverride();
 
   program
+    .command('serve')
+    .description('run a coordinator service for many jobs on one port: submit jobs over the admin API, clients join with --job')
+    .option('-p, --port <port>', 'HTTP and Socket.IO port (0 = any free port)', '8080')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
+    .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
+    .action(async (o) => run(async () => (await import('./server.ts')).serveCommand(o as never)));
+
+  program
     .command('server')
     .description('run a coordinator for one job (resumes the job if the data dir already has it)')
     .requiredOption('-c, --config <file>', 'job config (JSON)')
@@ -54,6 +63,7 @@ export function buildProgram(): Command {
     .command('client')
     .description('join a coordinator and train on local data')
     .option('-s, --server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .option('--job <id>', 'join this job of a multi-job service (cohort serve); the namespace /jobs/<id>')
     .option('--data <path>', 'local data: .csv or .jsonl')
     .option('-c, --config <file>', 'client config (JSON); flags override it')
     .option('--id <clientId>', 'client id (default: from config, else random)')

@@ -97,3 +97,27 @@ export function parsePort(text: string): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`--port must be 0..65535, got ${text}`);
   return port;
 }
+
+export interface ServeCommandOptions {
+  port: string;
+  host: string;
+  dataDir: string;
+  logLevel: LogLevel;
+}
+
+/** `cohort serve`: a long-running service for many jobs on one port (server/service.ts); SIGINT/SIGTERM leave every job resumable. */
+export async function serveCommand(opts: ServeCommandOptions): Promise<number> {
+  const logger = createLogger(opts.logLevel);
+  const { startService } = await import('../server/service.ts');
+  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger });
+  logger.info({ url: service.url, api: `${service.url}/api/v1`, dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
+  await new Promise<void>((done) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down; every job stays resumable');
+      void service.close().then(done);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

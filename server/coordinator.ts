@@ -13,7 +13,7 @@ import type { Rng } from '../shared/random.ts';
 import { failpointFromSpec, type Failpoint } from './failpoints.ts';
 import { buildAdminApi } from './api/app.ts';
 import { CohortMetrics } from './ops/metrics.ts';
-import { gatesOf, version } from './ops/versions.ts';
+import { wireJobOps } from './ops/wire.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -79,28 +79,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     resumePaused: true,
   });
   engineRef = engine;
-  metrics.attach(engine, opts.config.id, { config: opts.config });
-  const system = (action: string, details: Record<string, unknown>): void => {
-    try {
-      store.appendAudit({ actor: 'system', action, target: opts.config.id, outcome: 'ok', details });
-    } catch (err) {
-      logger.error({ err, action }, 'cannot append to the audit log');
-    }
-  };
-  engine.on('paused', ({ reason }) => system('job.paused', { reason }));
-  // Automatic promotion: a committed (and, if due, evaluated) version that passes every gate.
-  engine.on('round', (s) => {
-    if (!opts.config.promote?.auto) return;
-    try {
-      const gates = gatesOf(opts.config, version(store, opts.config.id, s.round));
-      if (!gates.passed) return;
-      store.setProductionTag({ jobId: opts.config.id, round: s.round, actor: 'system', forced: false });
-      store.appendAudit({ actor: 'system', action: 'version.promote', target: `${opts.config.id}/${s.round}`, outcome: 'ok', details: { auto: true, gates: gates.results } });
-    } catch (err) {
-      logger.error({ err, round: s.round }, 'automatic promotion failed');
-    }
-  });
-  engine.on('finished', (s) => system(s.status === 'budget_exhausted' ? 'job.budget_exhausted' : 'job.finished', { status: s.status, rounds: s.rounds, ...(s.reason ? { reason: s.reason } : {}) }));
+  wireJobOps({ engine, config: opts.config, store, metrics, logger });
   try {
     await engine.start();
     await api.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });

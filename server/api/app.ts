@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { CohortError, ERRORS, httpStatus, isCohortErrorCode } from '../../shared/errors.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { systemClock, type Clock } from '../round/clock.ts';
-import type { JobConfig } from '../round/config.ts';
+import { parseJobConfig, type JobConfig } from '../round/config.ts';
 import type { RoundEngine } from '../round/engine.ts';
 import type { CohortMetrics } from '../ops/metrics.ts';
 import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
@@ -33,6 +33,8 @@ export interface JobHandle {
 export interface JobDirectory {
   list(): JobHandle[];
   get(id: string): JobHandle | undefined;
+  /** Starts a submitted job (the multi-job service); absent on the one-job coordinator. */
+  submit?(config: JobConfig): Promise<JobHandle>;
 }
 
 export interface AdminApiOptions {
@@ -145,6 +147,29 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       handler: async () => (opts.metrics ? opts.metrics.metrics() : ''),
     },
     { method: 'GET', url: '/api/v1/jobs', access: 'viewer', summary: 'every job: status, round, clients, ε against each audience, production version', handler: () => jobs.list().map(jobSummary) },
+    {
+      method: 'POST',
+      url: '/api/v1/jobs',
+      access: 'operator',
+      summary: 'submit a job (the body is a job config, validated like `cohort server --config`); clients join it at the namespace /jobs/<id>',
+      handler: async (ctx) => {
+        const actor = ctx.token!.name;
+        if (!jobs.submit) throw new CohortError('API_CONFLICT', 'this coordinator runs one job (cohort server); submit jobs to `cohort serve`');
+        let config: JobConfig;
+        try {
+          config = parseJobConfig(ctx.body, 'job config');
+        } catch (err) {
+          audit({ actor, action: 'job.submit', outcome: 'failed', details: { error: (err as CohortError).code } });
+          throw err;
+        }
+        const h = await jobs.submit(config).catch((err: unknown) => {
+          audit({ actor, action: 'job.submit', target: config.id, outcome: 'failed', details: { error: (err as CohortError).code ?? 'INTERNAL' } });
+          throw err;
+        });
+        audit({ actor, action: 'job.submit', target: h.id, outcome: 'ok' });
+        return jobSummary(h);
+      },
+    },
     {
       method: 'GET',
       url: '/api/v1/jobs/:id',

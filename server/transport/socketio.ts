@@ -4,7 +4,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Server, type Socket } from 'socket.io';
+import { Server, type Namespace, type Socket } from 'socket.io';
 import {
   DEFAULT_LIMITS,
   emitFrames,
@@ -32,6 +32,12 @@ export interface SocketIoServerOptions {
   pingTimeoutMs?: number;
   /** Attach to an existing HTTP server (admin API shares the port) instead of creating one. */
   httpServer?: HttpServer;
+  /**
+   * Serve one namespace of an existing Socket.IO server (`cohort serve`: a namespace per job, all on one
+   * port) instead of creating a server; closing the transport then closes only its own connections.
+   */
+  io?: Server;
+  namespace?: string;
   /** Caps on connections, checked when a connection opens (see ConnectionLimits). */
   connections?: Partial<ConnectionLimits>;
 }
@@ -74,6 +80,8 @@ interface Outgoing {
 export class SocketIoServerTransport implements ServerTransport {
   readonly kind = 'socket.io';
   private io?: Server;
+  /** The namespace served when sharing a server (opts.io). */
+  private nsp?: Namespace;
   private http?: HttpServer;
   private ownsHttp = false;
   private readonly sockets = new Map<string, Socket>();
@@ -99,6 +107,14 @@ export class SocketIoServerTransport implements ServerTransport {
   }
 
   async start(sink: ServerTransportSink): Promise<void> {
+    if (this.opts.io) {
+      // A namespace of a shared server: the server and its HTTP listener belong to the caller.
+      this.nsp = this.opts.io.of(this.opts.namespace ?? '/');
+      this.http = this.opts.io.httpServer as HttpServer | undefined;
+      this.nsp.use((socket, next) => this.admit(socket, next));
+      this.nsp.on('connection', (socket) => this.accept(socket, sink));
+      return;
+    }
     this.http = this.opts.httpServer ?? createServer();
     this.ownsHttp = !this.opts.httpServer;
     this.io = new Server(this.http, {
@@ -241,6 +257,10 @@ export class SocketIoServerTransport implements ServerTransport {
     this.drain(Infinity);
     for (const socket of this.sockets.values()) socket.disconnect(true);
     this.sockets.clear();
+    if (this.nsp) {
+      this.nsp.removeAllListeners('connection');
+      return;
+    }
     await new Promise<void>((resolve) => (this.io ? this.io.close(() => resolve()) : resolve()));
     if (this.ownsHttp && this.http?.listening) {
       await new Promise<void>((resolve) => this.http!.close(() => resolve()));

@@ -1,0 +1,130 @@
+/**
+ * `cohort serve`: one long-running coordinator process hosting any number of jobs on one port. One
+ * SQLite store, one HTTP server carrying the admin API (server/api) and one Socket.IO server on which
+ * each job has its own namespace, `/jobs/<id>`: a client names the job it joins by connecting there
+ * (`cohort client --job ID`), and one client process may join several jobs (a connection per job over
+ * the same Socket.IO manager). Jobs are submitted over the API (`POST /api/v1/jobs`); on start the
+ * service resumes every stored job that was running (paused ones stay paused until resumed).
+ *
+ * Limits of this first version: the store keeps `checkpoints.keep` of the service (default 3) for every
+ * job, not each job's own; connection caps apply per job namespace.
+ */
+import { Server } from 'socket.io';
+import { CohortError } from '../shared/errors.ts';
+import { silentLogger, type Logger } from '../shared/log.ts';
+import { DEFAULT_LIMITS } from '../shared/protocol/index.ts';
+import { buildAdminApi, type JobHandle } from './api/app.ts';
+import { CohortMetrics } from './ops/metrics.ts';
+import { wireJobOps } from './ops/wire.ts';
+import { parseJobConfig, type JobConfig } from './round/config.ts';
+import { RoundEngine } from './round/engine.ts';
+import { CohortStore } from './store/index.ts';
+import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
+
+export interface ServiceOptions {
+  dataDir: string;
+  host?: string;
+  port?: number;
+  logger?: Logger;
+  connections?: Partial<ConnectionLimits>;
+  pingIntervalMs?: number;
+  pingTimeoutMs?: number;
+}
+
+export interface Service {
+  url: string;
+  store: CohortStore;
+  metrics: CohortMetrics;
+  jobs: ReadonlyMap<string, JobHandle>;
+  /** Starts a new job (or resumes a stored one with the same config). */
+  submit(config: JobConfig): Promise<JobHandle>;
+  /** Closes every job's connections, the server and the store; the jobs stay resumable. */
+  close(): Promise<void>;
+}
+
+/** Statuses a restarted service starts an engine for (finished jobs are only served). */
+const LIVE = new Set(['created', 'queued', 'running', 'paused']);
+
+export async function startService(opts: ServiceOptions): Promise<Service> {
+  const logger = opts.logger ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
+  const store = CohortStore.open(opts.dataDir);
+  const metrics = new CohortMetrics();
+  const jobs = new Map<string, JobHandle>();
+
+  const submit = async (config: JobConfig): Promise<JobHandle> => {
+    if (jobs.has(config.id)) throw new CohortError('API_CONFLICT', `job ${config.id} is already running in this service`);
+    const stored = store.getJob(config.id);
+    if (stored && !LIVE.has(stored.status)) throw new CohortError('API_CONFLICT', `job ${config.id} has ${stored.status}; submit a new job id`);
+    const transport = new SocketIoServerTransport({
+      io,
+      namespace: `/jobs/${config.id}`,
+      host,
+      limits: { maxHeaderBytes: 256 * 1024, maxOpenStreams: 4, ...config.limits },
+      logger,
+      connections: opts.connections,
+    });
+    const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger });
+    wireJobOps({ engine, config, store, metrics, logger });
+    const handle: JobHandle = { id: config.id, config, engine };
+    jobs.set(config.id, handle);
+    try {
+      await engine.start();
+    } catch (err) {
+      jobs.delete(config.id);
+      await transport.close().catch(() => {});
+      throw err;
+    }
+    logger.info({ job: config.id, namespace: `/jobs/${config.id}`, resumeFrom: engine.lastCommittedRound }, 'job started');
+    return handle;
+  };
+
+  const api = buildAdminApi({
+    store,
+    metrics,
+    logger,
+    jobs: {
+      list: () => [...jobs.values()],
+      get: (id) => jobs.get(id),
+      submit,
+    },
+  });
+  const io = new Server(api.server, {
+    serveClient: false,
+    maxHttpBufferSize: Math.max(DEFAULT_LIMITS.chunkBytes, 256 * 1024) + 16 * 1024,
+    pingInterval: opts.pingIntervalMs ?? 10_000,
+    pingTimeout: opts.pingTimeoutMs ?? 20_000,
+    cors: { origin: false },
+    connectTimeout: 10_000,
+  });
+  try {
+    for (const row of store.listJobs()) {
+      if (!LIVE.has(row.status)) continue; // finished: its rows stay in the store (not yet listed by the API)
+      await submit(parseJobConfig(row.config, `stored config of job ${row.id}`));
+    }
+    await api.listen({ port: opts.port ?? 0, host });
+  } catch (err) {
+    for (const h of jobs.values()) await h.engine.shutdown().catch(() => {});
+    await api.close().catch(() => {});
+    store.close();
+    throw err;
+  }
+  const address = api.server.address();
+  const url = `http://${host}:${typeof address === 'object' && address ? address.port : opts.port}`;
+  let closed = false;
+  return {
+    url,
+    store,
+    metrics,
+    jobs,
+    submit,
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const h of jobs.values()) await h.engine.shutdown();
+      await new Promise<void>((resolve) => io.close(() => resolve()));
+      await api.close().catch(() => {});
+      store.close();
+    },
+  };
+}
