@@ -1,10 +1,10 @@
 /**
- * `cohort admin jobs|ledger|versions|promote|rollback|download …`: a thin client of a coordinator's admin
+ * `cohort admin jobs|ledger|versions|promote|rollback|download|tokens …`: a thin client of a coordinator's admin
  * API (server/api). `--server URL --token T`, or COHORT_SERVER / COHORT_TOKEN. Human tables by default,
  * `--json` for scripts. Exit codes say what failed: 2 bad flags, 3 not authenticated or not allowed,
  * 4 no such job or version, 5 the transition is not possible now, 1 anything else.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../shared/errors.ts';
 
@@ -106,7 +106,18 @@ export async function jobs(action: string, id: string | undefined, o: RemoteOpti
     );
     return 0;
   }
-  if (!id) throw new ConfigError(`cohort admin jobs ${action} needs a job id`);
+  if (!id) throw new ConfigError(`cohort admin jobs ${action} needs ${action === 'submit' ? 'a job config file' : 'a job id'}`);
+  if (action === 'submit') {
+    let config: unknown;
+    try {
+      config = JSON.parse(readFileSync(id, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`cannot read the job config ${id}: ${(err as Error).message}`);
+    }
+    const j = (await json(o, 'POST', '/api/v1/jobs', config)) as JobView;
+    out(o.json ? `${JSON.stringify(j)}\n` : `job ${j.id} submitted: ${j.status}; clients join with \`cohort client --server ${endpoint(o).base} --job ${j.id}\`\n`);
+    return 0;
+  }
   if (action === 'show') {
     const j = (await json(o, 'GET', `/api/v1/jobs/${enc(id)}`)) as JobView;
     out(o.json ? `${JSON.stringify(j)}\n` : `${JSON.stringify(j, null, 2)}\n`);
@@ -117,7 +128,7 @@ export async function jobs(action: string, id: string | undefined, o: RemoteOpti
     out(o.json ? `${JSON.stringify(j)}\n` : `job ${j.id}: ${j.status} (${j.state})\n`);
     return 0;
   }
-  throw new ConfigError(`unknown jobs action ${action}: list | show ID | pause ID | resume ID | stop ID`);
+  throw new ConfigError(`unknown jobs action ${action}: submit FILE | list | show ID | pause ID | resume ID | stop ID`);
 }
 
 export async function ledger(id: string | undefined, o: RemoteOptions): Promise<number> {
@@ -173,4 +184,43 @@ export async function download(id: string | undefined, o: RemoteOptions & { roun
   writeFileSync(join(dir, 'weights.bin'), weights);
   out(o.json ? `${JSON.stringify({ dir, round: Number(round), bytes: weights.length })}\n` : `job ${id} version ${round}: ${dir}/model.json and weights.bin (${weights.length} bytes)\n`);
   return 0;
+}
+
+interface TokenView {
+  id: string;
+  name: string;
+  role: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+const when = (t: number | null) => (t === null ? '-' : new Date(t).toISOString());
+
+/** `tokens create NAME --role R | list | revoke ID|NAME` over the API (an admin token); `cohort admin token …` is the local bootstrap. */
+export async function tokens(action: string, arg: string | undefined, o: RemoteOptions & { role?: string }): Promise<number> {
+  if (action === 'list') {
+    const list = (await json(o, 'GET', '/api/v1/tokens')) as TokenView[];
+    if (o.json) return (list.forEach((t) => out(`${JSON.stringify(t)}\n`)), 0);
+    out(table(['id', 'name', 'role', 'created', 'last used', 'revoked'], list.map((t) => [t.id, t.name, t.role, when(t.createdAt), when(t.lastUsedAt), when(t.revokedAt)])));
+    return 0;
+  }
+  if (action === 'create') {
+    if (!arg) throw new ConfigError('cohort admin tokens create needs a NAME');
+    if (!o.role || !['viewer', 'operator', 'admin'].includes(o.role)) throw new ConfigError('--role viewer|operator|admin is required');
+    const t = (await json(o, 'POST', '/api/v1/tokens', { name: arg, role: o.role })) as TokenView & { token: string };
+    if (o.json) out(`${JSON.stringify(t)}\n`);
+    else {
+      out(`${t.token}\n`);
+      process.stderr.write(`token ${t.id} (${t.name}, ${t.role}) created; it is shown only this once\n`);
+    }
+    return 0;
+  }
+  if (action === 'revoke') {
+    if (!arg) throw new ConfigError('cohort admin tokens revoke needs a token id or name');
+    const t = (await json(o, 'POST', `/api/v1/tokens/${enc(arg)}/revoke`, {})) as TokenView;
+    out(o.json ? `${JSON.stringify(t)}\n` : `token ${t.id} (${t.name}) revoked at ${when(t.revokedAt)}\n`);
+    return 0;
+  }
+  throw new ConfigError(`unknown tokens action ${action}: create NAME --role R | list | revoke ID|NAME`);
 }

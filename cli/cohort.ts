@@ -179,7 +179,7 @@ export function buildProgram(): Command {
       .option('--server <url>', 'the coordinator, e.g. http://127.0.0.1:8080 (or COHORT_SERVER)')
       .option('--token <token>', 'an API token (or COHORT_TOKEN)')
       .option('--json', 'JSON for scripts');
-  api(admin.command('jobs').description('jobs on a running coordinator: list | show ID | pause ID | resume ID | stop ID').argument('<action>').argument('[id]')).action(
+  api(admin.command('jobs').description('jobs on a running coordinator: submit FILE | list | show ID | pause ID | resume ID | stop ID').argument('<action>').argument('[id]')).action(
     async (action: string, id: string | undefined, o) => run(async () => (await remote()).jobs(action, id, o as never)),
   );
   api(admin.command('ledger').description("a job's privacy ledger, both audiences' ε and the next round's").argument('[id]')).action(async (id: string | undefined, o) =>
@@ -195,6 +195,14 @@ export function buildProgram(): Command {
   api(admin.command('download').description('a version as a tfjs artifact (model.json + weights.bin)').argument('[id]').option('--round <r>', 'the version (default: production, else the latest)').option('--out <dir>', 'where to write it')).action(
     async (id: string | undefined, o) => run(async () => (await remote()).download(id, o as never)),
   );
+  api(
+    admin
+      .command('tokens')
+      .description('API tokens over the admin API (an admin token): create NAME --role R | list | revoke ID|NAME')
+      .argument('<action>')
+      .argument('[arg]')
+      .option('--role <role>', 'viewer | operator | admin (create)'),
+  ).action(async (action: string, arg: string | undefined, o) => run(async () => (await remote()).tokens(action, arg, o as never)));
 
   return program;
 }

@@ -6,18 +6,19 @@
  * the same Socket.IO manager). Jobs are submitted over the API (`POST /api/v1/jobs`); on start the
  * service resumes every stored job that was running (paused ones stay paused until resumed).
  *
- * Limits of this first version: the store keeps `checkpoints.keep` of the service (default 3) for every
- * job, not each job's own; connection caps apply per job namespace.
+ * Finished jobs stay listed (read back from the store after a restart: `archivedJobView`). Each job keeps
+ * its own `checkpoints.keep`; connection caps apply per job namespace.
  */
 import { Server } from 'socket.io';
 import { CohortError } from '../shared/errors.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
 import { DEFAULT_LIMITS } from '../shared/protocol/index.ts';
-import { buildAdminApi, type JobHandle } from './api/app.ts';
+import { buildAdminApi, type JobEngineView, type JobHandle } from './api/app.ts';
 import { CohortMetrics } from './ops/metrics.ts';
 import { wireJobOps } from './ops/wire.ts';
 import { parseJobConfig, type JobConfig } from './round/config.ts';
 import { RoundEngine } from './round/engine.ts';
+import { PrivacyController } from './round/privacy.ts';
 import { CohortStore } from './store/index.ts';
 import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
 
@@ -35,11 +36,16 @@ export interface Service {
   url: string;
   store: CohortStore;
   metrics: CohortMetrics;
-  jobs: ReadonlyMap<string, JobHandle>;
+  /** The jobs this process runs an engine for (started or resumed here; finished ones stay). */
+  jobs: ReadonlyMap<string, LiveJob>;
   /** Starts a new job (or resumes a stored one with the same config). */
-  submit(config: JobConfig): Promise<JobHandle>;
+  submit(config: JobConfig): Promise<LiveJob>;
   /** Closes every job's connections, the server and the store; the jobs stay resumable. */
   close(): Promise<void>;
+}
+
+export interface LiveJob extends JobHandle {
+  readonly engine: RoundEngine;
 }
 
 /** Statuses a restarted service starts an engine for (finished jobs are only served). */
@@ -50,9 +56,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const host = opts.host ?? '127.0.0.1';
   const store = CohortStore.open(opts.dataDir);
   const metrics = new CohortMetrics();
-  const jobs = new Map<string, JobHandle>();
+  const jobs = new Map<string, LiveJob>();
+  /** Jobs that had finished before this process started: served from the store. */
+  const archived = new Map<string, JobHandle>();
 
-  const submit = async (config: JobConfig): Promise<JobHandle> => {
+  const submit = async (config: JobConfig): Promise<LiveJob> => {
     if (jobs.has(config.id)) throw new CohortError('API_CONFLICT', `job ${config.id} is already running in this service`);
     const stored = store.getJob(config.id);
     if (stored && !LIVE.has(stored.status)) throw new CohortError('API_CONFLICT', `job ${config.id} has ${stored.status}; submit a new job id`);
@@ -66,7 +74,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     });
     const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger });
     wireJobOps({ engine, config, store, metrics, logger });
-    const handle: JobHandle = { id: config.id, config, engine };
+    const handle: LiveJob = { id: config.id, config, engine };
     jobs.set(config.id, handle);
     try {
       await engine.start();
@@ -84,8 +92,8 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     metrics,
     logger,
     jobs: {
-      list: () => [...jobs.values()],
-      get: (id) => jobs.get(id),
+      list: () => [...archived.values(), ...jobs.values()],
+      get: (id) => jobs.get(id) ?? archived.get(id),
       submit,
     },
   });
@@ -99,8 +107,17 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   });
   try {
     for (const row of store.listJobs()) {
-      if (!LIVE.has(row.status)) continue; // finished: its rows stay in the store (not yet listed by the API)
-      await submit(parseJobConfig(row.config, `stored config of job ${row.id}`));
+      if (LIVE.has(row.status)) {
+        await submit(parseJobConfig(row.config, `stored config of job ${row.id}`));
+        continue;
+      }
+      try {
+        const config = parseJobConfig(row.config, `stored config of job ${row.id}`);
+        archived.set(row.id, { id: row.id, config, engine: archivedJobView(config, store) });
+      } catch (err) {
+        // A finished job whose config this build cannot read is not served; it is never resumed either.
+        logger.error({ err, job: row.id }, 'finished job not listed: its stored config is unreadable');
+      }
     }
     await api.listen({ port: opts.port ?? 0, host });
   } catch (err) {
@@ -126,5 +143,26 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       await api.close().catch(() => {});
       store.close();
     },
+  };
+}
+
+/**
+ * A finished job as the API sees it after a restart: no engine runs for it, so its round and ε are read
+ * back from the store (the privacy controller rebuilt from the ledger, as a resumed engine rebuilds it).
+ * The API refuses every lifecycle change of a finished job before these are reached.
+ */
+export function archivedJobView(config: JobConfig, store: CohortStore): JobEngineView {
+  const privacy = new PrivacyController(config, store.listLedger(config.id));
+  return {
+    status: 'finished',
+    pausedBecause: undefined,
+    get lastCommittedRound() {
+      return store.getJob(config.id)?.currentRound ?? 0;
+    },
+    connectedClients: 0,
+    privacy,
+    pause: () => {},
+    resume: () => false,
+    stop: async () => {},
   };
 }

@@ -23,11 +23,14 @@ import { allows, Authenticator, type Access } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Ctx, RouteSpec } from './types.ts';
 
-/** A job the API can see and steer: its config and its live round engine. */
+/** What the API reads and steers of a job's round engine (a finished job of a restarted service has a stored view: server/ops/archived.ts). */
+export type JobEngineView = Pick<RoundEngine, 'status' | 'pausedBecause' | 'lastCommittedRound' | 'connectedClients' | 'privacy' | 'pause' | 'resume' | 'stop'>;
+
+/** A job the API can see and steer: its config and its round engine. */
 export interface JobHandle {
   readonly id: string;
   readonly config: JobConfig;
-  readonly engine: RoundEngine;
+  readonly engine: JobEngineView;
 }
 
 export interface JobDirectory {
@@ -51,6 +54,8 @@ const jobParams = z.object({ id: z.string().min(1).max(200) }).strict();
 const versionParams = z.object({ id: z.string().min(1).max(200), round: z.coerce.number().int().min(1) }).strict();
 const reasonBody = z.object({ reason: z.string().max(500).optional() }).strict();
 const promoteBody = z.object({ force: z.boolean().optional() }).strict();
+const tokenBody = z.object({ name: z.string().min(1).max(100), role: z.enum(['viewer', 'operator', 'admin']) }).strict();
+const tokenParams = z.object({ token: z.string().min(1).max(200) }).strict();
 const cardQuery = z.object({ format: z.enum(['json', 'md']).optional() }).strict();
 const auditQuery = z
   .object({
@@ -318,6 +323,45 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         const tag = store.setProductionTag({ jobId: h.id, round: previous.round, actor: ctx.token!.name, forced: false });
         audit({ actor: ctx.token!.name, action: 'version.rollback', target: `${h.id}/${previous.round}`, outcome: 'ok', details: { from: current!.round } });
         return tag;
+      },
+    },
+    { method: 'GET', url: '/api/v1/tokens', access: 'admin', summary: 'API tokens: id, name, role, created, last used, revoked (never the token or its hash)', handler: () => store.listTokens() },
+    {
+      method: 'POST',
+      url: '/api/v1/tokens',
+      access: 'admin',
+      summary: 'create an API token {name, role}; the answer holds the token, shown only this once (the store keeps its SHA-256)',
+      body: tokenBody,
+      handler: (ctx) => {
+        const { name, role } = ctx.body as z.output<typeof tokenBody>;
+        const actor = ctx.token!.name;
+        try {
+          const { token, row } = store.createToken({ name, role });
+          audit({ actor, action: 'token.create', target: row.id, outcome: 'ok', details: { name, role } });
+          return { token, ...row };
+        } catch (err) {
+          audit({ actor, action: 'token.create', target: name, outcome: 'failed', details: { name, role, error: (err as CohortError).code ?? 'INTERNAL' } });
+          throw err;
+        }
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/tokens/:token/revoke',
+      access: 'admin',
+      summary: 'revoke a token by id or name (it stops working at once; its row stays so audit actors stay explained)',
+      params: tokenParams,
+      handler: (ctx) => {
+        const actor = ctx.token!.name;
+        const target = ctx.params.token;
+        try {
+          const row = store.revokeToken(target);
+          audit({ actor, action: 'token.revoke', target: row.id, outcome: 'ok', details: { name: row.name, role: row.role } });
+          return row;
+        } catch (err) {
+          audit({ actor, action: 'token.revoke', target, outcome: 'failed', details: { error: (err as CohortError).code ?? 'INTERNAL' } });
+          throw err;
+        }
       },
     },
     { method: 'GET', url: '/api/v1/clients', access: 'viewer', summary: 'every client seen: first and last seen, examples, rounds completed', handler: () => store.listClients() },

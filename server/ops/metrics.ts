@@ -94,7 +94,16 @@ export class CohortMetrics {
     this.sampled = gauge('cohort_round_sampled', 'Cohort size of the last committed round.', ['job']);
     this.survived = gauge('cohort_round_survived', 'Survivors of the last committed round.', ['job']);
     this.dropped = gauge('cohort_round_dropped', 'Dropouts of the last committed round.', ['job']);
-    this.epsilonSpent = gauge('cohort_epsilon_spent', "Cumulative ε at the job's δ after the last committed round, by audience (coordinator, published).", ['job', 'audience']);
+    // Polled on scrape from the engine's privacy controller: a restarted coordinator reports the ε its
+    // ledger holds from the first scrape on, not only after its first commit.
+    this.epsilonSpent = gauge('cohort_epsilon_spent', "Cumulative ε at the job's δ after the last committed round, by audience (coordinator, published).", ['job', 'audience'], function (this: Gauge<'job' | 'audience'>) {
+      for (const [job, engine] of engines) {
+        if (!engine.loaded || !engine.privacy.enabled) continue;
+        const e = engine.privacy.epsilons;
+        if (typeof e.coordinator === 'number') this.set({ job, audience: 'coordinator' }, e.coordinator);
+        if (typeof e.published === 'number') this.set({ job, audience: 'published' }, e.published);
+      }
+    });
     this.epsilonBudget = gauge('cohort_epsilon_budget', "The job's ε budget; audience: the ε it applies to.", ['job', 'audience']);
     this.finished = gauge('cohort_job_finished', 'Set to 1 when the job reaches a final state, labelled with it.', ['job', 'status']);
     this.duration = new Histogram({
@@ -147,8 +156,6 @@ export class CohortMetrics {
     this.survived.set({ job }, record.survivors);
     this.dropped.set({ job }, record.dropouts);
     this.duration.observe({ job }, Math.max(0, record.endedAt - record.startedAt) / 1000);
-    if (typeof s.epsilonCoordinator === 'number') this.epsilonSpent.set({ job, audience: 'coordinator' }, s.epsilonCoordinator);
-    if (typeof s.epsilonPublished === 'number') this.epsilonSpent.set({ job, audience: 'published' }, s.epsilonPublished);
   }
 
   /** A message refused with a typed error `code` (the metered transport calls it for every error reply). */

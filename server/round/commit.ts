@@ -157,6 +157,7 @@ export class JobModel {
         optimizerState: this.optimizer.exportState(),
         checksum,
         record,
+        keepCheckpoints: this.config.checkpoints.keep,
         // A model whose privacy cost is not recorded is never published: same transaction.
         ...(plan ? { ledger: this.privacy.ledgerEntry(plan, record.survivors) } : {}),
       });

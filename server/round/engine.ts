@@ -205,9 +205,14 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
     if (!opts.keepTransport) await this.transport.close();
   }
 
-  /** The job's privacy controller (ε spent against each audience, the next round's projection). */
+  /** The job's privacy controller (ε spent against each audience, the next round's projection). Throws before start(). */
   get privacy(): PrivacyController {
     return this.model.privacy;
+  }
+
+  /** True once start() has loaded the job (its model, ledger and privacy controller). */
+  get loaded(): boolean {
+    return this.model !== undefined;
   }
 
   /**

@@ -137,13 +137,14 @@ interface CommitParams {
   state: Buffer;
   checksum: string;
   ledger?: LedgerParams;
+  keep?: number;
 }
 
 export interface RoundsDeps {
   jobs: JobsRepository;
   ledger: LedgerRepository;
   now: () => number;
-  /** How many of the newest checkpoints to keep per job. */
+  /** How many of the newest checkpoints to keep per job, unless a commit names its job's own. */
   keepCheckpoints: number;
   failpoint?: StoreOptions['failpoint'];
 }
@@ -170,7 +171,7 @@ export class RoundsRepository {
       this.st.insertCheckpoint.run(p.row.jobId, p.row.round, p.weights, p.state, p.checksum, now);
       if (p.ledger) ledger.append(p.row.jobId, p.row.round, p.ledger, now);
       this.jobs.advance(p.row.jobId, p.row.round, now);
-      this.st.pruneCheckpoints.run({ job: p.row.jobId, keep: keepCheckpoints });
+      this.st.pruneCheckpoints.run({ job: p.row.jobId, keep: p.keep ?? keepCheckpoints });
       failpoint?.('commit:in-transaction', p.row.round);
     });
     this.abortTx = db.transaction((p: AttemptParams) => {
@@ -207,7 +208,8 @@ export class RoundsRepository {
     const weights = float32ToBlob(input.weights);
     const state = bytesToBlob(input.optimizerState);
     const ledger = input.ledger === undefined ? undefined : ledgerParams(input.ledger);
-    this.commitTx.immediate({ row, weights, state, checksum, ledger });
+    const keep = input.keepCheckpoints === undefined ? undefined : v.roundNumber('keepCheckpoints', input.keepCheckpoints);
+    this.commitTx.immediate({ row, weights, state, checksum, ledger, ...(keep === undefined ? {} : { keep }) });
   }
 
   /** Records an attempt at round `round` that did not commit; current_round does not move. */

@@ -117,6 +117,8 @@ export interface CommitRoundInput {
   record: RoundRecord;
   /** Required for DP jobs: the round's privacy cost, committed atomically with the model. */
   ledger?: LedgerEntry;
+  /** This job's `checkpoints.keep` (untagged checkpoints beyond it are pruned); default: the store's. */
+  keepCheckpoints?: number;
 }
 
 export interface AbortedRoundInput {

@@ -1,9 +1,9 @@
 /**
- * `cohort admin jobs|ledger|versions|promote|rollback|download` as a real process against a running
+ * `cohort admin jobs|ledger|versions|promote|rollback|download|tokens` as a real process against a running
  * coordinator's admin API over HTTP on 127.0.0.1: tables and JSON, a downloaded version equal to the
  * stored checkpoint, and exit codes that say what failed.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ describe('cohort admin against a running coordinator', () => {
   let c: Coordinator;
   let token = '';
   let viewer = '';
+  let root = '';
   const engines: ClientEngine[] = [];
   const admin = (...args: string[]) => cohort(['admin', ...args, '--server', c.url, '--token', token]);
 
@@ -42,6 +43,7 @@ describe('cohort admin against a running coordinator', () => {
     c = await startCoordinator({ config, dataDir: mkdtempSync(join(tmpdir(), 'cohort-remote-')) });
     token = c.store.createToken({ name: 'ops', role: 'operator' }).token;
     viewer = c.store.createToken({ name: 'watcher', role: 'viewer' }).token;
+    root = c.store.createToken({ name: 'root', role: 'admin' }).token;
     for (let i = 0; i < 3; i++) {
       const e = new ClientEngine({ clientId: `r${i}`, task: new QuickTask(), transport: new SocketIoClientTransport({ url: c.url, reconnect: { maxAttempts: 0 } }) });
       e.start();
@@ -93,5 +95,37 @@ describe('cohort admin against a running coordinator', () => {
     expect(conflict.code).toBe(5);
     expect(conflict.stderr).toMatch(/API_CONFLICT: cannot resume job remote: it has finished/);
     expect((await cohort(['admin', 'jobs', 'list', '--token', token])).code).toBe(2); // no --server
+  });
+
+  it('manages tokens over the API with an admin token: created, listed, used, revoked — each audited as its actor', async () => {
+    const asRoot = (...args: string[]) => cohort(['admin', 'tokens', ...args, '--server', c.url, '--token', root]);
+    const made = await asRoot('create', 'ci-reader', '--role', 'viewer', '--json');
+    expect(made.code, made.stderr).toBe(0);
+    const t = JSON.parse(made.stdout) as { token: string; id: string; role: string };
+    expect(t).toMatchObject({ name: 'ci-reader', role: 'viewer' });
+    const headers = { authorization: `Bearer ${t.token}` };
+    expect((await fetch(`${c.url}/api/v1/jobs`, { headers })).status).toBe(200);
+    const list = await asRoot('list', '--json');
+    const rows = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(rows.map((r) => r.name)).toEqual(expect.arrayContaining(['ops', 'watcher', 'root', 'ci-reader']));
+    expect(rows.every((r) => !('hash' in r) && !('token' in r))).toBe(true);
+    expect((await asRoot('create', 'ci-reader', '--role', 'viewer')).code).toBe(5); // the name is taken
+    // An operator may not manage tokens.
+    expect((await cohort(['admin', 'tokens', 'list', '--server', c.url, '--token', token])).code).toBe(3);
+    const revoked = await asRoot('revoke', 'ci-reader');
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await fetch(`${c.url}/api/v1/jobs`, { headers })).status).toBe(401);
+    expect((await asRoot('revoke', 'nobody')).code).toBe(4);
+    const audit = c.store.listAudit({ actor: 'root' }).filter((r) => r.action.startsWith('token.'));
+    expect(audit.map((r) => `${r.action}:${r.outcome}`)).toEqual(['token.create:ok', 'token.create:failed', 'token.revoke:ok', 'token.revoke:failed']);
+  });
+
+  it('submits a job file; the one-job coordinator refuses it (cohort serve takes submissions)', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cohort-submit-')), 'job.json');
+    writeFileSync(file, JSON.stringify({ id: 'other', model: { zoo: 'logreg', inputShape: [8], numClasses: 2 }, rounds: 1 }));
+    const refused = await admin('jobs', 'submit', file);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/cohort serve/);
+    expect((await admin('jobs', 'submit', join(file, 'missing'))).code).toBe(2);
   });
 });
