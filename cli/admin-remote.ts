@@ -1,5 +1,5 @@
 /**
- * `cohort admin jobs|ledger|versions|promote|rollback|download|tokens …`: a thin client of a coordinator's admin
+ * `cohort admin jobs|ledger|versions|promote|rollback|download|tokens|audit …`: a thin client of a coordinator's admin
  * API (server/api). `--server URL --token T`, or COHORT_SERVER / COHORT_TOKEN. Human tables by default,
  * `--json` for scripts. Exit codes say what failed: 2 bad flags, 3 not authenticated or not allowed,
  * 4 no such job or version, 5 the transition is not possible now, 1 anything else.
@@ -223,4 +223,29 @@ export async function tokens(action: string, arg: string | undefined, o: RemoteO
     return 0;
   }
   throw new ConfigError(`unknown tokens action ${action}: create NAME --role R | list | revoke ID|NAME`);
+}
+
+export interface RemoteAuditOptions extends RemoteOptions {
+  verify?: boolean;
+  job?: string;
+  actor?: string;
+  action?: string;
+  limit?: string;
+}
+
+/** `cohort admin audit --server URL [--verify]`: the audit log over the API (the data dir is on another machine). */
+export async function audit(o: RemoteAuditOptions): Promise<number> {
+  if (o.verify) {
+    const result = (await json(o, 'GET', '/api/v1/audit/verify')) as { ok: boolean; rows?: number; head?: string; seq?: number; reason?: string };
+    if (o.json) out(`${JSON.stringify(result)}\n`);
+    else if (result.ok) out(`audit chain holds: ${result.rows} rows, head ${result.head}\n`);
+    else out(`audit chain broken at seq ${result.seq}: ${result.reason}\n`);
+    return result.ok ? 0 : 1;
+  }
+  const query = new URLSearchParams();
+  for (const key of ['job', 'actor', 'action', 'limit'] as const) if (o[key] !== undefined) query.set(key, o[key]);
+  const rows = (await json(o, 'GET', `/api/v1/audit${query.size ? `?${query}` : ''}`)) as Array<{ seq: number; at: number; actor: string; action: string; target: string | null; outcome: string; details: unknown }>;
+  if (o.json) return (rows.forEach((r) => out(`${JSON.stringify(r)}\n`)), 0);
+  for (const r of rows) out(`${r.seq}  ${new Date(r.at).toISOString()}  ${r.actor}  ${r.action}  ${r.target ?? '-'}  ${r.outcome}${r.details ? ` ${JSON.stringify(r.details)}` : ''}\n`);
+  return 0;
 }

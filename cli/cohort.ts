@@ -164,15 +164,19 @@ export function buildProgram(): Command {
     .action(async (id: string | undefined, o) => run(() => tokenRevoke(id, o as never)));
   admin
     .command('audit')
-    .description('the audit log (newest last), or --verify its hash chain (exit 0 if it holds, 1 otherwise)')
+    .description('the audit log (newest last), or --verify its hash chain (exit 0 if it holds, 1 otherwise); local with --data-dir, else over the API of --server')
     .option('-d, --data-dir <dir>', 'the coordinator data dir')
+    .option('--server <url>', 'a running coordinator instead of a data dir (or COHORT_SERVER)')
+    .option('--token <token>', 'an API token, viewer or above (or COHORT_TOKEN)')
     .option('--verify', 'recompute the hash chain')
     .option('--job <id>', 'rows whose target is the job or inside it')
     .option('--actor <name>', 'rows by this actor')
     .option('--action <action>', 'rows of this action')
     .option('--limit <n>', 'the newest N rows (default 1000, at most 10000)')
     .option('--json', 'one JSON object per row (with --verify: the result)')
-    .action(async (o) => run(() => auditCommand(o as never)));
+    .action(async (o: { dataDir?: string; server?: string }) =>
+      run(async () => (o.dataDir === undefined && (o.server ?? process.env.COHORT_SERVER) ? (await remote()).audit(o as never) : auditCommand(o as never))),
+    );
   // Against a running coordinator's admin API (cli/admin-remote.ts).
   const api = (cmd: ReturnType<typeof admin.command>) =>
     cmd

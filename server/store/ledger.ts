@@ -55,6 +55,7 @@ function prepare(db: Database.Database) {
                @epsilonPublished, @epsilonCoordinator, @delta, @rdpOrder, @trust, @now)`,
     ),
     list: db.prepare<[string], LedgerSql>('SELECT * FROM privacy_ledger WHERE job_id = ? ORDER BY seq'),
+    head: db.prepare<[string], { seq: number | null }>('SELECT MAX(seq) AS seq FROM privacy_ledger WHERE job_id = ?'),
   };
 }
 
@@ -73,6 +74,11 @@ export class LedgerRepository {
   /** The privacy ledger of a job, one row per release (committed rounds and attempts' releases to the coordinator), in order. */
   list(jobId: string): LedgerRow[] {
     return this.st.list.all(v.nonEmptyString('jobId', jobId)).map(toLedgerRow);
+  }
+
+  /** The sequence number of the job's newest row (0 for none): rows are append-only, so it names the whole ledger. */
+  head(jobId: string): number {
+    return this.st.head.get(v.nonEmptyString('jobId', jobId))?.seq ?? 0;
   }
 }
 

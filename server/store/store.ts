@@ -184,6 +184,11 @@ export class CohortStore {
     return this.ledger.list(jobId);
   }
 
+  /** The seq of the job's newest ledger row, 0 if none: equal heads mean equal ledgers (append-only). */
+  ledgerHead(jobId: string): number {
+    return this.ledger.head(jobId);
+  }
+
   // ---- evaluation (evaluations.ts) -----------------------------------------------------------------------
 
   /** Stores (or replaces) the evaluation of `round`'s model; round 0 is the initial model. */

@@ -257,4 +257,37 @@ describe('admin API lifecycle', () => {
       await c.close();
     }
   }, 60_000);
+  it('serves a growing ledger fresh after every commit, the same plain and gzipped', async () => {
+    const c = await startCoordinator({ config: jobConfig('grow', { rounds: 1000 }), dataDir: mkdtempSync(join(tmpdir(), 'cohort-api-grow-')) });
+    try {
+      const viewer = c.store.createToken({ name: 'v', role: 'viewer' }).token;
+      const read = async (encoding: string) => {
+        const res = await fetch(`${c.url}/api/v1/jobs/grow/ledger`, { headers: { authorization: `Bearer ${viewer}`, 'accept-encoding': encoding } });
+        expect(res.status).toBe(200);
+        return { encoding: res.headers.get('content-encoding'), body: (await res.json()) as { rows: Array<{ seq: number; epsilon: number }>; spent: { published: number } } };
+      };
+      clients(c.url, 3, 'g');
+      await new Promise<void>((resolve) => c.engine.once('round', () => resolve()));
+      for (let step = 0; step < 3; step++) {
+        const [plain, gz] = [await read('identity'), await read('gzip')];
+        expect(plain.encoding).toBeNull();
+        expect(gz.encoding).toBe('gzip');
+        const stored = c.store.listLedger('grow');
+        // Each answer is the store as it was then: never a stale cached ledger.
+        for (const answer of [plain.body, gz.body]) {
+          expect(answer.rows.length).toBeGreaterThanOrEqual(step + 1);
+          expect(answer.rows).toEqual(stored.slice(0, answer.rows.length));
+          expect(answer.spent.published).toBe(answer.rows.at(-1)!.epsilon);
+        }
+        const before = c.store.ledgerHead('grow');
+        await new Promise<void>((resolve) => c.engine.once('round', () => resolve()));
+        const after = c.store.ledgerHead('grow');
+        expect(after).toBeGreaterThan(before);
+        // Rounds keep committing meanwhile: the answer holds at least every row committed before it was asked.
+        expect((await read('gzip')).body.rows.length).toBeGreaterThanOrEqual(after);
+      }
+    } finally {
+      await c.close();
+    }
+  }, 60_000);
 });

@@ -1,8 +1,9 @@
 /**
- * `cohort admin jobs|ledger|versions|promote|rollback|download|tokens` as a real process against a running
+ * `cohort admin jobs|ledger|versions|promote|rollback|download|tokens|audit` as a real process against a running
  * coordinator's admin API over HTTP on 127.0.0.1: tables and JSON, a downloaded version equal to the
  * stored checkpoint, and exit codes that say what failed.
  */
+import Database from 'better-sqlite3';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +29,7 @@ describe('cohort admin against a running coordinator', () => {
   let token = '';
   let viewer = '';
   let root = '';
+  let dataDir = '';
   const engines: ClientEngine[] = [];
   const admin = (...args: string[]) => cohort(['admin', ...args, '--server', c.url, '--token', token]);
 
@@ -40,7 +42,8 @@ describe('cohort admin against a running coordinator', () => {
       minClients: 3,
       dp: { mode: 'central', noiseMultiplier: 1, clipNorm: 1 },
     });
-    c = await startCoordinator({ config, dataDir: mkdtempSync(join(tmpdir(), 'cohort-remote-')) });
+    dataDir = mkdtempSync(join(tmpdir(), 'cohort-remote-'));
+    c = await startCoordinator({ config, dataDir });
     token = c.store.createToken({ name: 'ops', role: 'operator' }).token;
     viewer = c.store.createToken({ name: 'watcher', role: 'viewer' }).token;
     root = c.store.createToken({ name: 'root', role: 'admin' }).token;
@@ -127,5 +130,29 @@ describe('cohort admin against a running coordinator', () => {
     expect(refused.code).toBe(5);
     expect(refused.stderr).toMatch(/cohort serve/);
     expect((await admin('jobs', 'submit', join(file, 'missing'))).code).toBe(2);
+  });
+  // Last: it breaks the chain on purpose.
+  it('reads and verifies the audit log over the API; an edited row is named (exit 1)', async () => {
+    const listed = await cohort(['admin', 'audit', '--server', c.url, '--token', viewer, '--action', 'token.create', '--json']);
+    expect(listed.code, listed.stderr).toBe(0);
+    const rows = listed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; action: string });
+    expect(rows.map((r) => r.seq)).toEqual(c.store.listAudit({ action: 'token.create' }).map((r) => r.seq));
+    expect(rows.every((r) => r.action === 'token.create')).toBe(true);
+
+    const held = await cohort(['admin', 'audit', '--verify', '--server', c.url, '--token', viewer, '--json']);
+    expect(held.code, held.stderr).toBe(0);
+    expect(JSON.parse(held.stdout)).toEqual(c.store.verifyAudit());
+    expect(JSON.parse(held.stdout)).toMatchObject({ ok: true });
+
+    // Someone with the database file edits a row behind the triggers' back.
+    const target = c.store.listAudit({ limit: 10_000 })[1].seq;
+    const db = new Database(join(dataDir, 'cohort.db'));
+    db.exec('DROP TRIGGER audit_log_no_update');
+    db.prepare(`UPDATE audit_log SET actor = 'mallory' WHERE seq = ?`).run(target);
+    db.close();
+    const broken = await cohort(['admin', 'audit', '--verify', '--server', c.url, '--token', viewer]);
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(new RegExp(`audit chain broken at seq ${target}:`));
+    expect((await cohort(['admin', 'audit', '--verify', '--server', c.url, '--token', 'cht_wrong'])).code).toBe(3);
   });
 });
