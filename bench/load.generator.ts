@@ -17,6 +17,8 @@ import {
   type ServerMessage,
 } from '../shared/protocol/index.ts';
 import { seededRng, type Rng } from '../shared/random.ts';
+import { ed25519KeyPair } from '../shared/crypto/ed25519.ts';
+import { signedHello } from '../shared/identity/index.ts';
 
 export interface GeneratorStart {
   type: 'start';
@@ -165,6 +167,8 @@ class RawClient {
   private nextStreamId = 0;
   private readonly clientId: string;
   private readonly numExamples: number;
+  /** Its identity key: the coordinator binds the id to it at the first hello (first-use mode). */
+  private readonly key = ed25519KeyPair();
   private readonly openedAt = performance.now();
   private everWelcomed = false;
   private welcomedNow = false;
@@ -213,7 +217,7 @@ class RawClient {
     if (this.connectedOnce) this.gen.stats.reconnects++;
     this.connectedOnce = true;
     this.reassembler = new Reassembler('server', DEFAULT_LIMITS);
-    this.send({ type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId: this.clientId, numExamples: this.numExamples, backend: 'load-bench' });
+    // Hello answers the connection's challenge (onMessage).
   }
 
   private onDisconnect(reason: string): void {
@@ -237,6 +241,9 @@ class RawClient {
   private onMessage(msg: ServerMessage): void {
     const stats = this.gen.stats;
     switch (msg.type) {
+      case 'challenge':
+        this.send(signedHello(this.key, msg, this.clientId, { numExamples: this.numExamples, backend: 'load-bench' }));
+        return;
       case 'welcome':
         this.welcomedNow = true;
         if (!this.everWelcomed) {

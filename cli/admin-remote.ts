@@ -249,3 +249,39 @@ export async function audit(o: RemoteAuditOptions): Promise<number> {
   for (const r of rows) out(`${r.seq}  ${new Date(r.at).toISOString()}  ${r.actor}  ${r.action}  ${r.target ?? '-'}  ${r.outcome}${r.details ? ` ${JSON.stringify(r.details)}` : ''}\n`);
   return 0;
 }
+
+interface ClientView {
+  id: string;
+  lastSeen: number | null;
+  roundsCompleted: number;
+  identity: { fingerprint: string; boundBy: string; status: string; revokedAt: number | null } | null;
+}
+
+/** `cohort admin clients enroll NAME [--jobs a,b] [--expires 24h] | list | revoke NAME`: device identities over the API. */
+export async function clients(action: string, arg: string | undefined, o: RemoteOptions & { jobs?: string; expires?: string }): Promise<number> {
+  if (action === 'list') {
+    const list = (await json(o, 'GET', '/api/v1/clients')) as ClientView[];
+    if (o.json) return (list.forEach((c) => out(`${JSON.stringify(c)}\n`)), 0);
+    out(table(['client', 'status', 'bound by', 'key', 'last seen', 'rounds'], list.map((c) => [c.id, c.identity?.status ?? '-', c.identity?.boundBy ?? '-', c.identity ? c.identity.fingerprint.slice(0, 23) + '…' : '-', when(c.lastSeen), String(c.roundsCompleted)])));
+    return 0;
+  }
+  if (action === 'enroll' || action === 'enrol') {
+    if (!arg) throw new ConfigError('cohort admin clients enroll needs the client id (NAME) the device will use');
+    const { parseDuration, parseJobs } = await import('./ca.ts');
+    const body = { clientId: arg, jobs: parseJobs(o.jobs), expiresInSeconds: Math.round(parseDuration(o.expires ?? '24h', '--expires') / 1000) };
+    const e = (await json(o, 'POST', '/api/v1/clients/enrolments', body)) as { token: string; id: string; clientId: string; jobs: string[]; expiresAt: number };
+    if (o.json) out(`${JSON.stringify(e)}\n`);
+    else {
+      out(`${e.token}\n`);
+      process.stderr.write(`enrolment ${e.id} for ${e.clientId} (jobs ${e.jobs.join(',')}) until ${when(e.expiresAt)}; shown only this once, works once.\non the device: cohort client --id ${e.clientId} --enrol-token <token> --server … --data …\n`);
+    }
+    return 0;
+  }
+  if (action === 'revoke') {
+    if (!arg) throw new ConfigError('cohort admin clients revoke needs a client id');
+    const r = (await json(o, 'POST', `/api/v1/clients/${enc(arg)}/revoke`, {})) as { clientId: string; identity: ClientView['identity'] };
+    out(o.json ? `${JSON.stringify(r)}\n` : `client ${r.clientId} revoked: its connections are closed and it cannot rejoin until re-enrolled\n`);
+    return 0;
+  }
+  throw new ConfigError(`unknown clients action ${action}: enroll NAME [--jobs a,b] [--expires 24h] | list | revoke NAME`);
+}

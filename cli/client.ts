@@ -6,7 +6,11 @@ import { ClientEngine, privacyFloorPolicy } from '../client/engine/index.ts';
 import { selectBackend } from '../client/train/backend.ts';
 import { TfjsTask } from '../client/train/task.ts';
 import { SocketIoClientTransport } from '../client/transport/socketio.ts';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../shared/errors.ts';
+import { fromBase64Url, toBase64Url } from '../shared/crypto/bytes.ts';
+import { keyFingerprint, type Certificate } from '../shared/identity/index.ts';
+import { defaultIdentityPath, loadIdentity, saveCertificate } from '../client/node/identity.ts';
 import { createLogger, type LogLevel } from './log.ts';
 
 export interface ClientCommandOptions {
@@ -17,7 +21,58 @@ export interface ClientCommandOptions {
   config?: string;
   id?: string;
   backend?: string;
+  /** The identity file (default: $COHORT_HOME/identities/<id>.json, created with mode 0600). */
+  identity?: string;
+  /** A one-time enrolment token from `cohort admin clients enroll`: exchanged for a certificate at the first hello. */
+  enrolToken?: string;
+  /** A certificate from `cohort ca sign` (offline CA) to keep in the identity file. */
+  certificate?: string;
   logLevel: LogLevel;
+}
+
+/** The identity file of a client (created if missing), with a certificate imported from `--certificate`. */
+function identityFor(opts: { identity?: string; id?: string; certificate?: string }, fallbackId: string) {
+  const file = opts.identity ?? defaultIdentityPath(opts.id ?? fallbackId);
+  if (opts.certificate !== undefined) {
+    loadIdentity(file);
+    let cert: Certificate;
+    try {
+      cert = JSON.parse(readFileSync(opts.certificate, 'utf8')) as Certificate;
+    } catch (err) {
+      throw new ConfigError(`cannot read the certificate ${opts.certificate}: ${(err as Error).message}`);
+    }
+    saveCertificate(file, cert);
+  }
+  return loadIdentity(file);
+}
+
+export interface IdentityCommandOptions {
+  identity?: string;
+  id?: string;
+  certificate?: string;
+  json?: boolean;
+}
+
+/** `cohort client identity`: the device's public key and fingerprint (the file is created if missing), and its certificate. */
+export function identityCommand(opts: IdentityCommandOptions): number {
+  if (!opts.identity && !opts.id) throw new ConfigError('pass --identity FILE or --id ID (the default file is per client id)');
+  const loaded = identityFor(opts, opts.id ?? '');
+  const publicKey = toBase64Url(loaded.identity.key.publicKey);
+  const cert = loaded.identity.certificate;
+  const out = {
+    file: loaded.file,
+    created: loaded.created,
+    publicKey,
+    fingerprint: keyFingerprint(loaded.identity.key.publicKey),
+    certificate: cert ? { clientId: cert.clientId, jobs: cert.jobs, notAfter: new Date(cert.notAfter).toISOString(), serial: cert.serial, issuer: cert.issuer } : null,
+    caPublicKey: loaded.caPublicKey ? { key: loaded.caPublicKey, fingerprint: keyFingerprint(fromBase64Url(loaded.caPublicKey)) } : null,
+  };
+  if (opts.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+  else {
+    process.stdout.write(`identity    ${out.file}${out.created ? ' (created)' : ''}\npublic key  ${publicKey}\nfingerprint ${out.fingerprint}\n`);
+    process.stdout.write(out.certificate ? `certificate ${out.certificate.clientId}, jobs ${out.certificate.jobs.join(',')}, until ${out.certificate.notAfter}, issuer ${out.certificate.issuer}\n` : 'certificate none (enrol with --enrol-token, or import one from `cohort ca sign` with --certificate)\n');
+  }
+  return 0;
 }
 
 /** `cohort client`: joins a coordinator, trains on local data each round, exits when the job ends. */
@@ -30,7 +85,12 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   const dataPath = opts.data ?? cfg.data;
   if (!server) throw new ConfigError('no server: pass --server URL or set "server" in the client config');
   if (!dataPath) throw new ConfigError('no data: pass --data PATH or set "data" in the client config');
-  const clientId = opts.id ?? cfg.clientId ?? `client-${randomUUID().slice(0, 8)}`;
+  let clientId = opts.id ?? cfg.clientId ?? `client-${randomUUID().slice(0, 8)}`;
+  const idFile = identityFor(opts, clientId);
+  const certified = idFile.identity.certificate;
+  if (certified && !opts.id && !cfg.clientId) clientId = certified.clientId;
+  if (certified && certified.clientId !== clientId) throw new ConfigError(`the identity file ${idFile.file} holds a certificate for ${certified.clientId}, not ${clientId}`);
+  const identity = { ...idFile.identity, ...(opts.enrolToken && !certified ? { enrolToken: opts.enrolToken } : {}) };
   const backend = await selectBackend({ prefer: opts.backend ?? cfg.backend, logger });
   const data = await loadDataset(dataPath, {
     labelColumn: cfg.labelColumn,
@@ -38,7 +98,7 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
     numClasses: cfg.numClasses,
   });
   const { train, test } = cfg.testFraction > 0 ? splitTrainTest(data, cfg.testFraction, cfg.seed) : { train: data, test: data };
-  logger.info({ clientId, server, data: dataPath, train: train.size, test: test.size, backend }, 'client starting');
+  logger.info({ clientId, server, data: dataPath, train: train.size, test: test.size, backend, identity: idFile.file, fingerprint: keyFingerprint(identity.key.publicKey), certified: Boolean(certified) }, 'client starting');
   const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger });
   const engine = new ClientEngine({
     clientId,
@@ -46,14 +106,24 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
     transport,
     logger,
     backend,
+    identity,
     ...(cfg.privacyFloor ? { policy: privacyFloorPolicy(cfg.privacyFloor) } : {}),
   });
   process.once('SIGINT', () => {
     engine.stop();
     process.exit(130);
   });
+  engine.on('enrolled', ({ certificate, caPublicKey }) => {
+    saveCertificate(idFile.file, certificate, caPublicKey);
+    logger.info({ serial: certificate.serial, jobs: certificate.jobs, notAfter: new Date(certificate.notAfter).toISOString(), ca: keyFingerprint(fromBase64Url(caPublicKey)) }, 'enrolled: certificate kept in the identity file');
+  });
+  const refused = new Promise<string>((resolve) => engine.once('unauthorized', (msg) => resolve(msg.message)));
   engine.start();
-  const end = await engine.whenJobEnds();
+  const outcome = await Promise.race([engine.whenJobEnds(), refused]);
   engine.stop();
-  return end.status === 'completed' ? 0 : 1;
+  if (typeof outcome === 'string') {
+    process.stderr.write(`cohort: the coordinator refused this client (UNAUTHORIZED): ${outcome}\n`);
+    return 3;
+  }
+  return outcome.status === 'completed' ? 0 : 1;
 }

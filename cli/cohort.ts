@@ -34,6 +34,8 @@ export function buildProgram(): Command {
   const program = new Command('cohort')
     .description('Private federated learning: a coordinator, clients, and research simulations')
     .showHelpAfterError()
+    // Options after a subcommand are the subcommand's (`cohort client identity --id X`).
+    .enablePositionalOptions()
     .exitOverride();
 
   program
@@ -42,6 +44,8 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'HTTP and Socket.IO port (0 = any free port)', '8080')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
+    .option('--client-auth <mode>', 'first-use (an unknown id is bound to the first key it presents) | certificate (enrolled devices only); default: first-use on loopback, certificate otherwise')
+    .option('--ca-public-key <file>', 'the offline federation CA (cohort ca init wrote ca.pub): accept its certificates, mint none; default: a CA key in the data dir')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(async () => (await import('./server.ts')).serveCommand(o as never)));
 
@@ -55,21 +59,35 @@ export function buildProgram(): Command {
     .option('--max-connections-per-ip <n>', 'open connections allowed from one address (raise behind a proxy or NAT)', '1024')
     .option('--max-unregistered <n>', 'connections that have not said hello, in all', '1024')
     .option('--max-unregistered-per-ip <n>', 'connections that have not said hello, per address', '64')
+    .option('--client-auth <mode>', 'first-use (an unknown id is bound to the first key it presents) | certificate (enrolled devices only); default: first-use on loopback, certificate otherwise')
+    .option('--ca-public-key <file>', 'the offline federation CA (cohort ca init wrote ca.pub): accept its certificates, mint none; default: a CA key in the data dir')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .option('--linger-ms <ms>', 'after the job ends, keep telling reconnecting clients for up to this long (until minClients were told)', '15000')
     .action(async (o) => run(() => serverCommand(o as never)));
 
-  program
+  const client = program
     .command('client')
     .description('join a coordinator and train on local data')
+    .enablePositionalOptions()
     .option('-s, --server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
     .option('--job <id>', 'join this job of a multi-job service (cohort serve); the namespace /jobs/<id>')
     .option('--data <path>', 'local data: .csv or .jsonl')
     .option('-c, --config <file>', 'client config (JSON); flags override it')
     .option('--id <clientId>', 'client id (default: from config, else random)')
     .option('--backend <name>', 'tensorflow | wasm | cpu (default: fastest available)')
+    .option('--identity <file>', 'identity file: the device key and its certificate (default $COHORT_HOME/identities/<id>.json; created with mode 0600)')
+    .option('--enrol-token <token>', 'a one-time enrolment token (cohort admin clients enroll): exchanged for a certificate at the first hello')
+    .option('--certificate <file>', 'a certificate from `cohort ca sign` (offline CA) to keep in the identity file')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(() => clientCommand(o as never)));
+  client
+    .command('identity')
+    .description("this device's public key and fingerprint (the identity file is created if missing), and its certificate")
+    .option('--identity <file>', 'the identity file')
+    .option('--id <clientId>', 'the client id (its default identity file)')
+    .option('--certificate <file>', 'import a certificate from `cohort ca sign` first')
+    .option('--json', 'JSON')
+    .action(async (o) => run(async () => (await import('./client.ts')).identityCommand(o as never)));
 
   program
     .command('demo')
@@ -139,6 +157,22 @@ export function buildProgram(): Command {
     .option('--json', 'one JSON object per round')
     .action(async (o) => run(() => privacyLedger(o as never)));
 
+  const ca = program.command('ca').description('the offline federation CA (on an admin machine): init a CA key, sign client certificates');
+  ca.command('init')
+    .description('create a CA key (DIR/ca.key, mode 0600) and its public key (DIR/ca.pub, for cohort serve --ca-public-key)')
+    .option('--out <dir>', 'where to write them')
+    .option('--json', 'JSON')
+    .action(async (o) => run(async () => (await import('./ca.ts')).caInit(o as never)));
+  ca.command('sign')
+    .description("sign a client certificate for a device's public key (cohort client identity prints it)")
+    .option('--ca-key <file>', 'the CA key (cohort ca init)')
+    .option('--id <name>', 'the client id')
+    .option('--public-key <key>', "the device's Ed25519 public key (base64url)")
+    .option('--jobs <ids>', 'jobs it may join, comma-separated (default: any)')
+    .option('--expires <duration>', 'validity, e.g. 90d or 24h (default 365d)')
+    .option('--out <file>', 'write the certificate here (default: stdout)')
+    .action(async (o) => run(async () => (await import('./ca.ts')).caSign(o as never)));
+
   // Flags are checked by the commands (ConfigError, exit 2), not by commander's requiredOption (exit 1).
   const admin = program.command('admin').description('administration: API tokens and the audit log (local, --data-dir); jobs, ledger, versions, promote, rollback, download (a running coordinator, --server --token)');
   const token = admin.command('token').description('API tokens for the admin API (stored only as their SHA-256)');
@@ -207,6 +241,15 @@ export function buildProgram(): Command {
       .argument('[arg]')
       .option('--role <role>', 'viewer | operator | admin (create)'),
   ).action(async (action: string, arg: string | undefined, o) => run(async () => (await remote()).tokens(action, arg, o as never)));
+  api(
+    admin
+      .command('clients')
+      .description('device identities over the admin API (operator): enroll NAME [--jobs a,b] [--expires 24h] | list | revoke NAME')
+      .argument('<action>')
+      .argument('[name]')
+      .option('--jobs <ids>', 'jobs the enrolment allows, comma-separated (default: any)')
+      .option('--expires <duration>', 'how long the enrolment token works (default 24h)'),
+  ).action(async (action: string, arg: string | undefined, o) => run(async () => (await remote()).clients(action, arg, o as never)));
 
   return program;
 }

@@ -3,6 +3,7 @@ import { startCoordinator } from '../server/coordinator.ts';
 import { loadJobConfig } from '../server/round/config.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { ConfigError } from '../shared/errors.ts';
+import type { ClientAuthMode } from '../server/identity/federation.ts';
 
 export interface ServerCommandOptions {
   config: string;
@@ -15,6 +16,14 @@ export interface ServerCommandOptions {
   logLevel: LogLevel;
   /** After the job ends, keep answering hellos with job_end for up to this long (see below). */
   lingerMs?: string;
+  clientAuth?: string;
+  caPublicKey?: string;
+}
+
+function clientAuthMode(value: string | undefined): ClientAuthMode | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'first-use' && value !== 'certificate') throw new ConfigError(`--client-auth must be first-use or certificate, got ${value}`);
+  return value;
 }
 
 /** `cohort server`: runs one job until it finishes; SIGINT/SIGTERM leave it resumable. */
@@ -28,7 +37,7 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
     maxUnregistered: positiveInt('--max-unregistered', opts.maxUnregistered),
     maxUnregisteredPerIp: positiveInt('--max-unregistered-per-ip', opts.maxUnregisteredPerIp),
   };
-  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections });
+  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
   const { engine } = coordinator;
   logger.info(
     { url: coordinator.url, api: `${coordinator.url}/api/v1`, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
@@ -103,13 +112,15 @@ export interface ServeCommandOptions {
   host: string;
   dataDir: string;
   logLevel: LogLevel;
+  clientAuth?: string;
+  caPublicKey?: string;
 }
 
 /** `cohort serve`: a long-running service for many jobs on one port (server/service.ts); SIGINT/SIGTERM leave every job resumable. */
 export async function serveCommand(opts: ServeCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
   const { startService } = await import('../server/service.ts');
-  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger });
+  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
   logger.info({ url: service.url, api: `${service.url}/api/v1`, dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
   await new Promise<void>((done) => {
     const stop = (signal: string) => {

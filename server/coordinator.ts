@@ -14,6 +14,8 @@ import { failpointFromSpec, type Failpoint } from './failpoints.ts';
 import { buildAdminApi } from './api/app.ts';
 import { CohortMetrics } from './ops/metrics.ts';
 import { wireJobOps } from './ops/wire.ts';
+import type { ClientAuthMode, Federation } from './identity/federation.ts';
+import { federationFor } from './identity/setup.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -29,6 +31,10 @@ export interface CoordinatorOptions {
   connections?: Partial<ConnectionLimits>;
   /** Fault injection (tests): default from COHORT_FAILPOINT, see server/failpoints.ts. */
   failpoint?: Failpoint;
+  /** Who may join (default: first-use on loopback, certificate elsewhere): server/identity/setup.ts. */
+  clientAuth?: ClientAuthMode;
+  /** The offline CA's public key file; without it the CA key lives in the data dir. */
+  caPublicKeyFile?: string;
 }
 
 export interface Coordinator {
@@ -36,6 +42,8 @@ export interface Coordinator {
   store: CohortStore;
   transport: SocketIoServerTransport;
   metrics: CohortMetrics;
+  /** Client identities: enrolment, revocation. */
+  federation: Federation;
   url: string;
   /** Closes sockets and the database; the job's status is left as it is (resumable). */
   close(): Promise<void>;
@@ -47,10 +55,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
   const metrics = new CohortMetrics();
   let engineRef: RoundEngine | undefined;
+  const federation = federationFor({ store, dataDir: opts.dataDir, host: opts.host ?? '127.0.0.1', clientAuth: opts.clientAuth, caPublicKeyFile: opts.caPublicKeyFile, logger });
+  federation.onRevoked((clientId) => engineRef?.disconnectClient(clientId));
   const api = buildAdminApi({
     store,
     metrics,
     logger,
+    federation,
     jobs: {
       list: () => (engineRef ? [{ id: opts.config.id, config: opts.config, engine: engineRef }] : []),
       get: (id) => (engineRef && id === opts.config.id ? { id, config: opts.config, engine: engineRef } : undefined),
@@ -77,6 +88,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     failpoint,
     // Starting the one-job coordinator on a paused job is the operator's resume.
     resumePaused: true,
+    clients: federation,
   });
   engineRef = engine;
   wireJobOps({ engine, config: opts.config, store, metrics, logger });
@@ -95,11 +107,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     store,
     transport,
     metrics,
+    federation,
     url: transport.url,
     async close() {
       if (closed) return;
       closed = true;
       await engine.shutdown();
+      federation.close();
       await api.close().catch(() => {});
       store.close();
     },

@@ -20,10 +20,16 @@ import { parseJobConfig, type JobConfig } from './round/config.ts';
 import { RoundEngine } from './round/engine.ts';
 import { PrivacyController } from './round/privacy.ts';
 import { CohortStore } from './store/index.ts';
+import type { ClientAuthMode, Federation } from './identity/federation.ts';
+import { federationFor } from './identity/setup.ts';
 import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
 
 export interface ServiceOptions {
   dataDir: string;
+  /** Who may join (default: first-use on loopback, certificate elsewhere): server/identity/setup.ts. */
+  clientAuth?: ClientAuthMode;
+  /** The offline CA's public key file; without it the CA key lives in the data dir. */
+  caPublicKeyFile?: string;
   host?: string;
   port?: number;
   logger?: Logger;
@@ -36,6 +42,8 @@ export interface Service {
   url: string;
   store: CohortStore;
   metrics: CohortMetrics;
+  /** Client identities: enrolment, revocation (closes the client's connections in every job). */
+  federation: Federation;
   /** The jobs this process runs an engine for (started or resumed here; finished ones stay). */
   jobs: ReadonlyMap<string, LiveJob>;
   /** Starts a new job (or resumes a stored one with the same config). */
@@ -57,6 +65,11 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const store = CohortStore.open(opts.dataDir);
   const metrics = new CohortMetrics();
   const jobs = new Map<string, LiveJob>();
+  const federation = federationFor({ store, dataDir: opts.dataDir, host, clientAuth: opts.clientAuth, caPublicKeyFile: opts.caPublicKeyFile, logger });
+  // A revoked client's connections close in every job (its in-flight contributions count as dropouts).
+  federation.onRevoked((clientId) => {
+    for (const h of jobs.values()) h.engine.disconnectClient(clientId);
+  });
   /** Jobs that had finished before this process started: served from the store. */
   const archived = new Map<string, JobHandle>();
 
@@ -72,7 +85,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       logger,
       connections: opts.connections,
     });
-    const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger });
+    const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger, clients: federation });
     wireJobOps({ engine, config, store, metrics, logger });
     const handle: LiveJob = { id: config.id, config, engine };
     jobs.set(config.id, handle);
@@ -91,6 +104,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     store,
     metrics,
     logger,
+    federation,
     jobs: {
       list: () => [...archived.values(), ...jobs.values()],
       get: (id) => jobs.get(id) ?? archived.get(id),
@@ -133,12 +147,14 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     url,
     store,
     metrics,
+    federation,
     jobs,
     submit,
     async close() {
       if (closed) return;
       closed = true;
       for (const h of jobs.values()) await h.engine.shutdown();
+      federation.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await api.close().catch(() => {});
       store.close();

@@ -8,7 +8,7 @@
  * and the `secagg` ones (shared/secagg/errors.ts); the README lists them for client authors.
  */
 
-export type ErrorArea = 'protocol' | 'secagg' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'api' | 'internal';
+export type ErrorArea = 'protocol' | 'secagg' | 'identity' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'api' | 'internal';
 
 export interface ErrorSpec {
   area: ErrorArea;
@@ -50,6 +50,14 @@ export const ERRORS = {
   SECAGG_ABORTED: { area: 'secagg', status: 409, summary: 'the SecAgg round has aborted' },
   // Not a wire code: raised by the encoding (shared/secagg/encoding), never sent as a refusal.
   ROUNDING_FAILED: { area: 'secagg', status: 500, summary: 'conditional randomized rounding kept exceeding the norm bound (clipNorm or γ too tight)' },
+
+  // ---- identity: device keys, certificates, enrolment (shared/identity, server/identity) -------------
+  // Not wire codes: a refused hello is answered UNAUTHORIZED, with the reason in its message.
+  BAD_CERTIFICATE: { area: 'identity', status: 400, summary: 'not a well-formed client certificate (schema, key or signature length, encoding)' },
+  ENROLMENT_REFUSED: { area: 'identity', status: 401, summary: 'an enrolment token that is unknown, used, expired, or for another client id or job' },
+  CA_UNAVAILABLE: { area: 'identity', status: 409, summary: 'this coordinator holds only the CA public key (offline CA): it cannot issue certificates' },
+  IDENTITY_FILE_UNSAFE: { area: 'identity', status: 400, summary: 'an identity or CA key file readable by group or others, or not a key file' },
+  REVOKED: { area: 'identity', status: 401, summary: 'a client id, key or certificate revoked by an operator' },
 
   // ---- config --------------------------------------------------------------------------------
   BAD_CONFIG: { area: 'config', status: 400, summary: 'a job config, client config or CLI flag that does not validate' },

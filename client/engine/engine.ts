@@ -1,11 +1,16 @@
 /**
  * The client's protocol state machine, mirror of server/round:
  *
- *   connecting ──hello──▶ waiting-welcome ──welcome──▶ idle ──train──▶ training ──update|refuse──▶ idle
+ *   connecting ──challenge/hello──▶ waiting-welcome ──welcome──▶ idle ──train──▶ training ──update|refuse──▶ idle
  *                                                        └──evaluate──▶ evaluating ──eval_result──▶ idle
  *   any ──disconnect──▶ connecting (the transport reconnects with backoff; we say hello again and are
  *   eligible for the next round; work begun on the lost connection is discarded)
  *   any ──job_end──▶ ended
+ *
+ * Hello answers the server's per-connection challenge with a signature by the client's Ed25519 key
+ * (shared/identity/transcript.ts), with its certificate or a one-time enrolment token; a certificate
+ * issued at enrolment comes back in `welcome` ('enrolled'). A hello refused as UNAUTHORIZED is final:
+ * the engine stops ('unauthorized') instead of reconnecting into the same refusal.
  *
  * It never touches the network itself: it consumes messages from a `ClientTransport` and sends
  * through it. Training and evaluation are delegated to a `ClientTask`, so the engine is testable with
@@ -17,10 +22,13 @@ import { silentLogger, type Logger } from '../../shared/log.ts';
 import { privatiseUpdate } from './privatise.ts';
 import { SecureAggregation } from './secure-aggregation.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
+import { ed25519KeyPair, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import { signHello, type Certificate } from '../../shared/identity/index.ts';
 import {
   PROTOCOL_VERSION,
   type ClientTransport,
   type ClientTransportSink,
+  type Challenge,
   type ErrorMessage,
   type Evaluate,
   type JobEnd,
@@ -63,16 +71,32 @@ export interface ClientEngineOptions {
   logger?: Logger;
   /** Reported at hello (which training backend this client runs). */
   backend?: string;
-  token?: string;
+  /**
+   * The device's identity: its long-term Ed25519 key, and its certificate from the federation CA or a
+   * one-time enrolment token (exchanged at the first hello for a certificate). Without one the engine
+   * makes a key for its lifetime: enough where the coordinator binds ids on first use (loopback,
+   * simulations), not where it requires enrolment.
+   */
+  identity?: ClientIdentity;
   policy?: RoundPolicy;
   /** Time source (training durations in events and logs); tests pass a ManualClock. */
   clock?: Clock;
+}
+
+export interface ClientIdentity {
+  key: Ed25519KeyPair;
+  certificate?: Certificate;
+  enrolToken?: string;
 }
 
 type ClientState = 'connecting' | 'waiting-welcome' | 'idle' | 'training' | 'evaluating' | 'ended';
 
 export interface ClientEngineEvents {
   welcome: [Welcome];
+  /** A certificate issued at enrolment, and the CA key that signed it: the caller should keep both. */
+  enrolled: [{ certificate: Certificate; caPublicKey: string }];
+  /** The server refused this identity (the engine has stopped). */
+  unauthorized: [ErrorMessage];
   trained: [{ round: number; numExamples: number; metrics: Record<string, number>; ms: number }];
   refused: [{ round: number; reason: string }];
   evaluated: [{ round: number } & EvaluationResult];
@@ -94,10 +118,12 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
   private secagg?: SecureAggregation;
 
   private readonly clock: Clock;
+  private readonly identity: ClientIdentity;
 
   constructor(private readonly opts: ClientEngineOptions) {
     super();
     this.clientId = opts.clientId;
+    this.identity = opts.identity ? { ...opts.identity } : { key: ed25519KeyPair() };
     this.log = (opts.logger ?? silentLogger).child({ client: opts.clientId });
     this.clock = opts.clock ?? systemClock;
   }
@@ -120,17 +146,34 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     return new Promise((resolve) => this.once('jobEnd', resolve));
   }
 
+  /** The device's public identity key. */
+  get publicKey(): Uint8Array {
+    return this.identity.key.publicKey;
+  }
+
   onConnect(): void {
     this.epoch++;
     if (this.state === 'ended') return;
+    // Hello waits for the connection's challenge.
+    this.state = 'connecting';
+  }
+
+  private answerChallenge(msg: Challenge): void {
+    if (this.state !== 'connecting') return;
     this.state = 'waiting-welcome';
+    // Sign the server as this client sees it (its TLS certificate), else as it announced itself.
+    const server = this.opts.transport.serverIdentity ?? msg.server;
+    const { certificate, enrolToken } = this.identity;
+    const signed = signHello(this.identity.key, { nonce: msg.nonce, server, jobId: msg.jobId, protocolVersion: PROTOCOL_VERSION, clientId: this.clientId });
     this.opts.transport.send({
       type: 'hello',
       protocolVersion: PROTOCOL_VERSION,
       clientId: this.clientId,
       numExamples: this.opts.task.numExamples,
       ...(this.opts.backend ? { backend: this.opts.backend } : {}),
-      ...(this.opts.token ? { token: this.opts.token } : {}),
+      ...signed,
+      server,
+      ...(certificate ? { certificate } : enrolToken ? { enrolToken } : {}),
     });
   }
 
@@ -148,9 +191,18 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
 
   onMessage(msg: ServerMessage): void {
     switch (msg.type) {
+      case 'challenge':
+        this.answerChallenge(msg);
+        return;
       case 'welcome':
         this.jobId = msg.jobId;
         this.state = 'idle';
+        if (msg.certificate && msg.caPublicKey) {
+          // Enrolled: from now on this certificate speaks for us (the token is spent).
+          this.identity.certificate = msg.certificate;
+          delete this.identity.enrolToken;
+          this.emit('enrolled', { certificate: msg.certificate, caPublicKey: msg.caPublicKey });
+        }
         this.log.info({ job: msg.jobId }, 'joined job');
         this.emit('welcome', msg);
         return;
@@ -170,6 +222,12 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
       case 'error':
         this.log.warn({ code: msg.code, reason: msg.message, ref: msg.ref }, 'server rejected a message');
         this.emit('serverError', msg);
+        if (msg.code === 'UNAUTHORIZED' && this.state === 'waiting-welcome') {
+          // Reconnecting would meet the same refusal: stop, and let the caller say why.
+          this.state = 'ended';
+          this.opts.transport.close();
+          this.emit('unauthorized', msg);
+        }
         return;
       case 'job_end':
         this.state = 'ended';

@@ -22,6 +22,9 @@ import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
+import type { Federation } from '../identity/federation.ts';
+import { keyFingerprint } from '../../shared/identity/index.ts';
+import { fromBase64Url } from '../../shared/crypto/bytes.ts';
 import type { Ctx, RouteSpec } from './types.ts';
 
 /** What the API reads and steers of a job's round engine (a finished job of a restarted service has a stored view: server/ops/archived.ts). */
@@ -49,6 +52,8 @@ export interface AdminApiOptions {
   clock?: Clock;
   /** Request bodies above this are refused with 413 (default 1 MiB). */
   bodyLimit?: number;
+  /** Client identities (server/identity): enrolment tokens, revocation, the identity column of /clients. */
+  federation?: Federation;
 }
 
 const jobParams = z.object({ id: z.string().min(1).max(200) }).strict();
@@ -57,6 +62,15 @@ const reasonBody = z.object({ reason: z.string().max(500).optional() }).strict()
 const promoteBody = z.object({ force: z.boolean().optional() }).strict();
 const tokenBody = z.object({ name: z.string().min(1).max(100), role: z.enum(['viewer', 'operator', 'admin']) }).strict();
 const tokenParams = z.object({ token: z.string().min(1).max(200) }).strict();
+const clientParams = z.object({ id: z.string().min(1).max(128) }).strict();
+const enrolBody = z
+  .object({
+    clientId: z.string().regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'a client id: letters, digits and . _ : @ -'),
+    jobs: z.array(z.string().regex(/^[A-Za-z0-9._-]{1,128}$|^\*$/)).min(1).max(100).optional(),
+    /** Seconds the token stays usable (default one day). */
+    expiresInSeconds: z.number().int().min(1).max(366 * 86_400).optional(),
+  })
+  .strict();
 const cardQuery = z.object({ format: z.enum(['json', 'md']).optional() }).strict();
 const auditQuery = z
   .object({
@@ -140,6 +154,11 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     }
     audit({ actor, action: `job.${action}`, target: h.id, outcome: 'ok', details: { reason } });
     return jobSummary(h);
+  };
+
+  const federationOf = (): Federation => {
+    if (!opts.federation) throw new CohortError('API_CONFLICT', 'this coordinator manages no client identities');
+    return opts.federation;
   };
 
   /** Each job's ledger rows as JSON, with the head they were read at, and the last answer made of them. */
@@ -379,7 +398,50 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         }
       },
     },
-    { method: 'GET', url: '/api/v1/clients', access: 'viewer', summary: 'every client seen: first and last seen, examples, rounds completed', handler: () => store.listClients() },
+    {
+      method: 'GET',
+      url: '/api/v1/clients',
+      access: 'viewer',
+      summary: 'every client seen or enrolled: first and last seen, examples, rounds completed, its bound key and how (first use, certificate, enrolment), revocation',
+      handler: () => {
+        const ids = new Map(store.identities.list().map((r) => [r.clientId, r]));
+        const seen = store.listClients();
+        const rows = seen.map((c) => ({ ...c, identity: identityView(ids.get(c.id)) }));
+        for (const [id, r] of ids) if (!seen.some((c) => c.id === id)) rows.push({ id, firstSeen: null, lastSeen: null, numExamples: null, roundsCompleted: 0, identity: identityView(r) } as never);
+        return rows;
+      },
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/clients/enrolments',
+      access: 'operator',
+      summary: 'a one-time enrolment token for a client id (shown once): the device presents it with its key at its first hello and receives its certificate',
+      body: enrolBody,
+      handler: (ctx) => {
+        const body = ctx.body as z.output<typeof enrolBody>;
+        const fed = federationOf();
+        const { token, row } = fed.createEnrolment({ clientId: body.clientId, jobs: body.jobs ?? ['*'], ttlMs: (body.expiresInSeconds ?? 86_400) * 1000, actor: ctx.token!.name });
+        return { token, id: row.id, clientId: row.clientId, jobs: row.jobs, expiresAt: row.expiresAt };
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/clients/enrolments',
+      access: 'operator',
+      summary: 'enrolment tokens (never their text): client, jobs, expiry, used',
+      handler: () => store.identities.listEnrolments(),
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/clients/:id/revoke',
+      access: 'operator',
+      summary: 'revoke a client: its connections close now, its hellos and certificates are refused until an operator re-admits it',
+      params: clientParams,
+      handler: (ctx) => {
+        federationOf().revoke(ctx.params.id, ctx.token!.name);
+        return { clientId: ctx.params.id, identity: identityView(store.identities.identity(ctx.params.id)) };
+      },
+    },
     {
       method: 'GET',
       url: '/api/v1/audit',
@@ -460,6 +522,12 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     });
   }
   return app;
+}
+
+/** A client's identity as the API shows it: the key's fingerprint, not the key. */
+function identityView(r: { publicKey: string; boundAt: number; boundBy: string; revokedAt: number | null; revokedBy: string | null } | undefined) {
+  if (!r) return null;
+  return { fingerprint: keyFingerprint(fromBase64Url(r.publicKey)), boundAt: r.boundAt, boundBy: r.boundBy, status: r.revokedAt === null ? 'active' : 'revoked', revokedAt: r.revokedAt, revokedBy: r.revokedBy };
 }
 
 /** A handler's answer already serialised as JSON, sent as it is; gzipped once, when a client first accepts it. */

@@ -201,6 +201,7 @@ export class CohortMetrics {
       },
       disconnect: (connId: string) => inner.disconnect(connId),
       close: () => inner.close(),
+      peerAddress: (connId: string) => inner.peerAddress?.(connId),
     };
   }
 }

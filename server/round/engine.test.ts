@@ -9,10 +9,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientEngine, type ClientTask, type FitResult } from '../../client/engine/index.ts';
 import { initialWeights, weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
-import type { ErrorMessage, ServerMessage } from '../../shared/protocol/index.ts';
+import type { Challenge, ErrorMessage, ServerMessage } from '../../shared/protocol/index.ts';
+import { ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import { signedHello } from '../../shared/identity/index.ts';
 import { seededRng } from '../../shared/random.ts';
 import { ManualClock } from '../../shared/clock.ts';
 import { drive, settle } from '../../test/support/drive.ts';
+import { testIdentity } from '../../test/support/identity.ts';
 import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport, type MemoryClientEnd } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
@@ -83,7 +86,7 @@ async function harness(cfg = config(), nClients = 5, dataDir = mkdtempSync(join(
   const clients = Array.from({ length: nClients }, (_, i) => {
     const task = new FixedTask(i);
     const end = transport.createClient();
-    const client = new ClientEngine({ clientId: `c${i}`, task, transport: end, clock });
+    const client = new ClientEngine({ clientId: `c${i}`, task, transport: end, clock, identity: testIdentity(`c${i}`) });
     client.start();
     return { engine: client, end, task };
   });
@@ -234,7 +237,9 @@ describe('round engine rejects bad input and stays intact', () => {
     const inbox: ServerMessage[] = [];
     end.start({ onConnect() {}, onDisconnect() {}, onMessage: (m) => inbox.push(m) });
     await tick();
-    end.send({ type: 'hello', protocolVersion: 1, clientId, numExamples: 1 });
+    // Hello answers the connection's challenge, signed by a key of this client's own.
+    const challenge = inbox.find((m): m is Challenge => m.type === 'challenge')!;
+    end.send(signedHello(ed25519KeyPair(), challenge, clientId, { numExamples: 1 }));
     await tick();
     return { end, inbox, errors: () => inbox.filter((m): m is ErrorMessage => m.type === 'error').map((m) => m.code) };
   }
@@ -264,7 +269,8 @@ describe('round engine rejects bad input and stays intact', () => {
     await tick();
     // (transport-level rejections arrive before engine-level ones, so compare as sets)
     expect(a.errors().sort()).toEqual(['BAD_SCHEMA', 'NON_FINITE', 'NOT_IN_ROUND', 'UNKNOWN_JOB', 'UNKNOWN_TYPE', 'WRONG_LENGTH']);
-    expect(strangerInbox.map((m) => (m as ErrorMessage).code)).toEqual(['NOT_REGISTERED']);
+    expect(strangerInbox.map((m) => m.type)).toEqual(['challenge', 'error']);
+    expect(strangerInbox.map((m) => (m as ErrorMessage).code)[1]).toBe('NOT_REGISTERED');
     // None of it touched the round: still collecting, nothing committed.
     expect(h.engine.status).toBe('training');
     expect(h.store.latestCheckpoint('job')).toBeUndefined();
@@ -292,7 +298,9 @@ describe('round engine rejects bad input and stays intact', () => {
     let dropped = false;
     end.start({ onConnect() {}, onDisconnect: () => (dropped = true), onMessage: (m) => inbox.push(m) });
     await tick();
-    end.send({ type: 'hello', protocolVersion: 99, clientId: 'future' });
+    const challenge = inbox.shift() as Challenge;
+    expect(challenge.type).toBe('challenge');
+    end.send(signedHello(ed25519KeyPair(), { ...challenge, protocolVersion: 99 }, 'future'));
     await settle();
     expect(dropped).toBe(false); // the error goes out first…
     h.clock.advance(100); // …and the connection closes a moment later

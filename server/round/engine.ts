@@ -45,6 +45,7 @@ import { errorText, isStoreFailure, type Guard } from './recovery.ts';
 import type { ClientRegistry, ConnectedClient } from './registry.ts';
 import type { SecAggOutcome, SecAggRound } from './secagg.ts';
 import { type TrainingPhase, TrainingRound } from './training.ts';
+import { Federation, type ClientAuthenticator } from '../identity/federation.ts';
 
 export { systemClock, type Clock } from './clock.ts';
 export type { JobSummary, RoundEngineEvents, RoundSummary } from './events.ts';
@@ -64,6 +65,14 @@ export interface RoundEngineOptions {
   failpoint?: Failpoint;
   /** A job found paused in the store resumes at start (the one-job server: starting it is the operator's resume). */
   resumePaused?: boolean;
+  /**
+   * Who may speak for which client id (server/identity). Default: the federation in first-use mode on
+   * this store (an unknown id is bound to the first key it presents; zero set-up on loopback and in
+   * simulations).
+   */
+  clients?: ClientAuthenticator;
+  /** The server identity hellos are signed for: the TLS certificate fingerprint, else `plaintext`. */
+  serverIdentity?: string;
 }
 
 type EngineState = 'idle' | 'waiting' | 'training' | 'evaluating' | 'paused' | 'finished';
@@ -89,6 +98,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
   private readonly starter: RoundStarter;
   private readonly training: TrainingPhase;
   private readonly evaluations: EvaluationPhase;
+  private readonly clients: ClientAuthenticator;
 
   private state: EngineState = 'idle';
   private model!: JobModel;
@@ -117,7 +127,21 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
     this.resumePaused = opts.resumePaused ?? false;
     const { clock, log, transport, store, jobId, config, rng, valueLimits, failpoint, minSurvivors } = this;
     const parts = engineParts(
-      { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors, limits: this.limits },
+      {
+        jobId,
+        config,
+        store,
+        transport,
+        clock,
+        log,
+        rng,
+        valueLimits,
+        failpoint,
+        minSurvivors,
+        limits: this.limits,
+        authenticator: (this.clients = opts.clients ?? new Federation({ store, mode: 'first-use', logger: log })),
+        serverIdentity: opts.serverIdentity ?? 'plaintext',
+      },
       {
         state: () => this.state,
         dim: () => this.model.dim,
@@ -158,6 +182,18 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
     return this.registry.size;
   }
 
+  /**
+   * A revoked client (server/identity): its connection is closed now; a round it was in counts it as a
+   * dropout (the round completes if enough survive), and its hellos are refused from now on.
+   */
+  disconnectClient(clientId: string): boolean {
+    const connId = this.registry.connOf(clientId);
+    if (connId === undefined) return false;
+    this.log.info({ client: clientId }, 'client revoked; closing its connection');
+    this.transport.disconnect(connId);
+    return true;
+  }
+
   get status(): EngineState {
     return this.state;
   }
@@ -192,6 +228,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
    */
   async shutdown(): Promise<void> {
     this.clientRows.flush();
+    if (this.clients instanceof Federation) this.clients.flush();
     this.clearWaitTimer();
     this.training.take();
     this.evaluations.cancel();

@@ -9,6 +9,7 @@ import { PROTOCOL_VERSION, type ServerTransport, type ServerTransportSink, type 
 import type { Rng } from '../../shared/random.ts';
 import type { CohortStore } from '../store/index.ts';
 import type { Failpoint } from '../failpoints.ts';
+import type { ClientAuthenticator } from '../identity/federation.ts';
 import type { Clock } from './clock.ts';
 import { ClientRows } from './client-rows.ts';
 import { RoundStarter } from './cohort.ts';
@@ -35,6 +36,10 @@ export interface EngineBasics {
   minSurvivors: number;
   /** The wire limits clients are told in `welcome`. */
   limits: WireLimits;
+  /** Decides whether a signed hello may speak for its client id (server/identity). */
+  authenticator: ClientAuthenticator;
+  /** The server identity challenges announce. */
+  serverIdentity: string;
 }
 
 /** What the parts may ask of the engine: its state, and its transitions. */
@@ -63,7 +68,7 @@ export interface EngineParts {
 }
 
 export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
-  const { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors, limits } = b;
+  const { jobId, config, store, transport, clock, log, rng, valueLimits, failpoint, minSurvivors, limits, authenticator, serverIdentity } = b;
   const guard: Guard = new Guard({
     clock,
     log,
@@ -87,15 +92,22 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
     recover: (what, err) => guard.recover(what, err),
     handlers: {
       hello: (connId, msg) => {
-        const { client: joined, replaced } = registry.register(connId, msg);
+        const { client: joined, admission, replaced } = registry.register(connId, msg, transport.peerAddress?.(connId));
         if (replaced !== undefined) {
           log.info({ client: msg.clientId }, 'client reconnected; closing its previous connection');
           gone(msg.clientId, replaced);
           transport.disconnect(replaced);
         }
         clientRows.note(msg.clientId, { numExamples: msg.numExamples, lastSeen: clock.now() });
-        send(connId, { type: 'welcome', protocolVersion: PROTOCOL_VERSION, jobId, clientId: joined.clientId, limits });
-        log.info({ client: msg.clientId, clients: registry.size, backend: msg.backend }, 'client joined');
+        send(connId, {
+          type: 'welcome',
+          protocolVersion: PROTOCOL_VERSION,
+          jobId,
+          clientId: joined.clientId,
+          ...(admission.certificate ? { certificate: admission.certificate, caPublicKey: admission.caPublicKey } : {}),
+          limits,
+        });
+        log.info({ client: msg.clientId, clients: registry.size, backend: msg.backend, via: admission.via }, 'client joined');
         hooks.joined(connId, joined.clientId);
       },
       update: (c, msg) => training.update(c, msg),
@@ -106,7 +118,7 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
   });
   const reject = intake.reject.bind(intake);
   const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
-  const registry = new ClientRegistry({ transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
+  const registry = new ClientRegistry({ jobId, authenticator, serverIdentity, transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
   const clientRows = new ClientRows(parts);
   const training: TrainingPhase = new TrainingPhase({ ...parts, dim: hooks.dim, training: () => hooks.state() === 'training', closed: hooks.closed });
   const evaluations: EvaluationPhase = new EvaluationPhase({ ...parts, evaluating: () => hooks.state() === 'evaluating', done: hooks.evaluated });

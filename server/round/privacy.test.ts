@@ -31,6 +31,7 @@ import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
 import { RoundEngine } from './engine.ts';
+import { testIdentity } from '../../test/support/identity.ts';
 
 const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [4], numClasses: 3 }; // d = 15
 const DIM = 15;
@@ -80,6 +81,7 @@ async function run(cfg: ReturnType<typeof config>, tasks: ClientTask[], dataDir 
   const clients = tasks.map((task, i) => {
     const client = new ClientEngine({
       clientId: `c${i}`,
+      identity: testIdentity(`c${i}`),
       task,
       transport: transport.createClient(),
       ...(floors[i] ? { policy: privacyFloorPolicy(PrivacyFloorSchema.parse(floors[i])) } : {}),

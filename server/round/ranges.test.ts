@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { CohortError } from '../../shared/errors.ts';
-import { boundText, MAX_ERROR_MESSAGE_CHARS, type EvalResult, type Update } from '../../shared/protocol/index.ts';
+import { boundText, MAX_ERROR_MESSAGE_CHARS, PROTOCOL_VERSION, type EvalResult, type Hello, type Update } from '../../shared/protocol/index.ts';
 import { checkEvalResult, checkHello, checkUpdate, VALUE_LIMITS } from './ranges.ts';
 
 const L = VALUE_LIMITS;
+const HELLO: Hello = { type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId: 'c', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
 const update = (over: Partial<Update> = {}): Update => ({
   type: 'update',
   jobId: 'j',
@@ -38,8 +39,8 @@ describe('range checks on client reports', () => {
     expect(code(() => checkEvalResult(evalResult({ loss: 1e308 }), L))).toBe('OUT_OF_RANGE');
     expect(code(() => checkEvalResult(evalResult({ numExamples: 2 ** 40 }), L))).toBe('OUT_OF_RANGE');
     expect(code(() => checkEvalResult(evalResult(), L))).toBeUndefined();
-    expect(code(() => checkHello({ type: 'hello', protocolVersion: 1, clientId: 'c', numExamples: 2 ** 40 }, L))).toBe('OUT_OF_RANGE');
-    expect(code(() => checkHello({ type: 'hello', protocolVersion: 1, clientId: 'c' }, L))).toBeUndefined();
+    expect(code(() => checkHello({ ...HELLO, numExamples: 2 ** 40 }, L))).toBe('OUT_OF_RANGE');
+    expect(code(() => checkHello(HELLO, L))).toBeUndefined();
   });
 
   it('name the field and the bound, in a bounded message', () => {

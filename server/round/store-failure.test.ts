@@ -19,6 +19,7 @@ import { CohortStore } from '../store/index.ts';
 import { MemoryServerTransport } from '../transport/memory.ts';
 import { parseJobConfig, type JobConfigInput } from './config.ts';
 import { RoundEngine } from './engine.ts';
+import { testIdentity } from '../../test/support/identity.ts';
 
 // d = 784·10 + 10: each checkpoint needs fresh pages, so a capped file cannot take one more.
 const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [784], numClasses: 10 };
@@ -67,7 +68,7 @@ async function run(overrides: Partial<JobConfigInput>, busyTimeoutMs?: number) {
   engine.on('aborted', (a) => aborted.push(a.reason));
   clocks.set(engine, clock);
   await engine.start();
-  const clients = [0, 1, 2].map((i) => new ClientEngine({ clientId: `c${i}`, task: new FixedTask(i), transport: transport.createClient() }));
+  const clients = [0, 1, 2].map((i) => new ClientEngine({ clientId: `c${i}`, task: new FixedTask(i), transport: transport.createClient(), identity: testIdentity(`c${i}`) }));
   for (const c of clients) c.start();
   cleanup.push(() => store.close(), () => engine.shutdown(), () => clients.forEach((c) => c.stop()));
   return { engine, store, dataDir, aborted, clock };
@@ -169,7 +170,7 @@ describe('a failing store pauses the job instead of looping', () => {
     const resumed = new RoundEngine({ config: cfg, store: again, transport, resumePaused: true, clock });
     clocks.set(resumed, clock);
     await resumed.start();
-    const clients = [0, 1, 2].map((i) => new ClientEngine({ clientId: `c${i}`, task: new FixedTask(i), transport: transport.createClient() }));
+    const clients = [0, 1, 2].map((i) => new ClientEngine({ clientId: `c${i}`, task: new FixedTask(i), transport: transport.createClient(), identity: testIdentity(`c${i}`) }));
     for (const c of clients) c.start();
     cleanup.push(() => resumed.shutdown(), () => clients.forEach((c) => c.stop()));
     expect(await finished(resumed)).toMatchObject({ status: 'completed', rounds: 3 });

@@ -37,3 +37,4 @@ export {
   type RoundRow,
   type StoreOptions,
 } from './types.ts';
+export { ENROL_TOKEN_PREFIX, IdentitiesRepository, type BoundBy, type CertificateRow, type ClientIdentityRow, type EnrolmentRow } from './identities.ts';

@@ -260,6 +260,52 @@ CREATE TABLE version_tags (
 CREATE INDEX version_tags_by_job ON version_tags(job_id, tag, seq);
 `;
 
+/**
+ * v6: device identity (issue 15).
+ * - `client_identities`: the Ed25519 public key each client id is bound to — on first use (loopback,
+ *   zero set-up), by a certificate, or at enrolment. An id is never re-bound to another key without an
+ *   operator's action (a certificate from the CA, an enrolment token); a revoked id stays revoked until
+ *   one.
+ * - `enrolment_tokens`: one-time tokens (`cet_` + 256 bits), stored only as SHA-256; used once, expire.
+ * - `client_certificates`: every certificate this coordinator issued or accepted, by serial; a revoked
+ *   serial is refused even inside its validity.
+ */
+const V6 = `
+CREATE TABLE client_identities (
+  client_id  TEXT    PRIMARY KEY,
+  public_key TEXT    NOT NULL CHECK (length(public_key) = 43),
+  bound_at   INTEGER NOT NULL,
+  bound_by   TEXT    NOT NULL CHECK (bound_by IN ('first-use','certificate','enrolment')),
+  revoked_at INTEGER,
+  revoked_by TEXT
+) STRICT;
+
+CREATE TABLE enrolment_tokens (
+  id          TEXT    PRIMARY KEY,
+  token_hash  TEXT    NOT NULL UNIQUE CHECK (length(token_hash) = 64),
+  client_id   TEXT    NOT NULL,
+  jobs        TEXT    NOT NULL,
+  created_at  INTEGER NOT NULL,
+  expires_at  INTEGER NOT NULL,
+  created_by  TEXT    NOT NULL,
+  used_at     INTEGER,
+  serial      TEXT
+) STRICT;
+CREATE INDEX enrolment_tokens_by_client ON enrolment_tokens(client_id);
+
+CREATE TABLE client_certificates (
+  serial      TEXT    PRIMARY KEY,
+  client_id   TEXT    NOT NULL,
+  public_key  TEXT    NOT NULL,
+  jobs        TEXT    NOT NULL,
+  not_before  INTEGER NOT NULL,
+  not_after   INTEGER NOT NULL,
+  seen_at     INTEGER NOT NULL,
+  revoked_at  INTEGER
+) STRICT;
+CREATE INDEX client_certificates_by_client ON client_certificates(client_id);
+`;
+
 /** Ordered schema steps; append new ones at the end. */
 export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V1),
@@ -267,6 +313,7 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V3),
   (db) => db.exec(V4),
   (db) => db.exec(V5),
+  (db) => db.exec(V6),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

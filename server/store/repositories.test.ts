@@ -61,6 +61,7 @@ describe('CohortStore facade', () => {
         'createJob',
         'getJob',
         'latestCheckpoint',
+        'ledgerHead',
         'listClients',
         'listEvaluations',
         'listJobs',

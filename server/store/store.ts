@@ -27,6 +27,7 @@ import { migrate } from './migrations.ts';
 import { RoundsRepository } from './rounds.ts';
 import { TagsRepository } from './tags.ts';
 import { TokensRepository } from './tokens.ts';
+import { IdentitiesRepository } from './identities.ts';
 import type {
   AbortedRoundInput,
   AttemptReleaseInput,
@@ -64,6 +65,8 @@ export class CohortStore {
   private readonly tokens: TokensRepository;
   private readonly audit: AuditRepository;
   private readonly tags: TagsRepository;
+  /** Device identities, enrolment tokens and certificates (identities.ts; schema v6), for server/identity. */
+  readonly identities: IdentitiesRepository;
 
   private constructor(file: string, db: Database.Database, opts: StoreOptions) {
     this.path = file;
@@ -83,6 +86,7 @@ export class CohortStore {
     this.tokens = new TokensRepository(db, now);
     this.audit = new AuditRepository(db, now);
     this.tags = new TagsRepository(db, now);
+    this.identities = new IdentitiesRepository(db, now);
   }
 
   /** Opens (creating directories and file if missing) and migrates `<dataDir>/cohort.db`. */

@@ -253,6 +253,10 @@ export class SocketIoServerTransport implements ServerTransport {
     this.enqueue({ connId, msg: undefined });
   }
 
+  peerAddress(connId: string): string | undefined {
+    return this.sockets.get(connId)?.handshake.address;
+  }
+
   async close(): Promise<void> {
     this.drain(Infinity);
     for (const socket of this.sockets.values()) socket.disconnect(true);

@@ -2,7 +2,7 @@ import { CohortError, type CohortErrorCode } from '../errors.ts';
 import type { ErrorMessage } from './messages.ts';
 
 /** The protocol version spoken by this build. A peer speaking another version is refused at hello. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /**
  * Error codes sent back to the peer in an `error` message. Stable strings: clients branch on them.

@@ -55,8 +55,9 @@ describe('binary framing', () => {
 
   it('delivers a message without vector on its head frame', () => {
     const r = new Reassembler('client', limits);
-    const out = r.head({ v: FRAME_VERSION, id: 1, msg: { type: 'hello', protocolVersion: 1, clientId: 'a' } });
-    expect(out).toEqual({ type: 'hello', protocolVersion: 1, clientId: 'a' });
+    const hello = { type: 'hello', protocolVersion: 2, clientId: 'a', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
+    const out = r.head({ v: FRAME_VERSION, id: 1, msg: hello });
+    expect(out).toEqual(hello);
   });
 
   it('rejects unknown types, wrong senders and bad schemas with typed codes', () => {

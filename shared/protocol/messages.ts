@@ -1,10 +1,14 @@
 /**
- * The messages of protocol version 1, as zod schemas. Each message is a JSON header plus, for the
+ * The messages of protocol version 2 (v2 added the signed hello: `challenge`, and hello's key,
+ * signature, certificate and enrolment token), as zod schemas. Each message is a JSON header plus, for the
  * messages that carry one, a single binary vector (`vector`, a Float32Array) that travels in chunks
  * (see framing.ts). Schemas are strict: unknown fields are a schema error, not silently ignored.
  */
 import { z } from 'zod';
 import { ModelSpecSchema } from '../model/spec.ts';
+import { CertificateSchema } from '../identity/certificate.ts';
+
+const b64url = (bytes: number) => z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes, base64url`);
 
 const finite = z.number().refine(Number.isFinite, 'must be finite');
 const roundNo = z.number().int().min(1).max(1e9);
@@ -68,14 +72,24 @@ export type RoundSecAgg = z.output<typeof RoundSecAggSchema>;
 
 // ---- client -> server -------------------------------------------------------------------------
 
+/**
+ * Hello answers the connection's `challenge`: the client's Ed25519 public key and its signature over the
+ * hello transcript (shared/identity/transcript.ts), plus a certificate from the federation CA, or a
+ * one-time enrolment token to get one (the server issues it in `welcome`).
+ */
 export const HelloSchema = z
   .object({
     type: z.literal('hello'),
     protocolVersion: z.number().int(),
     clientId: id,
     numExamples: count.optional(),
-    token: z.string().max(4096).optional(),
     backend: z.string().max(64).optional(),
+    publicKey: b64url(32),
+    signature: b64url(64),
+    /** The server identity the client signed (its TLS view, or the challenge's `server`). */
+    server: z.string().max(200),
+    certificate: CertificateSchema.optional(),
+    enrolToken: z.string().max(256).optional(),
   })
   .strict();
 
@@ -113,12 +127,29 @@ export const RefuseSchema = z
 
 // ---- server -> client -------------------------------------------------------------------------
 
+/** Sent on every new connection, before anything else: what hello must sign. */
+export const ChallengeSchema = z
+  .object({
+    type: z.literal('challenge'),
+    protocolVersion: z.number().int(),
+    jobId: id,
+    /** 32 fresh random bytes for this connection. */
+    nonce: b64url(32),
+    /** The server's identity: its TLS certificate fingerprint (`sha256:…`), else `plaintext`. */
+    server: z.string().max(200),
+  })
+  .strict();
+
 export const WelcomeSchema = z
   .object({
     type: z.literal('welcome'),
     protocolVersion: z.number().int(),
     jobId: id,
     clientId: id,
+    /** Issued at enrolment (a hello with an enrolment token): the client keeps it. */
+    certificate: CertificateSchema.optional(),
+    /** The CA public key (base64url) that signed `certificate`: the client pins it at enrolment. */
+    caPublicKey: b64url(32).optional(),
     limits: z
       .object({
         maxPayloadBytes: z.number().int().positive(),
@@ -220,6 +251,7 @@ export type Update = WithVector<z.output<typeof UpdateHeaderSchema>>;
 export type EvalResult = z.output<typeof EvalResultSchema>;
 export type Refuse = z.output<typeof RefuseSchema>;
 export type Welcome = z.output<typeof WelcomeSchema>;
+export type Challenge = z.output<typeof ChallengeSchema>;
 export type Train = WithVector<z.output<typeof TrainHeaderSchema>>;
 export type Evaluate = WithVector<z.output<typeof EvaluateHeaderSchema>>;
 export type ErrorMessage = z.output<typeof ErrorMessageSchema>;
@@ -229,7 +261,7 @@ export type SecAggUp = WithPayload<z.output<typeof SecAggUpSchema>>;
 export type SecAggDown = z.output<typeof SecAggDownSchema>;
 
 export type ClientMessage = Hello | Update | EvalResult | Refuse | SecAggUp;
-export type ServerMessage = Welcome | Train | Evaluate | ErrorMessage | RoundResult | JobEnd | SecAggDown;
+export type ServerMessage = Challenge | Welcome | Train | Evaluate | ErrorMessage | RoundResult | JobEnd | SecAggDown;
 export type Message = ClientMessage | ServerMessage;
 
 /**
@@ -246,12 +278,13 @@ interface MessageKind {
   from: 'client' | 'server';
 }
 
-/** Every message type of protocol v1. */
+/** Every message type of protocol v2. */
 export const MESSAGE_KINDS: Record<Message['type'], MessageKind> = {
   hello: { header: HelloSchema, binary: 'none', from: 'client' },
   update: { header: UpdateHeaderSchema, binary: 'f32', from: 'client' },
   eval_result: { header: EvalResultSchema, binary: 'none', from: 'client' },
   refuse: { header: RefuseSchema, binary: 'none', from: 'client' },
+  challenge: { header: ChallengeSchema, binary: 'none', from: 'server' },
   welcome: { header: WelcomeSchema, binary: 'none', from: 'server' },
   train: { header: TrainHeaderSchema, binary: 'f32', from: 'server' },
   evaluate: { header: EvaluateHeaderSchema, binary: 'f32', from: 'server' },

@@ -24,6 +24,8 @@ export interface ServerTransport {
   /** Closes one connection from the server side. */
   disconnect(connId: string): void;
   close(): Promise<void>;
+  /** The peer's network address, where the transport has one (failed-hello limits, audit rows). */
+  peerAddress?(connId: string): string | undefined;
 }
 
 /** What a client transport reports to the client engine. */
@@ -38,6 +40,11 @@ export interface ClientTransportSink {
 export interface ClientTransport {
   readonly kind: string;
   readonly connected: boolean;
+  /**
+   * The server's identity as this transport verified it (`sha256:<hex>` of its TLS certificate), signed
+   * into hello; undefined without TLS (the engine then signs what the challenge announced).
+   */
+  readonly serverIdentity?: string;
   start(sink: ClientTransportSink): void;
   send(msg: ClientMessage): void;
   close(): void;

@@ -11,7 +11,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ClientEngine } from '../../client/engine/index.ts';
-import { HelloSchema, type ClientMessage } from '../../shared/protocol/index.ts';
+import { HelloSchema, PROTOCOL_VERSION, type ClientMessage } from '../../shared/protocol/index.ts';
 import {
   beforeHello,
   chunkAbuse,
@@ -290,11 +290,13 @@ function helloInputs(g: Gen): { invalid: HostileInput[]; stateful: HostileInput[
     variants.push([`hello.protocolVersion = ${name}`, setPath(base(), ['protocolVersion'], x)]);
     variants.push([`hello.numExamples = ${name}`, setPath(base(), ['numExamples'], x)]);
   }
-  for (const field of ['protocolVersion', 'clientId', 'numExamples', 'token', 'backend', 'type']) {
+  for (const field of ['protocolVersion', 'clientId', 'numExamples', 'publicKey', 'signature', 'server', 'backend', 'type']) {
     for (const [name, v] of WRONG_TYPED) variants.push([`hello.${field} = ${name}`, setPath(base(), [field], v)]);
   }
   for (const clientId of ['', 'x'.repeat(129), 'a b', 'ü', '../../etc', 'a\u0000b', '<script>', 'x'.repeat(128)]) variants.push([`hello.clientId = ${JSON.stringify(clientId.slice(0, 20))}`, { ...base(), clientId }]);
-  variants.push(['hello with a 5000-char token', { ...base(), token: 't'.repeat(5000) }]);
+  variants.push(['hello with a 5000-char enrolment token', { ...base(), enrolToken: 't'.repeat(5000) }]);
+  variants.push(['hello with a 31-byte public key', { ...base(), publicKey: 'A'.repeat(42) }]);
+  variants.push(['hello with a malformed certificate', { ...base(), certificate: { v: 1, clientId: 'x' } }]);
   variants.push(['hello with a 65-char backend', { ...base(), backend: 'b'.repeat(65) }]);
   variants.push(['hello with an unknown field', { ...base(), admin: true }]);
   for (const s of g.strings(30)) variants.push([`hello.clientId = ${JSON.stringify(s)}`, { ...base(), clientId: s }]);
@@ -303,11 +305,12 @@ function helloInputs(g: Gen): { invalid: HostileInput[]; stateful: HostileInput[
     const emits = frames(msg, 1);
     if (!parsed.success) {
       invalid.push({ category: msg.type === 'hello' ? 'hello_fields' : 'wrong_types', label, emits, expect: { kind: 'error', codes: ['BAD_SCHEMA', 'UNKNOWN_TYPE'] } });
-    } else if (parsed.data.protocolVersion !== 1) {
+    } else if (parsed.data.protocolVersion !== PROTOCOL_VERSION) {
       stateful.push({ category: 'hello_fields', label, emits, expect: { kind: 'error', codes: ['VERSION_MISMATCH'], allowDrop: true } });
     } else {
-      // Schema-valid: registers the throwaway connection, or (an implausible numExamples) is refused.
-      stateful.push({ category: 'hello_fields', label, emits, expect: { kind: 'any' } });
+      // Schema-valid but signed over no challenge: refused (UNAUTHORIZED, the connection closed), or an
+      // implausible numExamples refused first.
+      stateful.push({ category: 'hello_fields', label, emits, expect: { kind: 'error', codes: ['UNAUTHORIZED', 'OUT_OF_RANGE'], allowDrop: true } });
     }
   }
   return { invalid, stateful };

@@ -4,7 +4,7 @@
  * seed), extreme and wrong-typed values, raw head/chunk frames, and one template of each client message.
  */
 import fc from 'fast-check';
-import { FRAME_VERSION } from '../../shared/protocol/index.ts';
+import { FRAME_VERSION, PROTOCOL_VERSION } from '../../shared/protocol/index.ts';
 import { seededRng, type Rng } from '../../shared/random.ts';
 import type { Emit } from './types.ts';
 
@@ -183,8 +183,9 @@ export function templates(ctx: Ctx): Record<string, Template> {
   };
 }
 
+/** A hello that passes the schema (its signature is well-formed, and answers no challenge). */
 export function helloTemplate(clientId: string): Record<string, unknown> {
-  return { type: 'hello', protocolVersion: 1, clientId, numExamples: 10, backend: 'hostile' };
+  return { type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId, numExamples: 10, backend: 'hostile', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
 }
 
 /** Every numeric field of every client message type, as a path into its template. */

@@ -80,9 +80,10 @@ describe('admin API', () => {
     let checked = 0;
     c.store.createToken({ name: 'matrix', role: 'viewer' });
     // A body each POST route accepts (the others take {}); revoking a revoked token again is a no-op.
-    const bodies: Record<string, () => unknown> = { '/api/v1/tokens': () => ({ name: `matrix-${checked}`, role: 'viewer' }) };
+    const bodies: Record<string, () => unknown> = { '/api/v1/tokens': () => ({ name: `matrix-${checked}`, role: 'viewer' }), '/api/v1/clients/enrolments': () => ({ clientId: 'matrix-device' }) };
     for (const [path, methods] of Object.entries(doc.paths)) {
-      const url = path.replace('{id}', 'api').replace('{round}', '1').replace('{token}', 'matrix');
+      // A client route names a client of the job (revoking one again is a no-op).
+      const url = path.replace(/^\/api\/v1\/clients\/\{id\}/, '/api/v1/clients/a2').replace('{id}', 'api').replace('{round}', '1').replace('{token}', 'matrix');
       for (const [method, op] of Object.entries(methods)) {
         const needed = op['x-cohort-role'] as keyof typeof rank;
         for (const who of [undefined, 'viewer', 'operator', 'admin'] as const) {

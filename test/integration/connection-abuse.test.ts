@@ -14,7 +14,9 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator } from '../../server/coordinator.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
 import { ManualClock } from '../../shared/clock.ts';
-import { emitFrames, ErrorCode, PROTOCOL_VERSION, type ErrorMessage } from '../../shared/protocol/index.ts';
+import { emitFrames, ErrorCode, type Challenge, type ErrorMessage } from '../../shared/protocol/index.ts';
+import { ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import { signedHello } from '../../shared/identity/index.ts';
 
 const DIM = 18;
 
@@ -39,13 +41,23 @@ afterEach(async () => {
 
 type Outcome = { kind: 'connected'; socket: Socket } | { kind: 'refused'; message: string; code?: string };
 
+/** Each raw socket's challenge, caught from its first frame on (it may arrive before `connect` resolves). */
+const challenges = new WeakMap<Socket, Promise<Challenge>>();
+
 function rawConnect(url: string, localAddress = '127.0.0.1'): Promise<Outcome> {
   const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, localAddress } as never);
   cleanup.push(() => socket.close());
+  challenges.set(socket, new Promise((resolve) => socket.on('head', (h: { msg: Challenge }) => h.msg.type === 'challenge' && resolve(h.msg))));
   return new Promise((resolve) => {
     socket.once('connect', () => resolve({ kind: 'connected', socket }));
     socket.once('connect_error', (err: Error & { data?: { code?: string } }) => resolve({ kind: 'refused', message: err.message, code: err.data?.code }));
   });
+}
+
+/** Answers the socket's challenge with a hello signed by a fresh key. */
+async function sayHello(socket: Socket, clientId: string): Promise<void> {
+  const challenge = await challenges.get(socket)!;
+  emitFrames(socket, signedHello(ed25519KeyPair(), challenge, clientId), 0, 256 * 1024);
 }
 
 describe('connection abuse', () => {
@@ -98,8 +110,8 @@ describe('connection abuse', () => {
     const other = await rawConnect(coordinator.url, '127.0.0.2');
     expect(other.kind).toBe('connected');
     const otherSocket = (other as { socket: Socket }).socket;
-    const welcomed = new Promise<string>((resolve) => otherSocket.on('head', (h: { msg: { type: string } }) => resolve(h.msg.type)));
-    emitFrames(otherSocket, { type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId: 'from-elsewhere' }, 0, 256 * 1024);
+    const welcomed = new Promise<string>((resolve) => otherSocket.on('head', (h: { msg: { type: string } }) => h.msg.type !== 'challenge' && resolve(h.msg.type)));
+    await sayHello(otherSocket, 'from-elsewhere');
     expect(await welcomed).toBe('welcome');
 
     // The silent ones are told why and closed at the hello deadline.
@@ -126,7 +138,7 @@ describe('connection abuse', () => {
     for (let i = 0; i < 10; i++) {
       const o = await rawConnect(coordinator.url);
       more.push(o);
-      if (o.kind === 'connected') emitFrames(o.socket, { type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId: `late-${i}` }, 0, 256 * 1024);
+      if (o.kind === 'connected') await sayHello(o.socket, `late-${i}`);
     }
     expect(more.filter((o) => o.kind === 'connected')).toHaveLength(9);
     expect(more.at(-1)).toMatchObject({ kind: 'refused', code: ErrorCode.TOO_MANY_CONNECTIONS, message: expect.stringMatching(/more than 12 connections from/) });

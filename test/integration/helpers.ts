@@ -1,11 +1,19 @@
 /** Shared plumbing for the multi-process tests: the `cohort` binary, free ports, JSON log lines. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/cohort.mjs');
+
+/**
+ * Where `cohort client` processes of this test file keep their identity files (COHORT_HOME), instead of
+ * the user's ~/.cohort: a client id keeps its key across restarts within the file, as a device would.
+ */
+export const TEST_HOME = mkdtempSync(join(tmpdir(), 'cohort-home-'));
 
 export async function freePort(): Promise<number> {
   const srv = createServer();
@@ -16,9 +24,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** Runs `cohort ARGS` to completion. */
-export function cohort(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function cohort(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: { ...process.env, COHORT_HOME: TEST_HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -52,7 +60,7 @@ export interface JsonLinesChild<L> {
 
 /** Spawns `node ARGS` (in the repo root) and collects its JSON stdout lines; non-JSON lines are skipped. */
 export function spawnJsonLines<L>(nodeArgs: string[], env: Record<string, string> = {}): JsonLinesChild<L> {
-  const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, env: { ...process.env, COHORT_HOME: TEST_HOME, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: L[] = [];
   const waiters: { match: (l: L) => boolean; resolve: (l: L) => void }[] = [];
   let stderr = '';

@@ -140,9 +140,10 @@ describe('Socket.IO transport', () => {
         expect(server.received.errors).toEqual([code]);
         expect(server.received.messages).toEqual([]);
         // The connection survives a rejected frame: a valid hello still gets through.
-        socket.emit('head', { v: FRAME_VERSION, id: 2, msg: { type: 'hello', protocolVersion: 1, clientId: 'ok' } });
+        const valid = { type: 'hello', protocolVersion: 2, clientId: 'ok', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
+        socket.emit('head', { v: FRAME_VERSION, id: 2, msg: valid });
         const hello = await waitFor(() => server.received.messages[0]);
-        expect(hello.msg).toEqual({ type: 'hello', protocolVersion: 1, clientId: 'ok' });
+        expect(hello.msg).toEqual(valid);
       });
     }
 

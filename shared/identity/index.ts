@@ -1,0 +1,3 @@
+/** Device identity (DESIGN.md §4): certificates signed by the federation CA and the signed hello transcript. Pure. */
+export * from './certificate.ts';
+export * from './transcript.ts';
