@@ -16,6 +16,7 @@ import { parseJobConfig } from '../server/round/config.ts';
 import type { RoundSummary } from '../server/round/engine.ts';
 import type { Logger } from '../shared/log.ts';
 import { loadMnist, partitionIid } from './datasets/mnist.ts';
+import { loadIdentity } from '../client/node/identity.ts';
 
 export interface DemoOptions {
   rounds: number;
@@ -121,6 +122,9 @@ export async function runDemo(opts: DemoOptions, logger: Logger, print: (line: s
   const clients = trainShards.map((shard, i) => {
     const engine = new ClientEngine({
       clientId: `demo-client-${i}`,
+      // The demo's devices keep their keys in its data dir: a resumed demo rejoins as the same clients
+      // (the coordinator bound each id to its key at the first hello).
+      identity: loadIdentity(join(dataDir, 'demo-clients', `demo-client-${i}.json`)).identity,
       task: new TfjsTask({ train: shard, test: testShards[i], seed: opts.seed * 1000 + i }),
       transport: new SocketIoClientTransport({ url: coordinator.url, logger }),
       logger,

@@ -13,6 +13,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator, type Coordinator, type CoordinatorOptions } from '../../server/coordinator.ts';
 import { parseJobConfig, type JobConfig } from '../../server/round/config.ts';
 import type { Logger } from '../../shared/log.ts';
+import { testIdentity } from '../support/identity.ts';
 export type { Emit, Expect, HostileInput } from './types.ts';
 
 // ---- seed -------------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ export interface HonestClient {
 export function honestClient(url: string, clientId: string, dim: number, index: number): HonestClient {
   const task = new CheapTask(dim, index);
   const transport = new SocketIoClientTransport({ url, reconnect: { initialDelayMs: 100, maxDelayMs: 500 } });
-  const engine = new ClientEngine({ clientId, task, transport });
+  const engine = new ClientEngine({ clientId, identity: testIdentity(clientId), task, transport });
   const client: HonestClient = { engine, task, ended: engine.whenJobEnds(), included: 0, errors: [] };
   engine.on('roundResult', (r) => {
     if (r.included) client.included++;

@@ -15,6 +15,7 @@ import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
 import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator, type Coordinator } from '../../server/coordinator.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
+import { testIdentity } from '../support/identity.ts';
 
 const DIM = 18; // logreg 8 → 2
 
@@ -45,7 +46,7 @@ function jobConfig(id: string, overrides: Partial<JobConfigInput> = {}) {
 const engines: ClientEngine[] = [];
 function clients(url: string, n: number, prefix: string) {
   for (let i = 0; i < n; i++) {
-    const engine = new ClientEngine({ clientId: `${prefix}${i}`, task: new QuickTask(0.01 * (i + 1)), transport: new SocketIoClientTransport({ url, reconnect: { maxAttempts: 0 } }) });
+    const engine = new ClientEngine({ clientId: `${prefix}${i}`, identity: testIdentity(`${prefix}${i}`), task: new QuickTask(0.01 * (i + 1)), transport: new SocketIoClientTransport({ url, reconnect: { maxAttempts: 0 } }) });
     engine.start();
     engines.push(engine);
   }

@@ -13,6 +13,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator, type Coordinator } from '../../server/coordinator.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
 import { cohort } from './helpers.ts';
+import { testIdentity } from '../support/identity.ts';
 
 class QuickTask implements ClientTask {
   readonly numExamples = 10;
@@ -48,7 +49,7 @@ describe('cohort admin against a running coordinator', () => {
     viewer = c.store.createToken({ name: 'watcher', role: 'viewer' }).token;
     root = c.store.createToken({ name: 'root', role: 'admin' }).token;
     for (let i = 0; i < 3; i++) {
-      const e = new ClientEngine({ clientId: `r${i}`, task: new QuickTask(), transport: new SocketIoClientTransport({ url: c.url, reconnect: { maxAttempts: 0 } }) });
+      const e = new ClientEngine({ clientId: `r${i}`, identity: testIdentity(`r${i}`), task: new QuickTask(), transport: new SocketIoClientTransport({ url: c.url, reconnect: { maxAttempts: 0 } }) });
       e.start();
       engines.push(e);
     }

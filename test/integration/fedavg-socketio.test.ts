@@ -18,6 +18,7 @@ import { CohortStore } from '../../server/store/index.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import type { TrainingParams } from '../../shared/protocol/index.ts';
 import { seededRng } from '../../shared/random.ts';
+import { testIdentity } from '../support/identity.ts';
 
 const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [8], numClasses: 3 };
 
@@ -78,7 +79,7 @@ describe('FedAvg over Socket.IO with a mid-round dropout', () => {
     clients = Array.from({ length: 5 }, (_, i) => {
       const task = new RecordingTask(new TfjsTask({ train: blobs(30 + 12 * i, i), seed: i }));
       const transport = new SocketIoClientTransport({ url: coordinator.url, reconnect: { maxAttempts: 0 } });
-      const engine = new ClientEngine({ clientId: `client-${i}`, task, transport });
+      const engine = new ClientEngine({ clientId: `client-${i}`, identity: testIdentity(`client-${i}`), task, transport });
       return { engine, task, transport };
     });
     // Client 2 trains, then loses its connection before it can send its update.

@@ -23,6 +23,7 @@ import { parseJobConfig, type JobConfigInput } from '../../server/round/config.t
 import { CohortStore } from '../../server/store/index.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
 import { emitFrames, ErrorCode, MAX_ERROR_MESSAGE_CHARS, PROTOCOL_VERSION, type ErrorMessage } from '../../shared/protocol/index.ts';
+import { testIdentity } from '../support/identity.ts';
 
 const MODEL: ModelSpec = { zoo: 'logreg', inputShape: [8], numClasses: 2 };
 const DIM = 18;
@@ -77,7 +78,7 @@ async function job(overrides: Partial<JobConfigInput>, behaviours: Behaviour[]) 
   const errors: ErrorMessage[][] = behaviours.map(() => []);
   const clients = behaviours.map((b, i) => {
     const transport = new SocketIoClientTransport({ url: coordinator.url, reconnect: { maxAttempts: 0 } });
-    const engine = new ClientEngine({ clientId: `c${i}`, task: new Task(i, b), transport });
+    const engine = new ClientEngine({ clientId: `c${i}`, identity: testIdentity(`c${i}`), task: new Task(i, b), transport });
     engine.on('serverError', (e) => errors[i].push(e));
     engine.start();
     cleanup.push(() => engine.stop());

@@ -14,6 +14,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { CohortStore } from '../../server/store/index.ts';
 import { calibrateNoiseMultiplier, epsilonFor } from '../../shared/privacy/index.ts';
 import { cohort, freePort, startServer } from './helpers.ts';
+import { testIdentity } from '../support/identity.ts';
 
 class SlowTask implements ClientTask {
   readonly numExamples = 10;
@@ -62,7 +63,7 @@ describe('privacy as processes', () => {
     await first.waitFor((l) => l.msg === 'coordinator listening');
     for (let i = 0; i < 4; i++) {
       const transport = new SocketIoClientTransport({ url: `http://127.0.0.1:${port}`, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } });
-      const engine = new ClientEngine({ clientId: `c${i}`, task: new SlowTask(), transport });
+      const engine = new ClientEngine({ clientId: `c${i}`, identity: testIdentity(`c${i}`), task: new SlowTask(), transport });
       engine.start();
       engines.push(engine);
     }

@@ -13,6 +13,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { CohortStore } from '../../server/store/index.ts';
 import { weightsChecksum } from '../../shared/model/index.ts';
 import { freePort, startServer } from './helpers.ts';
+import { testIdentity } from '../support/identity.ts';
 
 const DIM = 8 * 2 + 2;
 
@@ -69,7 +70,7 @@ describe('coordinator restart after SIGKILL', () => {
         url: `http://127.0.0.1:${port}`,
         reconnect: { initialDelayMs: 100, maxDelayMs: 400 },
       });
-      const engine = new ClientEngine({ clientId: `c${task.index}`, task, transport });
+      const engine = new ClientEngine({ clientId: `c${task.index}`, identity: testIdentity(`c${task.index}`), task, transport });
       engine.start();
       engines.push(engine);
     }

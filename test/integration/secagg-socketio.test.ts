@@ -13,6 +13,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator, type Coordinator } from '../../server/coordinator.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
 import type { ClientMessage } from '../../shared/protocol/index.ts';
+import { testIdentity } from '../support/identity.ts';
 
 const DIM = 8 * 4 + 4;
 
@@ -73,7 +74,7 @@ describe('SecAgg + distributed DP over Socket.IO', () => {
           await new Promise((r) => setTimeout(r, 20));
         };
       }
-      const engine = new ClientEngine({ clientId: `device-${i}`, task, transport });
+      const engine = new ClientEngine({ clientId: `device-${i}`, identity: testIdentity(`device-${i}`), task, transport });
       engine.start();
       engines.push(engine);
     }

@@ -12,6 +12,7 @@ import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
 import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { CohortStore } from '../../server/store/index.ts';
 import { BIN, freePort, spawnJsonLines, type JsonLinesChild, type LogLine } from './helpers.ts';
+import { testIdentity } from '../support/identity.ts';
 
 class QuickTask implements ClientTask {
   readonly numExamples = 10;
@@ -86,7 +87,7 @@ describe('cohort serve after kill -9 with three jobs running', () => {
     for (const j of [...JOBS, base('short')]) {
       for (let i = 0; i < 4; i++) {
         const transport = new SocketIoClientTransport({ url: `${url}/jobs/${j.id}`, reconnect: { initialDelayMs: 100, maxDelayMs: 400 } });
-        const e = new ClientEngine({ clientId: `${j.id}-${i}`, task: new QuickTask(18), transport });
+        const e = new ClientEngine({ clientId: `${j.id}-${i}`, identity: testIdentity(`${j.id}-${i}`), task: new QuickTask(18), transport });
         e.start();
         engines.push(e);
       }

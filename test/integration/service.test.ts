@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
 import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startService, type Service } from '../../server/service.ts';
+import { testIdentity } from '../support/identity.ts';
 
 class QuickTask implements ClientTask {
   readonly numExamples = 10;
@@ -39,7 +40,7 @@ afterEach(async () => {
 });
 
 function join_(url: string, jobId: string, clientId: string): ClientEngine {
-  const e = new ClientEngine({ clientId, task: new QuickTask(), transport: new SocketIoClientTransport({ url: `${url}/jobs/${jobId}`, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } }) });
+  const e = new ClientEngine({ clientId, identity: testIdentity(clientId), task: new QuickTask(), transport: new SocketIoClientTransport({ url: `${url}/jobs/${jobId}`, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } }) });
   e.start();
   engines.push(e);
   return e;

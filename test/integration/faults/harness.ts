@@ -19,6 +19,7 @@ import { DEFAULT_ORDERS, DpEventSchema, epsilonWithShortDraws, RdpAccountant } f
 import type { JobEnd, ServerMessage } from '../../../shared/protocol/index.ts';
 import { freePort, ROOT, spawnJsonLines, type JsonLinesChild } from '../helpers.ts';
 import { FixedTask, MODEL, type VictimDeath } from './task.ts';
+import { testIdentity } from '../../support/identity.ts';
 
 export { FixedTask, MODEL, type VictimDeath };
 
@@ -119,7 +120,7 @@ export class Fleet {
     const reconnect = opts.reconnect ?? { initialDelayMs: 100, maxDelayMs: 300 };
     ids.forEach((clientId, i) => {
       const transport = new SocketIoClientTransport({ url: `http://127.0.0.1:${port}`, reconnect });
-      const engine = new ClientEngine({ clientId, task: new FixedTask((opts.firstIndex ?? 0) + i), transport });
+      const engine = new ClientEngine({ clientId, identity: testIdentity(clientId), task: new FixedTask((opts.firstIndex ?? 0) + i), transport });
       recordServed(engine, this.served);
       this.ends.push(engine.whenJobEnds());
       engine.start();

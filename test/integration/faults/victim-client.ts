@@ -14,6 +14,7 @@ import { SocketIoClientTransport } from '../../../client/transport/socketio.ts';
 import { weightsChecksum } from '../../../shared/model/index.ts';
 import type { ServerMessage } from '../../../shared/protocol/index.ts';
 import { FixedTask, type VictimDeath } from './task.ts';
+import { testIdentity } from '../../support/identity.ts';
 
 interface Args {
   url: string;
@@ -48,7 +49,7 @@ class VictimTask extends FixedTask {
 
 const task = new VictimTask(args.index);
 const transport = new SocketIoClientTransport({ url: args.url, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } });
-const engine = new ClientEngine({ clientId: args.clientId, task, transport });
+const engine = new ClientEngine({ clientId: args.clientId, identity: testIdentity(args.clientId), task, transport });
 const handle = engine.onMessage.bind(engine);
 let round = 0;
 engine.onMessage = (msg: ServerMessage) => {
