@@ -12,6 +12,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   secagg: () => import('./secagg.ts'),
   load: () => import('./load.report.ts'),
   admin: () => import('./admin.ts'),
+  auth: () => import('./auth.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

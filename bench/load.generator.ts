@@ -42,6 +42,8 @@ export interface GeneratorStats {
   type: 'stats';
   /** Milliseconds from opening the socket to receiving `welcome`, one per client's first welcome. */
   connectMs: number[];
+  /** Milliseconds from sending hello (the signed answer to the challenge) to `welcome`, per first welcome. */
+  helloMs: number[];
   welcomed: number;
   /** Clients that were connected and welcomed when `stop` arrived. */
   connectedAtStop: number;
@@ -97,6 +99,7 @@ class Generator {
   readonly stats: GeneratorStats = {
     type: 'stats',
     connectMs: [],
+    helloMs: [],
     welcomed: 0,
     connectedAtStop: 0,
     disconnects: 0,
@@ -137,10 +140,11 @@ class Generator {
   }
 
   /** A client's first welcome. */
-  welcomed(ms: number): void {
+  welcomed(ms: number, helloMs: number): void {
     this.connecting--;
     this.stats.welcomed++;
     this.stats.connectMs.push(ms);
+    this.stats.helloMs.push(helloMs);
     if (this.stats.welcomed === this.cfg.count) send({ type: 'all-welcomed', welcomed: this.stats.welcomed });
     else if (this.stats.welcomed - this.lastProgress >= 250) {
       this.lastProgress = this.stats.welcomed;
@@ -170,6 +174,7 @@ class RawClient {
   /** Its identity key: the coordinator binds the id to it at the first hello (first-use mode). */
   private readonly key = ed25519KeyPair();
   private readonly openedAt = performance.now();
+  private helloSentAt = 0;
   private everWelcomed = false;
   private welcomedNow = false;
   private connectedOnce = false;
@@ -242,13 +247,15 @@ class RawClient {
     const stats = this.gen.stats;
     switch (msg.type) {
       case 'challenge':
+        this.helloSentAt = performance.now();
         this.send(signedHello(this.key, msg, this.clientId, { numExamples: this.numExamples, backend: 'load-bench' }));
         return;
       case 'welcome':
         this.welcomedNow = true;
         if (!this.everWelcomed) {
           this.everWelcomed = true;
-          this.gen.welcomed(performance.now() - this.openedAt);
+          const now = performance.now();
+          this.gen.welcomed(now - this.openedAt, now - this.helloSentAt);
         }
         return;
       case 'train': {
