@@ -27,11 +27,13 @@ export interface ClientCommandOptions {
   enrolToken?: string;
   /** A certificate from `cohort ca sign` (offline CA) to keep in the identity file. */
   certificate?: string;
+  /** The federation CA's public key file: SecAgg neighbours must show its certificates (pinned in the identity file). */
+  caPublicKey?: string;
   logLevel: LogLevel;
 }
 
 /** The identity file of a client (created if missing), with a certificate imported from `--certificate`. */
-function identityFor(opts: { identity?: string; id?: string; certificate?: string }, fallbackId: string) {
+function identityFor(opts: { identity?: string; id?: string; certificate?: string; caPublicKey?: string }, fallbackId: string) {
   const file = opts.identity ?? defaultIdentityPath(opts.id ?? fallbackId);
   if (opts.certificate !== undefined) {
     loadIdentity(file);
@@ -41,15 +43,33 @@ function identityFor(opts: { identity?: string; id?: string; certificate?: strin
     } catch (err) {
       throw new ConfigError(`cannot read the certificate ${opts.certificate}: ${(err as Error).message}`);
     }
-    saveCertificate(file, cert);
+    saveCertificate(file, cert, opts.caPublicKey ? caKeyFrom(opts.caPublicKey) : undefined);
+  } else if (opts.caPublicKey) {
+    const current = loadIdentity(file);
+    if (!current.identity.certificate) throw new ConfigError('--ca-public-key pins the CA next to a certificate: enrol first, or pass --certificate too');
+    saveCertificate(file, current.identity.certificate, caKeyFrom(opts.caPublicKey));
   }
-  return loadIdentity(file);
+  const loaded = loadIdentity(file);
+  return { ...loaded, identity: { ...loaded.identity, ...(loaded.caPublicKey ? { caPublicKey: loaded.caPublicKey } : {}) } };
+}
+
+/** A CA public key file (ca.pub: base64url) → its base64url text, checked. */
+function caKeyFrom(file: string): string {
+  let key: Uint8Array;
+  try {
+    key = fromBase64Url(readFileSync(file, 'utf8').trim());
+  } catch (err) {
+    throw new ConfigError(`cannot read the CA public key ${file}: ${(err as Error).message}`);
+  }
+  if (key.length !== 32) throw new ConfigError(`${file} does not hold a 32-byte CA public key (base64url)`);
+  return toBase64Url(key);
 }
 
 export interface IdentityCommandOptions {
   identity?: string;
   id?: string;
   certificate?: string;
+  caPublicKey?: string;
   json?: boolean;
 }
 

@@ -78,6 +78,7 @@ export function buildProgram(): Command {
     .option('--identity <file>', 'identity file: the device key and its certificate (default $COHORT_HOME/identities/<id>.json; created with mode 0600)')
     .option('--enrol-token <token>', 'a one-time enrolment token (cohort admin clients enroll): exchanged for a certificate at the first hello')
     .option('--certificate <file>', 'a certificate from `cohort ca sign` (offline CA) to keep in the identity file')
+    .option('--ca-public-key <file>', "the federation CA's public key (ca.pub): pinned in the identity file; SecAgg neighbours must show its certificates")
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(() => clientCommand(o as never)));
   client
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
     .option('--identity <file>', 'the identity file')
     .option('--id <clientId>', 'the client id (its default identity file)')
     .option('--certificate <file>', 'import a certificate from `cohort ca sign` first')
+    .option('--ca-public-key <file>', "pin the federation CA's public key (ca.pub)")
     .option('--json', 'JSON')
     .action(async (o) => run(async () => (await import('./client.ts')).identityCommand(o as never)));
 

@@ -20,7 +20,8 @@ import { Emitter as EventEmitter } from '../../shared/events.ts';
 import { systemClock, type Clock } from '../../shared/clock.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { privatiseUpdate } from './privatise.ts';
-import { SecureAggregation } from './secure-aggregation.ts';
+import { SecureAggregation, type SecAggIdentity } from './secure-aggregation.ts';
+import { fromBase64Url } from '../../shared/crypto/bytes.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import { ed25519KeyPair, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
 import { signHello, type Certificate } from '../../shared/identity/index.ts';
@@ -87,6 +88,11 @@ export interface ClientIdentity {
   key: Ed25519KeyPair;
   certificate?: Certificate;
   enrolToken?: string;
+  /**
+   * The federation CA's public key (base64url), pinned at enrolment or configured: SecAgg neighbours must
+   * then show certificates from it (client/engine/secure-aggregation.ts).
+   */
+  caPublicKey?: string;
 }
 
 type ClientState = 'connecting' | 'waiting-welcome' | 'idle' | 'training' | 'evaluating' | 'ended';
@@ -200,6 +206,7 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
         if (msg.certificate && msg.caPublicKey) {
           // Enrolled: from now on this certificate speaks for us (the token is spent).
           this.identity.certificate = msg.certificate;
+          this.identity.caPublicKey ??= msg.caPublicKey;
           delete this.identity.enrolToken;
           this.emit('enrolled', { certificate: msg.certificate, caPublicKey: msg.caPublicKey });
         }
@@ -238,6 +245,11 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     }
   }
 
+  private secaggIdentity(): SecAggIdentity {
+    const { key, certificate, caPublicKey } = this.identity;
+    return { key, ...(certificate ? { certificate } : {}), ...(caPublicKey ? { caPublicKey: fromBase64Url(caPublicKey) } : {}), now: () => Date.now() /* certificates are valid in wall-clock time */ };
+  }
+
   private onSecAgg(msg: SecAggDown): void {
     const secagg = this.secagg;
     if (!secagg || secagg.round !== msg.round || msg.jobId !== this.jobId) {
@@ -267,7 +279,7 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     const epoch = this.epoch;
     this.state = 'training';
     // Secure aggregation starts now (key exchange runs while we train), keyed to this connection.
-    this.secagg = msg.secagg ? new SecureAggregation(this.clientId, msg, this.log) : undefined;
+    this.secagg = msg.secagg ? new SecureAggregation(this.clientId, msg, this.log, this.secaggIdentity()) : undefined;
     const started = this.clock.now();
     let result: FitResult;
     try {

@@ -18,7 +18,22 @@
 import { addDiscreteGaussianNoiseFast } from '../../shared/dp/index.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { SecAggUp, Train } from '../../shared/protocol/index.ts';
-import { ed25519KeyPair, encodeUpdate, fromBase64Url, SecAggClient, type SecAggClientMessage } from '../../shared/secagg/index.ts';
+import { encodeUpdate, fromBase64Url, SecAggClient, type SecAggClientMessage } from '../../shared/secagg/index.ts';
+import type { Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import { certifiedPeerCheck, type Certificate } from '../../shared/identity/index.ts';
+
+/** Who this client is in SecAgg, and whom it accepts as neighbours. */
+export interface SecAggIdentity {
+  /** Its long-term key: round keys are signed with it (the key its hello proved). */
+  key: Ed25519KeyPair;
+  certificate?: Certificate;
+  /**
+   * The federation CA's public key (pinned at enrolment, or configured): when set, every neighbour must
+   * show a certificate from it for the identity key that signed its round keys, or the round aborts.
+   */
+  caPublicKey?: Uint8Array;
+  now: () => number;
+}
 
 export class SecureAggregation {
   readonly round: number;
@@ -28,15 +43,21 @@ export class SecureAggregation {
     clientId: string,
     private readonly train: Train,
     private readonly log: Logger,
+    identity: SecAggIdentity,
   ) {
     this.round = train.round;
-    // A fresh identity per round attempt (no registered keys yet: trust on first use).
+    const ca = identity.caPublicKey;
     this.client = new SecAggClient({
       clientId,
       jobId: train.jobId,
       round: train.round,
-      identity: ed25519KeyPair(),
+      identity: identity.key,
+      ...(identity.certificate ? { certificate: identity.certificate } : {}),
       minSurvivorsFloor: train.secagg!.minSurvivors,
+      // With a CA key, a neighbour is someone the CA certified for this job, with the key that signed
+      // its round keys: a coordinator cannot slip in clients of its own making. Without one, the
+      // coordinator relays identities (honest-but-curious).
+      ...(ca ? { checkPeer: certifiedPeerCheck(ca, train.jobId, identity.now) } : {}),
     });
   }
 

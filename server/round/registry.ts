@@ -21,6 +21,8 @@ export interface ConnectedClient {
   connId: string;
   clientId: string;
   numExamples?: number;
+  /** The Ed25519 key its hello proved (base64url): SecAgg round keys must be signed by it. */
+  publicKey?: string;
 }
 
 export interface RegistryOptions {
@@ -128,7 +130,7 @@ export class ClientRegistry {
     const replaced = this.connByClient.get(msg.clientId);
     if (replaced !== undefined) this.byConn.delete(replaced);
     this.clearHelloTimer(connId);
-    const client: ConnectedClient = { connId, clientId: msg.clientId, numExamples: msg.numExamples };
+    const client: ConnectedClient = { connId, clientId: msg.clientId, numExamples: msg.numExamples, publicKey: msg.publicKey };
     this.byConn.set(connId, client);
     this.connByClient.set(msg.clientId, connId);
     return { client, admission, replaced };

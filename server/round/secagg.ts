@@ -51,8 +51,8 @@ export type SecAggOutcome = { status: 'ok'; sum: Uint32Array; included: string[]
 export interface SecAggRoundOptions {
   jobId: string;
   round: number;
-  /** Cohort members in sampling order: client id → connection. */
-  members: { clientId: string; connId: string }[];
+  /** Cohort members in sampling order: client id → connection (and the identity key its hello proved). */
+  members: { clientId: string; connId: string; publicKey?: string }[];
   config: SecAggConfig;
   dim: number;
   clipNorm: number;
@@ -77,7 +77,7 @@ export interface SecAggRoundOptions {
 /** A round's SecAgg driver for a sampled cohort; `isRegistered(connId, clientId)` says a member is still on its sampled connection. */
 export function secaggForRound(
   opts: Omit<SecAggRoundOptions, 'members' | 'isConnected'> & {
-    cohort: readonly { clientId: string; connId: string }[];
+    cohort: readonly { clientId: string; connId: string; publicKey?: string }[];
     isRegistered: (connId: string, clientId: string) => boolean;
   },
 ): SecAggRound {
@@ -85,7 +85,7 @@ export function secaggForRound(
   const connOf = new Map(cohort.map((c) => [c.clientId, c.connId]));
   return new SecAggRound({
     ...rest,
-    members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId })),
+    members: cohort.map((c) => ({ clientId: c.clientId, connId: c.connId, ...(c.publicKey ? { publicKey: c.publicKey } : {}) })),
     // Still on the connection it was sampled on (a reconnected client is a new participant, not this one).
     isConnected: (clientId) => {
       const connId = connOf.get(clientId);
@@ -138,6 +138,9 @@ export class SecAggRound {
       cohort: opts.members.map((m) => m.clientId),
       params: { neighbors: graph.neighbors, threshold: graph.threshold, bits: opts.config.bits, dim: opts.dim },
       minSurvivors,
+      // Round keys must be signed by the key each member proved at hello (server/identity): the
+      // identity SecAgg binds to is the authenticated one, not whatever a member advertises.
+      ...(opts.members.every((m) => m.publicKey) ? { identityKeys: new Map(opts.members.map((m) => [m.clientId, fromBase64Url(m.publicKey!)])) } : {}),
     });
     opts.log.info(
       { round: opts.round, cohort: n, neighbors: graph.neighbors, threshold: graph.threshold, minSurvivors, gamma: choice.gamma, bits: choice.bits },

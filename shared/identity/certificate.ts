@@ -101,3 +101,20 @@ export function verifyCertificate(input: unknown, check: CertificateCheck): Cert
   if (check.isRevoked?.(c.serial)) throw refuse('revoked');
   return c;
 }
+
+/**
+ * A SecAgg neighbour check (shared/secagg SecAggClientOptions.checkPeer): the neighbour must show a
+ * certificate from the CA, valid now and for the job, for its id and for the identity key that signed its
+ * round keys. Returns why not, or undefined.
+ */
+export function certifiedPeerCheck(caPublicKey: Uint8Array, jobId: string, now: () => number) {
+  return (peer: { clientId: string; identityKey: Uint8Array; certificate?: Certificate }): string | undefined => {
+    if (!peer.certificate) return 'no certificate from the federation CA';
+    try {
+      verifyCertificate(peer.certificate, { caPublicKey, now: now(), jobId, clientId: peer.clientId, publicKey: peer.identityKey });
+      return undefined;
+    } catch (err) {
+      return err instanceof CohortError ? err.message : 'certificate check failed';
+    }
+  };
+}

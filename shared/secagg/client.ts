@@ -54,6 +54,7 @@ import {
   type ShareKeysRequest,
   type UnmaskRequest,
 } from './messages.ts';
+import type { Certificate } from '../identity/certificate.ts';
 
 export type SecAggClientPhase = 'init' | 'advertised' | 'shared' | 'masked' | 'signed' | 'done' | 'aborted';
 
@@ -68,6 +69,13 @@ export interface SecAggClientOptions {
    * trusts the identity key the server relays (PKI through an honest-but-curious server).
    */
   trustedIdentityKeys?: ReadonlyMap<string, Uint8Array>;
+  /** This client's certificate from the federation CA: sent with its advertised keys. */
+  certificate?: Certificate;
+  /**
+   * Checks each neighbour's identity before any share is made for it (e.g. its certificate against the
+   * CA key this client was configured with): a reason to refuse aborts the round (UNKNOWN_IDENTITY).
+   */
+  checkPeer?: (peer: { clientId: string; identityKey: Uint8Array; certificate?: Certificate }) => string | undefined;
   /** Privacy floor: refuse rounds announcing, or unmasking, fewer survivors than this. */
   minSurvivorsFloor?: number;
   /**
@@ -131,7 +139,7 @@ export class SecAggClient {
   private survivors?: Set<number>;
   private readonly disclosed = new Map<string, 'self' | 'key'>();
 
-  constructor(opts: SecAggClientOptions) {
+  constructor(private readonly opts: SecAggClientOptions) {
     this.clientId = opts.clientId;
     this.jobId = opts.jobId;
     this.round = opts.round;
@@ -279,6 +287,7 @@ export class SecAggClient {
         cPk: toBase64Url(this.cKeys.publicKey),
         sPk: toBase64Url(this.sKeys.publicKey),
         signature: toBase64Url(signature),
+        ...(this.opts.certificate ? { certificate: this.opts.certificate } : {}),
       },
     ];
   }
@@ -300,6 +309,8 @@ export class SecAggClient {
       if (!ed25519Verify(identityKey, advertiseTranscript(r.configHash, p.clientId, cPk, sPk), sig)) {
         throw this.fail(E.BAD_SIGNATURE, `${p.clientId}: advertised keys are not signed by its identity key`);
       }
+      const refusal = this.opts.checkPeer?.({ clientId: p.clientId, identityKey, ...(p.certificate ? { certificate: p.certificate } : {}) });
+      if (refusal !== undefined) throw this.fail(E.UNKNOWN_IDENTITY, `${p.clientId}: ${refusal}`);
       // Bonawitz §4 Round 1: all advertised public keys must be distinct.
       for (const k of [cPk, sPk]) {
         if (seenKeys.some((s) => equalBytes(s, k))) throw this.fail(E.BAD_MESSAGE, `${p.clientId}: repeated public key`);

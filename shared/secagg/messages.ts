@@ -20,6 +20,7 @@ import { MASK_PRG_NAMES } from '../crypto/prg.ts';
 import { SHARE_VALUE_BYTES } from '../crypto/shamir.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';
 import { SHARE_PLAINTEXT_BYTES } from './keys.ts';
+import { CertificateSchema } from '../identity/certificate.ts';
 
 /** Largest cohort a SecAgg round accepts. */
 export const MAX_COHORT = 100_000;
@@ -74,7 +75,7 @@ export const ShareKeysRequestSchema = z
     type: z.literal('secagg_share_keys_request'),
     ...head,
     peers: list(
-      z.object({ clientId: id, identityKey: key32, cPk: key32, sPk: key32, signature }).strict(),
+      z.object({ clientId: id, identityKey: key32, cPk: key32, sPk: key32, signature, certificate: CertificateSchema.optional() }).strict(),
     ),
   })
   .strict();
@@ -109,7 +110,16 @@ export const UnmaskRequestSchema = z
 // ---- client → server -------------------------------------------------------------------------
 
 export const AdvertiseKeysSchema = z
-  .object({ type: z.literal('secagg_advertise_keys'), ...head, identityKey: key32, cPk: key32, sPk: key32, signature })
+  .object({
+    type: z.literal('secagg_advertise_keys'),
+    ...head,
+    identityKey: key32,
+    cPk: key32,
+    sPk: key32,
+    signature,
+    /** The client's certificate from the federation CA, relayed to its neighbours, who check it. */
+    certificate: CertificateSchema.optional(),
+  })
   .strict();
 
 export const ShareKeysSchema = z

@@ -46,6 +46,7 @@ import {
   type ShareKeys,
   type Unmask,
 } from './messages.ts';
+import type { Certificate } from '../identity/certificate.ts';
 
 export type SecAggServerPhase = 'idle' | 'advertise' | 'share' | 'collect' | 'consistency' | 'unmask' | 'done' | 'aborted';
 
@@ -104,6 +105,7 @@ export type SecAggResult =
 
 interface Advertised {
   identityKey: Uint8Array;
+  certificate?: Certificate;
   cPk: string;
   sPk: string;
   sPkBytes: Uint8Array;
@@ -325,7 +327,7 @@ export class SecAggServer {
     if (!ed25519Verify(identityKey, advertiseTranscript(this.configHash, id, cPk, sPkBytes), decode(msg.signature, 'signature'))) {
       throw new SecAggError(E.BAD_SIGNATURE, `${id}: advertised keys are not signed by its identity key`);
     }
-    this.advertised.set(u, { identityKey, cPk: msg.cPk, sPk: msg.sPk, sPkBytes, signature: msg.signature });
+    this.advertised.set(u, { identityKey, cPk: msg.cPk, sPk: msg.sPk, sPkBytes, signature: msg.signature, ...(msg.certificate ? { certificate: msg.certificate } : {}) });
   }
 
   private closeAdvertise(): Map<string, SecAggServerMessage> {
@@ -335,7 +337,7 @@ export class SecAggServer {
     for (const u of this.u1) {
       const peers = this.liveNeighbors(u, this.u1).map((v) => {
         const a = this.advertised.get(v)!;
-        return { clientId: this.cohort[v], identityKey: toBase64Url(a.identityKey), cPk: a.cPk, sPk: a.sPk, signature: a.signature };
+        return { clientId: this.cohort[v], identityKey: toBase64Url(a.identityKey), cPk: a.cPk, sPk: a.sPk, signature: a.signature, ...(a.certificate ? { certificate: a.certificate } : {}) };
       });
       out.set(this.cohort[u], { type: 'secagg_share_keys_request', jobId: this.jobId, round: this.round, session: this.session, peers });
     }

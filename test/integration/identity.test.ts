@@ -238,6 +238,31 @@ describe('client identity (certificates)', () => {
     expect(JSON.stringify(c.store.identities.listEnrolments())).not.toContain(t1.slice(4));
   }, 60_000);
 
+  it('runs a SecAgg round among enrolled devices: each signs its round keys with its certified key and checks its neighbours’ certificates', async () => {
+    const c = await coordinator(
+      job('sa-certs', {
+        rounds: 2,
+        sampling: { mode: 'fixed', cohortSize: 4 },
+        minClients: 4,
+        minSurvivors: 3,
+        dp: { mode: 'distributed', noiseMultiplier: 0.8, clipNorm: 1 },
+        secagg: { enabled: true, bits: 20, phaseTimeoutMs: 10_000 },
+      }),
+      { clientAuth: 'certificate' },
+    );
+    const devices = [0, 1, 2, 3].map((i) => {
+      const { token } = c.federation.createEnrolment({ clientId: `sa-${i}`, jobs: ['sa-certs'], ttlMs: 600_000, actor: 'test' });
+      return honest(c.url, `sa-${i}`, { key: ed25519KeyPair(), enrolToken: token });
+    });
+    const pinned = await Promise.all(devices.map((d) => new Promise<string>((resolve) => d.once('enrolled', (e) => resolve(e.caPublicKey)))));
+    expect(new Set(pinned)).toEqual(new Set([toBase64Url(c.federation.authority!.publicKey)]));
+    const aborted: string[] = [];
+    c.engine.on('aborted', (a: { reason: string }) => aborted.push(a.reason));
+    expect((await devices[0].whenJobEnds()).status).toBe('completed');
+    expect(aborted).toEqual([]);
+    expect(c.store.listRounds('sa-certs').map((r) => r.survivors)).toEqual([4, 4]);
+  }, 90_000);
+
   it('revokes a client mid-round: its connection closes within 1 s, the round completes without it, and it cannot rejoin', async () => {
     const c = await coordinator(job('revoke', { rounds: 1000, sampling: { mode: 'fixed', cohortSize: 3 }, minClients: 3, minSurvivors: 2, timeouts: { trainMs: 20_000, retryDelayMs: 20 } }));
     const op = c.store.createToken({ name: 'op', role: 'operator' }).token;

@@ -4,7 +4,7 @@
  */
 import { ed25519KeyPair, type Ed25519KeyPair } from '../../crypto/ed25519.ts';
 import { cryptoWords } from '../../random.ts';
-import { SecAggClient } from '../client.ts';
+import { SecAggClient, type SecAggClientOptions } from '../client.ts';
 import type { SecAggClientMessage, SecAggServerMessage } from '../messages.ts';
 import { SecAggServer, type SecAggResult, type SecAggServerPhase } from '../server.ts';
 
@@ -32,6 +32,8 @@ export interface SimulationOptions {
   /** Record timings of client and server work (ms). */
   timings?: { client: Map<string, number>; server: number };
   graphSeed?: Uint8Array;
+  /** Extra options per client (a certificate, a neighbour check). */
+  clientOptions?: (clientId: string, index: number) => Partial<SecAggClientOptions>;
 }
 
 export interface SimulationResult {
@@ -87,7 +89,7 @@ export function simulateRound(opts: SimulationOptions): SimulationResult {
     identityKeys: new Map(ids.map((id, i) => [id, identities[i].publicKey])),
     graphSeed: opts.graphSeed,
   }));
-  const clients = ids.map((clientId, i) => new SecAggClient({ clientId, jobId, round, identity: identities[i] }));
+  const clients = ids.map((clientId, i) => new SecAggClient({ clientId, jobId, round, identity: identities[i], ...opts.clientOptions?.(clientId, i) }));
   const clientErrors = new Map<string, Error>();
   const serverErrors = new Map<string, Error>();
   for (let i = 0; i < n; i++) clients[i].setInput(inputs[i]);
