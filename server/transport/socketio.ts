@@ -304,7 +304,9 @@ export class SocketIoServerTransport implements ServerTransport {
       err instanceof ProtocolError ? err : new ProtocolError(ErrorCode.INTERNAL, 'internal error handling a frame');
     if (!(err instanceof ProtocolError)) this.log.error({ err, connId: socket.id }, 'frame handler failed');
     this.log.warn({ connId: socket.id, code: error.code, reason: error.message }, 'frame rejected');
-    emitFrames(socket, errorMessage(error.code, error.message), this.nextStreamId++, this.limits.chunkBytes);
+    // Through the outbox like every other send: a refusal must not overtake an earlier reply to the same
+    // connection that is still waiting for its turn (replies stay in order per connection).
+    this.enqueue({ connId: socket.id, msg: errorMessage(error.code, error.message) });
     sink.onProtocolError?.(socket.id, error);
   }
 }

@@ -112,3 +112,37 @@ describe('Ed25519 implementations agree', () => {
     expect(ed25519Verify(kp.publicKey, msg, ed25519Sign(kp.seed, msg))).toBe(true);
   });
 });
+
+describe('Ed25519 small-order public keys', () => {
+  // Canonical encodings of points of order 1, 2, 4, 4 and 8, 8 (x sign bit clear; and set for order 4).
+  const smallOrder = [
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0000000000000000000000000000000000000000000000000000000000000080',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  ].map(hexToBytes);
+
+  it('a forged "signature" (R = A, S = 0) under a small-order key passes the bare check for some messages, never ed25519Verify', () => {
+    const impl = ed25519Node ?? ed25519Portable;
+    let bare = 0;
+    for (const key of smallOrder) {
+      const forged = new Uint8Array(64);
+      forged.set(key, 0); // R = A, S = 0: [S]B = O = R + [k]A whenever [k]A = −A
+      for (let m = 0; m < 200; m++) {
+        const message = randomBytes(32);
+        if (impl.verify(key, message, forged)) bare++;
+        expect(ed25519Verify(key, message, forged)).toBe(false);
+      }
+    }
+    // The attack is real against the bare check (the identity alone passes every time): the filter matters.
+    expect(bare).toBeGreaterThan(200);
+  });
+
+  it('keeps ordinary keys working', () => {
+    const k = ed25519KeyPair();
+    const message = randomBytes(64);
+    expect(ed25519Verify(k.publicKey, message, ed25519Sign(k, message))).toBe(true);
+  });
+});

@@ -99,6 +99,31 @@ export function isCanonicalS(signature: Uint8Array): boolean {
   return false; // S == L
 }
 
+/**
+ * Encodings of the points of order 1, 2, 4 and 8 (and their non-canonical forms y ≥ p), bit 255 (x's
+ * sign) ignored: the same set as libsodium's `has_small_order`; see Chalkias, Garillot, Nikolaenko,
+ * "Taming the many EdDSAs" (SSR 2020), §3. With such a public key, the cofactorless check
+ * [S]B = R + [k]A holds for S = 0 and R = A whenever [k]A = −A — for a key of order 4, one message in
+ * four — so a "signature" would prove nothing about who made it. We refuse those keys outright.
+ */
+const SMALL_ORDER = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map(hexToBytes);
+
+/** Whether a 32-byte public key encodes a point of small order (or a non-canonical form of one). */
+export function hasSmallOrder(publicKey: Uint8Array): boolean {
+  return SMALL_ORDER.some((p) => {
+    for (let i = 0; i < 31; i++) if (p[i] !== publicKey[i]) return false;
+    return (p[31] & 0x7f) === (publicKey[31] & 0x7f);
+  });
+}
+
 export function ed25519KeyPair(seed: Uint8Array = randomBytes(ED25519_SEED_BYTES)): Ed25519KeyPair {
   return { seed, publicKey: impl.publicKey(seed) };
 }
@@ -117,6 +142,7 @@ export function ed25519Verify(
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
   if (!(signature instanceof Uint8Array) || signature.length !== ED25519_SIGNATURE_BYTES) return false;
   if (!isCanonicalS(signature)) return false;
+  if (hasSmallOrder(publicKey)) return false;
   // A verification is a pure function of (key, message, signature): remember the valid triples (exact
   // bytes as the key; failures are never remembered). In deployment a process verifies each
   // signature once anyway; a simulation, where the k neighbours of a client and the server all check
