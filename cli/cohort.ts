@@ -1,7 +1,7 @@
 /**
  * `cohort`: the one command-line entry point.
- *   cohort server --config job.json [--port 8080] [--host 127.0.0.1] [--data-dir ./cohort-data]
- *   cohort client --server URL --data PATH [--config client.json] [--id NAME]
+ *   cohort server --config job.json [--port 8080] [--host 127.0.0.1] [--data-dir ./cohort-data] [--tls-cert F --tls-key F]
+ *   cohort client --server URL --data PATH [--config client.json] [--id NAME] [--ca-file F | --server-fingerprint sha256:…]
  *   cohort demo [--rounds 10] [--clients 10] ...
  *   cohort privacy epsilon|calibrate|ledger ...
  *   cohort admin token create|list|revoke ..., cohort admin audit [--verify] ...
@@ -42,6 +42,9 @@ export function buildProgram(): Command {
     .option('-p, --port <port>', 'HTTP and Socket.IO port (0 = any free port)', '8080')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
+    .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (chain: the server certificate first)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--insecure', 'allow plaintext HTTP/WebSocket on a non-loopback --host (logged as a warning)')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(async () => (await import('./server.ts')).serveCommand(o as never)));
 
@@ -55,6 +58,9 @@ export function buildProgram(): Command {
     .option('--max-connections-per-ip <n>', 'open connections allowed from one address (raise behind a proxy or NAT)', '1024')
     .option('--max-unregistered <n>', 'connections that have not said hello, in all', '1024')
     .option('--max-unregistered-per-ip <n>', 'connections that have not said hello, per address', '64')
+    .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (chain: the server certificate first)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--insecure', 'allow plaintext HTTP/WebSocket on a non-loopback --host (logged as a warning)')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .option('--linger-ms <ms>', 'after the job ends, keep telling reconnecting clients for up to this long (until minClients were told)', '15000')
     .action(async (o) => run(() => serverCommand(o as never)));
@@ -62,12 +68,15 @@ export function buildProgram(): Command {
   program
     .command('client')
     .description('join a coordinator and train on local data')
-    .option('-s, --server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .option('-s, --server <url>', 'coordinator URL, e.g. https://coordinator.example:8080 (http:// only on loopback)')
     .option('--job <id>', 'join this job of a multi-job service (cohort serve); the namespace /jobs/<id>')
     .option('--data <path>', 'local data: .csv or .jsonl')
     .option('-c, --config <file>', 'client config (JSON); flags override it')
     .option('--id <clientId>', 'client id (default: from config, else random)')
     .option('--backend <name>', 'tensorflow | wasm | cpu (default: fastest available)')
+    .option('--ca-file <file>', 'trust this PEM CA bundle for the server certificate, instead of the system store')
+    .option('--server-fingerprint <sha256:hex>', "accept only a server certificate with this SHA-256 fingerprint (self-signed allowed); cohort serve logs it")
+    .option('--insecure', 'allow plaintext http:// to a host that is not loopback')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(() => clientCommand(o as never)));
 

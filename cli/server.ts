@@ -3,6 +3,7 @@ import { startCoordinator } from '../server/coordinator.ts';
 import { loadJobConfig } from '../server/round/config.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { ConfigError } from '../shared/errors.ts';
+import { loadServerTls, type ServerTls } from '../server/transport/tls.ts';
 
 export interface ServerCommandOptions {
   config: string;
@@ -15,11 +16,15 @@ export interface ServerCommandOptions {
   logLevel: LogLevel;
   /** After the job ends, keep answering hellos with job_end for up to this long (see below). */
   lingerMs?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
 }
 
 /** `cohort server`: runs one job until it finishes; SIGINT/SIGTERM leave it resumable. */
 export async function serverCommand(opts: ServerCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
+  const tls = tlsFromFlags(opts);
   const config = loadJobConfig(opts.config);
   const port = parsePort(opts.port);
   const dataDir = resolve(opts.dataDir);
@@ -28,10 +33,10 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
     maxUnregistered: positiveInt('--max-unregistered', opts.maxUnregistered),
     maxUnregisteredPerIp: positiveInt('--max-unregistered-per-ip', opts.maxUnregisteredPerIp),
   };
-  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections });
+  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections, tls, insecure: opts.insecure });
   const { engine } = coordinator;
   logger.info(
-    { url: coordinator.url, api: `${coordinator.url}/api/v1`, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
+    { url: coordinator.url, api: `${coordinator.url}/api/v1`, ...tlsLogFields(coordinator.serverFingerprint), dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
     'coordinator listening',
   );
   const shutdown = async (signal: string) => {
@@ -98,19 +103,35 @@ export function parsePort(text: string): number {
   return port;
 }
 
+/** `--tls-cert` and `--tls-key` come together; both PEM, the key the certificate's. */
+export function tlsFromFlags(opts: { tlsCert?: string; tlsKey?: string }): ServerTls | undefined {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) return undefined;
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) throw new ConfigError('--tls-cert and --tls-key go together: pass both, or neither');
+  return loadServerTls(resolve(opts.tlsCert), resolve(opts.tlsKey));
+}
+
+/** The start line's TLS fields: the fingerprint an operator gives clients to pin. */
+function tlsLogFields(fingerprint: string | undefined): Record<string, string> {
+  return fingerprint ? { tls: 'on', fingerprint } : { tls: 'off' };
+}
+
 export interface ServeCommandOptions {
   port: string;
   host: string;
   dataDir: string;
   logLevel: LogLevel;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
 }
 
 /** `cohort serve`: a long-running service for many jobs on one port (server/service.ts); SIGINT/SIGTERM leave every job resumable. */
 export async function serveCommand(opts: ServeCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
   const { startService } = await import('../server/service.ts');
-  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger });
-  logger.info({ url: service.url, api: `${service.url}/api/v1`, dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
+  const tls = tlsFromFlags(opts);
+  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger, tls, insecure: opts.insecure });
+  logger.info({ url: service.url, api: `${service.url}/api/v1`, ...tlsLogFields(service.serverFingerprint), dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
   await new Promise<void>((done) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down; every job stays resumable');

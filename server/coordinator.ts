@@ -14,6 +14,7 @@ import { failpointFromSpec, type Failpoint } from './failpoints.ts';
 import { buildAdminApi } from './api/app.ts';
 import { CohortMetrics } from './ops/metrics.ts';
 import { wireJobOps } from './ops/wire.ts';
+import { secureListener, type ServerTls, type TlsHandshakeGuard, type TlsHandshakeLimits } from './transport/tls.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -29,6 +30,12 @@ export interface CoordinatorOptions {
   connections?: Partial<ConnectionLimits>;
   /** Fault injection (tests): default from COHORT_FAILPOINT, see server/failpoints.ts. */
   failpoint?: Failpoint;
+  /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
+  tls?: ServerTls;
+  /** Bounds on connections still in their TLS handshake (with `tls`). */
+  tlsHandshake?: Partial<TlsHandshakeLimits>;
+  /** Listen in plaintext on a non-loopback address (refused otherwise; logged as a warning). */
+  insecure?: boolean;
 }
 
 export interface Coordinator {
@@ -36,13 +43,21 @@ export interface Coordinator {
   store: CohortStore;
   transport: SocketIoServerTransport;
   metrics: CohortMetrics;
+  /** `https://…` with TLS, else `http://…`. */
   url: string;
+  /** `sha256:<hex>` of the TLS certificate's DER (what clients pin); undefined without TLS. */
+  serverFingerprint: string | undefined;
+  /** The pending-handshake guard's counts; undefined without TLS. */
+  tlsHandshakes: TlsHandshakeGuard | undefined;
   /** Closes sockets and the database; the job's status is left as it is (resumable). */
   close(): Promise<void>;
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   const logger = opts.logger ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
+  // Refused before anything is opened: a non-loopback address needs TLS or --insecure.
+  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, limits: opts.tlsHandshake, logger });
   const failpoint = opts.failpoint ?? failpointFromSpec(process.env.COHORT_FAILPOINT);
   const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
   const metrics = new CohortMetrics();
@@ -51,6 +66,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     store,
     metrics,
     logger,
+    https: security.https,
     jobs: {
       list: () => (engineRef ? [{ id: opts.config.id, config: opts.config, engine: engineRef }] : []),
       get: (id) => (engineRef && id === opts.config.id ? { id, config: opts.config, engine: engineRef } : undefined),
@@ -59,7 +75,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const transport = new SocketIoServerTransport({
     // Socket.IO and the admin API share one HTTP server, hence one port.
     httpServer: api.server,
-    host: opts.host ?? '127.0.0.1',
+    host,
     port: opts.port ?? 0,
     limits: { maxHeaderBytes: 256 * 1024, maxOpenStreams: 4, ...opts.config.limits },
     logger,
@@ -80,9 +96,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   });
   engineRef = engine;
   wireJobOps({ engine, config: opts.config, store, metrics, logger });
+  const tlsHandshakes = security.guard(api.server);
   try {
     await engine.start();
-    await api.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
+    await api.listen({ port: opts.port ?? 0, host });
   } catch (err) {
     await transport.close().catch(() => {});
     await api.close().catch(() => {});
@@ -96,6 +113,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     transport,
     metrics,
     url: transport.url,
+    serverFingerprint: security.fingerprint,
+    tlsHandshakes,
     async close() {
       if (closed) return;
       closed = true;

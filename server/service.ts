@@ -20,7 +20,8 @@ import { parseJobConfig, type JobConfig } from './round/config.ts';
 import { RoundEngine } from './round/engine.ts';
 import { PrivacyController } from './round/privacy.ts';
 import { CohortStore } from './store/index.ts';
-import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
+import { serverUrl, SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
+import { secureListener, type ServerTls, type TlsHandshakeGuard, type TlsHandshakeLimits } from './transport/tls.ts';
 
 export interface ServiceOptions {
   dataDir: string;
@@ -30,10 +31,21 @@ export interface ServiceOptions {
   connections?: Partial<ConnectionLimits>;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
+  tls?: ServerTls;
+  /** Bounds on connections still in their TLS handshake (with `tls`). */
+  tlsHandshake?: Partial<TlsHandshakeLimits>;
+  /** Listen in plaintext on a non-loopback address (refused otherwise; logged as a warning). */
+  insecure?: boolean;
 }
 
 export interface Service {
+  /** `https://…` with TLS, else `http://…`. */
   url: string;
+  /** `sha256:<hex>` of the TLS certificate's DER (what clients pin); undefined without TLS. */
+  serverFingerprint: string | undefined;
+  /** The pending-handshake guard's counts; undefined without TLS. */
+  tlsHandshakes: TlsHandshakeGuard | undefined;
   store: CohortStore;
   metrics: CohortMetrics;
   /** The jobs this process runs an engine for (started or resumed here; finished ones stay). */
@@ -54,6 +66,8 @@ const LIVE = new Set(['created', 'queued', 'running', 'paused']);
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const logger = opts.logger ?? silentLogger;
   const host = opts.host ?? '127.0.0.1';
+  // Refused before anything is opened: a non-loopback address needs TLS or --insecure.
+  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, limits: opts.tlsHandshake, logger });
   const store = CohortStore.open(opts.dataDir);
   const metrics = new CohortMetrics();
   const jobs = new Map<string, LiveJob>();
@@ -91,6 +105,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     store,
     metrics,
     logger,
+    https: security.https,
     jobs: {
       list: () => [...archived.values(), ...jobs.values()],
       get: (id) => jobs.get(id) ?? archived.get(id),
@@ -105,6 +120,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     cors: { origin: false },
     connectTimeout: 10_000,
   });
+  const tlsHandshakes = security.guard(api.server);
   try {
     for (const row of store.listJobs()) {
       if (LIVE.has(row.status)) {
@@ -126,11 +142,12 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     store.close();
     throw err;
   }
-  const address = api.server.address();
-  const url = `http://${host}:${typeof address === 'object' && address ? address.port : opts.port}`;
+  const url = serverUrl(api.server, host);
   let closed = false;
   return {
     url,
+    serverFingerprint: security.fingerprint,
+    tlsHandshakes,
     store,
     metrics,
     jobs,
