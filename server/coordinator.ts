@@ -14,7 +14,8 @@ import { failpointFromSpec, type Failpoint } from './failpoints.ts';
 import { buildAdminApi } from './api/app.ts';
 import { CohortMetrics } from './ops/metrics.ts';
 import { wireJobOps } from './ops/wire.ts';
-import { secureListener, type ServerTls, type TlsHandshakeGuard, type TlsHandshakeLimits } from './transport/tls.ts';
+import { secureListener, type ServerTls } from './transport/tls.ts';
+import type { OpeningGuard, OpeningLimits } from './transport/opening.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -32,8 +33,8 @@ export interface CoordinatorOptions {
   failpoint?: Failpoint;
   /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
   tls?: ServerTls;
-  /** Bounds on connections still in their TLS handshake (with `tls`). */
-  tlsHandshake?: Partial<TlsHandshakeLimits>;
+  /** Bounds on connections that have not made their first request (TLS handshake included). */
+  opening?: Partial<OpeningLimits>;
   /** Listen in plaintext on a non-loopback address (refused otherwise; logged as a warning). */
   insecure?: boolean;
 }
@@ -47,8 +48,8 @@ export interface Coordinator {
   url: string;
   /** `sha256:<hex>` of the TLS certificate's DER (what clients pin); undefined without TLS. */
   serverFingerprint: string | undefined;
-  /** The pending-handshake guard's counts; undefined without TLS. */
-  tlsHandshakes: TlsHandshakeGuard | undefined;
+  /** Counts of the guard on connections that have not made their first request (server/transport/opening.ts). */
+  openingConnections: OpeningGuard;
   /** Closes sockets and the database; the job's status is left as it is (resumable). */
   close(): Promise<void>;
 }
@@ -57,7 +58,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const logger = opts.logger ?? silentLogger;
   const host = opts.host ?? '127.0.0.1';
   // Refused before anything is opened: a non-loopback address needs TLS or --insecure.
-  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, limits: opts.tlsHandshake, logger });
+  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, opening: opts.opening, unregistered: opts.connections, logger });
   const failpoint = opts.failpoint ?? failpointFromSpec(process.env.COHORT_FAILPOINT);
   const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
   const metrics = new CohortMetrics();
@@ -96,7 +97,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   });
   engineRef = engine;
   wireJobOps({ engine, config: opts.config, store, metrics, logger });
-  const tlsHandshakes = security.guard(api.server);
+  const openingConnections = security.guard(api.server);
   try {
     await engine.start();
     await api.listen({ port: opts.port ?? 0, host });
@@ -114,7 +115,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     metrics,
     url: transport.url,
     serverFingerprint: security.fingerprint,
-    tlsHandshakes,
+    openingConnections,
     async close() {
       if (closed) return;
       closed = true;

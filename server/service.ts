@@ -21,7 +21,8 @@ import { RoundEngine } from './round/engine.ts';
 import { PrivacyController } from './round/privacy.ts';
 import { CohortStore } from './store/index.ts';
 import { serverUrl, SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
-import { secureListener, type ServerTls, type TlsHandshakeGuard, type TlsHandshakeLimits } from './transport/tls.ts';
+import { secureListener, type ServerTls } from './transport/tls.ts';
+import type { OpeningGuard, OpeningLimits } from './transport/opening.ts';
 
 export interface ServiceOptions {
   dataDir: string;
@@ -33,8 +34,8 @@ export interface ServiceOptions {
   pingTimeoutMs?: number;
   /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
   tls?: ServerTls;
-  /** Bounds on connections still in their TLS handshake (with `tls`). */
-  tlsHandshake?: Partial<TlsHandshakeLimits>;
+  /** Bounds on connections that have not made their first request (TLS handshake included). */
+  opening?: Partial<OpeningLimits>;
   /** Listen in plaintext on a non-loopback address (refused otherwise; logged as a warning). */
   insecure?: boolean;
 }
@@ -44,8 +45,8 @@ export interface Service {
   url: string;
   /** `sha256:<hex>` of the TLS certificate's DER (what clients pin); undefined without TLS. */
   serverFingerprint: string | undefined;
-  /** The pending-handshake guard's counts; undefined without TLS. */
-  tlsHandshakes: TlsHandshakeGuard | undefined;
+  /** Counts of the guard on connections that have not made their first request (server/transport/opening.ts). */
+  openingConnections: OpeningGuard;
   store: CohortStore;
   metrics: CohortMetrics;
   /** The jobs this process runs an engine for (started or resumed here; finished ones stay). */
@@ -67,7 +68,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const logger = opts.logger ?? silentLogger;
   const host = opts.host ?? '127.0.0.1';
   // Refused before anything is opened: a non-loopback address needs TLS or --insecure.
-  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, limits: opts.tlsHandshake, logger });
+  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, opening: opts.opening, unregistered: opts.connections, logger });
   const store = CohortStore.open(opts.dataDir);
   const metrics = new CohortMetrics();
   const jobs = new Map<string, LiveJob>();
@@ -120,7 +121,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     cors: { origin: false },
     connectTimeout: 10_000,
   });
-  const tlsHandshakes = security.guard(api.server);
+  const openingConnections = security.guard(api.server);
   try {
     for (const row of store.listJobs()) {
       if (LIVE.has(row.status)) {
@@ -147,7 +148,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   return {
     url,
     serverFingerprint: security.fingerprint,
-    tlsHandshakes,
+    openingConnections,
     store,
     metrics,
     jobs,

@@ -13,7 +13,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { io } from 'socket.io-client';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ClientEngine, type ClientTask, type FitResult } from '../../client/engine/index.ts';
@@ -273,6 +273,28 @@ describe('TLS: the client refuses a server it cannot verify, for good', () => {
     expect(tcpConnections).toBe(3);
   });
 
+  it('decides before any HTTP byte is sent: a server with the wrong certificate receives no request at all', async () => {
+    // A bare TLS server that records every application byte it receives after the handshake.
+    let received = 0;
+    const impostor = createTlsServer({ cert: pki.selfCert, key: pki.selfKey }, (socket) => {
+      socket.on('data', (d: Buffer) => (received += d.length));
+    });
+    impostor.on('tlsClientError', () => {});
+    const tcpClosed: Promise<void>[] = [];
+    impostor.on('connection', (raw: Socket) => tcpClosed.push(new Promise((resolve) => raw.once('close', () => resolve()))));
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    cleanup.push(() => new Promise((resolve) => impostor.close(resolve)));
+    const url = `https://127.0.0.1:${(impostor.address() as { port: number }).port}`;
+    for (const check of [nodeCertificateCheck({ serverFingerprint: `sha256:${'1'.repeat(64)}` }), nodeCertificateCheck({ caFile: pki.caPem })]) {
+      const t = client(url, check, 'leak');
+      t.engine.start();
+      expect(['TLS_FINGERPRINT_MISMATCH', 'TLS_UNTRUSTED']).toContain((await t.transport.whenFailed()).code);
+    }
+    expect(tcpClosed).toHaveLength(2);
+    await Promise.all(tcpClosed); // everything the clients sent has been read by now
+    expect(received).toBe(0); // not even the WebSocket upgrade request
+  });
+
   it('a hostname the certificate does not name is untrusted even when the CA is right', async () => {
     // The certificate names 127.0.0.1 and localhost; 127.0.0.2 reaches the same listener (0.0.0.0 is
     // not used: loopback only) — here the coordinator binds 127.0.0.2 itself.
@@ -360,29 +382,30 @@ function fingerprintOfFile(file: string): string {
 }
 
 describe('connection hygiene', () => {
-  it('caps connections still in their TLS handshake per address, closes them at the handshake timeout, and another address still gets through', async () => {
-    const c = await tlsCoordinator('tls-hygiene', pki.serverCert, pki.serverKey, {
-      tlsHandshake: { handshakeTimeoutMs: 400, maxPending: 100, maxPendingPerIp: 3 },
+  /** Raw TCP connections to `port` from `localAddress` that send nothing. */
+  const opener = (port: number) => (localAddress: string) =>
+    new Promise<Socket>((resolve) => {
+      const s = netConnect({ port, host: '127.0.0.1', localAddress }, () => resolve(s));
+      s.on('error', () => {});
+      cleanup.push(() => s.destroy());
     });
-    const port = Number(new URL(c.url).port);
-    const closed = (s: Socket) => new Promise<number>((resolve) => s.once('close', () => resolve(Date.now())));
-    const open = (localAddress: string) =>
-      new Promise<Socket>((resolve) => {
-        const s = netConnect({ port, host: '127.0.0.1', localAddress }, () => resolve(s));
-        s.on('error', () => {});
-        cleanup.push(() => s.destroy());
-      });
+  const closed = (s: Socket) => new Promise<number>((resolve) => s.once('close', () => resolve(Date.now())));
+  const until = (probe: () => boolean) =>
+    new Promise<void>((resolve) => {
+      const poll = () => (probe() ? resolve() : setImmediate(poll));
+      poll();
+    });
+
+  it('caps connections still in their TLS handshake per address, closes them at the deadline, and another address still gets through', async () => {
+    const c = await tlsCoordinator('tls-hygiene', pki.serverCert, pki.serverKey, { opening: { timeoutMs: 400, maxOpening: 100, maxOpeningPerIp: 3 } });
+    const open = opener(Number(new URL(c.url).port));
     const t0 = Date.now();
     const silent = await Promise.all([open('127.0.0.1'), open('127.0.0.1'), open('127.0.0.1')]);
     const silentClosed = silent.map(closed);
-    await new Promise<void>((resolve) => {
-      const poll = () => (c.tlsHandshakes!.pending === 3 ? resolve() : setImmediate(poll));
-      poll();
-    });
+    await until(() => c.openingConnections.opening === 3);
     // The fourth from the same address is closed at once; a TLS client from 127.0.0.2 completes.
-    const fourth = await open('127.0.0.1');
-    const fourthClosedAt = await closed(fourth);
-    expect(c.tlsHandshakes!.refused).toBe(1);
+    const fourthClosedAt = await closed(await open('127.0.0.1'));
+    expect(c.openingConnections.refused).toBe(1);
     expect(fourthClosedAt - t0).toBeLessThan(400);
     const other = tlsConnect({ socket: await open('127.0.0.2'), ca: readFileSync(pki.caPem, 'utf8'), servername: 'localhost' });
     cleanup.push(() => other.destroy());
@@ -391,18 +414,42 @@ describe('connection hygiene', () => {
       other.once('error', reject);
     });
     expect(other.authorized).toBe(true);
-    // The silent three are closed by the server at the handshake timeout, not before.
-    const closedAt = await Promise.all(silentClosed);
-    for (const at of closedAt) expect(at - t0).toBeGreaterThanOrEqual(380);
-    await new Promise<void>((resolve) => {
-      const poll = () => (c.tlsHandshakes!.timedOut === 3 && c.tlsHandshakes!.pending === 0 ? resolve() : setImmediate(poll));
-      poll();
+    // The silent three are closed by the server at the deadline, not before.
+    for (const at of await Promise.all(silentClosed)) expect(at - t0).toBeGreaterThanOrEqual(380);
+    await until(() => c.openingConnections.timedOut >= 3);
+    // The TLS client from 127.0.0.2 finished its handshake but never sent a request: closed too.
+    await closed(other);
+    await until(() => c.openingConnections.timedOut === 4 && c.openingConnections.opening === 0);
+  });
+
+  it('on a plaintext (loopback) coordinator, a connection that sends no request is closed at the deadline; a raised hello cap raises the opening cap', async () => {
+    const c = await startCoordinator({
+      config: jobConfig('plain-hygiene'),
+      dataDir: mkdtempSync(join(tmpdir(), 'cohort-tls-data-')),
+      opening: { timeoutMs: 300, maxOpeningPerIp: 2 },
+      connections: { maxUnregisteredPerIp: 4 },
     });
+    cleanup.push(() => c.close());
+    expect(c.url).toMatch(/^http:\/\//);
+    const open = opener(Number(new URL(c.url).port));
+    const t0 = Date.now();
+    const four = await Promise.all([1, 2, 3, 4].map(() => open('127.0.0.1')));
+    const closedAt = four.map(closed);
+    await until(() => c.openingConnections.opening === 4);
+    const fifthAt = await closed(await open('127.0.0.1'));
+    expect(fifthAt - t0).toBeLessThan(300);
+    expect(c.openingConnections.refused).toBe(1);
+    for (const at of await Promise.all(closedAt)) expect(at - t0).toBeGreaterThanOrEqual(280);
+    await until(() => c.openingConnections.timedOut === 4 && c.openingConnections.opening === 0);
+    // A connection that makes its request in time is not touched: the admin API answers on it.
+    const health = await fetch(`${c.url}/healthz`);
+    expect(health.status).toBe(200);
   });
 
   it('over WSS, a connection that never says hello is closed at timeouts.helloMs', async () => {
     const config = parseJobConfig({ ...jobConfig('tls-hello'), timeouts: { trainMs: 20_000, helloMs: 300 } });
-    const c = await startCoordinator({ config, dataDir: mkdtempSync(join(tmpdir(), 'cohort-tls-data-')), tls: serverTls(pki.selfCert, pki.selfKey) });
+    // The opening deadline (150 ms) is shorter than the hello deadline: an upgraded connection is no longer opening.
+    const c = await startCoordinator({ config, dataDir: mkdtempSync(join(tmpdir(), 'cohort-tls-data-')), tls: serverTls(pki.selfCert, pki.selfKey), opening: { timeoutMs: 150 } });
     cleanup.push(() => c.close());
     const socket = io(c.url, { transports: ['websocket'], reconnection: false, forceNew: true, ...nodeCertificateCheck({ serverFingerprint: c.serverFingerprint }).socketOptions });
     cleanup.push(() => socket.close());
@@ -413,5 +460,6 @@ describe('connection hygiene', () => {
     expect(reason).toBe('io server disconnect');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect(c.transport.connectionCounts.unregistered).toBe(0);
+    expect(c.openingConnections.timedOut).toBe(0);
   });
 });
