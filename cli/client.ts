@@ -39,11 +39,14 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   if (!server) throw new ConfigError('no server: pass --server URL or set "server" in the client config');
   if (!dataPath) throw new ConfigError('no data: pass --data PATH or set "data" in the client config');
   // Checked before any data is read or a connection is tried: plaintext to a remote host, bad TLS flags.
-  const { tls } = checkServerUrl(server, opts.insecure);
-  if (!tls && (opts.caFile !== undefined || opts.serverFingerprint !== undefined)) {
+  const insecure = opts.insecure ?? cfg.insecure;
+  const caFile = opts.caFile ?? cfg.caFile;
+  const serverFingerprint = opts.serverFingerprint ?? cfg.serverFingerprint;
+  const { tls } = checkServerUrl(server, insecure);
+  if (!tls && (caFile !== undefined || serverFingerprint !== undefined)) {
     throw new ConfigError('--ca-file and --server-fingerprint check a TLS server: use an https:// URL');
   }
-  const certificateCheck = tls ? nodeCertificateCheck({ caFile: opts.caFile, serverFingerprint: opts.serverFingerprint }) : undefined;
+  const certificateCheck = tls ? nodeCertificateCheck({ caFile, serverFingerprint }) : undefined;
   const clientId = opts.id ?? cfg.clientId ?? `client-${randomUUID().slice(0, 8)}`;
   const backend = await selectBackend({ prefer: opts.backend ?? cfg.backend, logger });
   const data = await loadDataset(dataPath, {
@@ -53,7 +56,7 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   });
   const { train, test } = cfg.testFraction > 0 ? splitTrainTest(data, cfg.testFraction, cfg.seed) : { train: data, test: data };
   logger.info({ clientId, server, data: dataPath, train: train.size, test: test.size, backend }, 'client starting');
-  const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger, insecure: opts.insecure, certificateCheck });
+  const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger, insecure, certificateCheck });
   const engine = new ClientEngine({
     clientId,
     task: new TfjsTask({ train, test, seed: cfg.seed }),

@@ -372,6 +372,15 @@ describe('plaintext and listening rules', () => {
     const r = await cohort(['client', '--server', 'http://192.0.2.1:8080', '--data', join(pki.dir, 'no-such.csv')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/refusing plaintext http:\/\/ to 192\.0\.2\.1, which is not loopback/);
+    // The same from a client config file; and its caFile is read (here: a file that does not exist).
+    writeFileSync(join(pki.dir, 'plain.json'), JSON.stringify({ server: 'http://192.0.2.1:8080', data: join(pki.dir, 'no-such.csv') }));
+    const fromConfig = await cohort(['client', '--config', join(pki.dir, 'plain.json')]);
+    expect(fromConfig.code).toBe(2);
+    expect(fromConfig.stderr).toMatch(/refusing plaintext http:\/\/ to 192\.0\.2\.1/);
+    writeFileSync(join(pki.dir, 'ca.json'), JSON.stringify({ server: 'https://127.0.0.1:9', caFile: join(pki.dir, 'no-such-ca.pem'), data: join(pki.dir, 'no-such.csv') }));
+    const badCa = await cohort(['client', '--config', join(pki.dir, 'ca.json')]);
+    expect(badCa.code).toBe(2);
+    expect(badCa.stderr).toMatch(/--ca-file .*no-such-ca\.pem: ENOENT/);
     expect(fingerprintOfFile(join(pki.dir, 'server.pem'))).toBe(opensslFingerprint(join(pki.dir, 'server.pem')));
   });
 });
