@@ -372,6 +372,10 @@ describe('plaintext and listening rules', () => {
     const r = await cohort(['client', '--server', 'http://192.0.2.1:8080', '--data', join(pki.dir, 'no-such.csv')]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/refusing plaintext http:\/\/ to 192\.0\.2\.1, which is not loopback/);
+    // The admin CLI sends a bearer token: the same rule, before any request.
+    const admin = await cohort(['admin', 'jobs', 'list', '--server', 'http://192.0.2.1:8080', '--token', 'cht_x']);
+    expect(admin.code).toBe(2);
+    expect(admin.stderr).toMatch(/refusing plaintext http:\/\/ to 192\.0\.2\.1/);
     // The same from a client config file; and its caFile is read (here: a file that does not exist).
     writeFileSync(join(pki.dir, 'plain.json'), JSON.stringify({ server: 'http://192.0.2.1:8080', data: join(pki.dir, 'no-such.csv') }));
     const fromConfig = await cohort(['client', '--config', join(pki.dir, 'plain.json')]);
