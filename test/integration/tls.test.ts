@@ -27,7 +27,7 @@ import { CohortError, ConfigError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import { seededRng } from '../../shared/random.ts';
 import { checkListenAddress, checkServerUrl, isLoopbackHost, parseFingerprint } from '../../shared/transport-security.ts';
-import { cohort, freePort, startServer } from './helpers.ts';
+import { BIN, cohort, freePort, spawnJsonLines, startServer, type LogLine } from './helpers.ts';
 
 const DIM = 18;
 
@@ -207,6 +207,19 @@ describe('TLS: HTTPS and WSS on one port', () => {
     expect(ends.map((e) => e.status)).toEqual(['completed', 'completed']);
     for (const { transport } of clients) expect(transport.serverFingerprint).toBe(c.serverFingerprint);
     expect(c.store.listRounds('tls-pin').length).toBe(2);
+  });
+
+  it('`cohort serve --tls-cert --tls-key` logs its https URL and fingerprint, and answers over HTTPS', async () => {
+    const port = await freePort();
+    const serve = spawnJsonLines<LogLine>([BIN, 'serve', '--port', String(port), '--data-dir', join(pki.dir, 'serve-data'),
+      '--tls-cert', join(pki.dir, 'server.pem'), '--tls-key', join(pki.dir, 'server.key')]);
+    cleanup.push(() => serve.child.kill('SIGKILL'));
+    const listening = await serve.waitFor((l) => l.msg === 'service listening');
+    expect(listening.url).toBe(`https://127.0.0.1:${port}`);
+    expect(listening.fingerprint).toBe(fingerprintOfFile(join(pki.dir, 'server.pem')));
+    expect((await httpsGet(`https://localhost:${port}/healthz`, readFileSync(pki.caPem, 'utf8'))).status).toBe(200);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
   });
 
   it('serves the admin API of `cohort serve` (startService) over HTTPS with its token auth', async () => {
