@@ -7,11 +7,14 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError } from '../shared/errors.ts';
+import { checkServerUrl } from '../shared/transport-security.ts';
 
 export interface RemoteOptions {
   server?: string;
   token?: string;
   json?: boolean;
+  /** Allow plaintext http:// to a host that is not loopback (the token would cross the network in clear). */
+  insecure?: boolean;
 }
 
 const EXIT: Record<number, number> = { 401: 3, 403: 3, 429: 3, 404: 4, 409: 5 };
@@ -41,6 +44,8 @@ function endpoint(o: RemoteOptions): { base: string; token: string } {
   } catch {
     throw new ConfigError(`--server must be a URL like http://127.0.0.1:8080, got ${base}`);
   }
+  // A bearer token over plaintext to another machine is refused, as the FL client refuses plaintext.
+  checkServerUrl(base, o.insecure);
   return { base: base.replace(/\/+$/, ''), token };
 }
 

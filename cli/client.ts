@@ -5,12 +5,14 @@ import { loadDataset } from '../client/node/load.ts';
 import { ClientEngine, privacyFloorPolicy } from '../client/engine/index.ts';
 import { selectBackend } from '../client/train/backend.ts';
 import { TfjsTask } from '../client/train/task.ts';
+import { nodeCertificateCheck } from '../client/node/tls.ts';
 import { SocketIoClientTransport } from '../client/transport/socketio.ts';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../shared/errors.ts';
 import { fromBase64Url, toBase64Url } from '../shared/crypto/bytes.ts';
 import { keyFingerprint, type Certificate } from '../shared/identity/index.ts';
 import { defaultIdentityPath, loadIdentity, saveCertificate } from '../client/node/identity.ts';
+import { checkServerUrl } from '../shared/transport-security.ts';
 import { createLogger, type LogLevel } from './log.ts';
 
 export interface ClientCommandOptions {
@@ -29,6 +31,12 @@ export interface ClientCommandOptions {
   certificate?: string;
   /** The federation CA's public key file: SecAgg neighbours must show its certificates (pinned in the identity file). */
   caPublicKey?: string;
+  /** A PEM CA bundle that the server's certificate must chain to (instead of the default store). */
+  caFile?: string;
+  /** `sha256:<hex>`: accept only the server certificate with this fingerprint. */
+  serverFingerprint?: string;
+  /** Allow plaintext http:// to a host that is not loopback. */
+  insecure?: boolean;
   logLevel: LogLevel;
 }
 
@@ -105,6 +113,15 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   const dataPath = opts.data ?? cfg.data;
   if (!server) throw new ConfigError('no server: pass --server URL or set "server" in the client config');
   if (!dataPath) throw new ConfigError('no data: pass --data PATH or set "data" in the client config');
+  // Checked before any data is read or a connection is tried: plaintext to a remote host, bad TLS flags.
+  const insecure = opts.insecure ?? cfg.insecure;
+  const caFile = opts.caFile ?? cfg.caFile;
+  const serverFingerprint = opts.serverFingerprint ?? cfg.serverFingerprint;
+  const { tls } = checkServerUrl(server, insecure);
+  if (!tls && (caFile !== undefined || serverFingerprint !== undefined)) {
+    throw new ConfigError('--ca-file and --server-fingerprint check a TLS server: use an https:// URL');
+  }
+  const certificateCheck = tls ? nodeCertificateCheck({ caFile, serverFingerprint }) : undefined;
   let clientId = opts.id ?? cfg.clientId ?? `client-${randomUUID().slice(0, 8)}`;
   const idFile = identityFor(opts, clientId);
   const certified = idFile.identity.certificate;
@@ -119,7 +136,7 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   });
   const { train, test } = cfg.testFraction > 0 ? splitTrainTest(data, cfg.testFraction, cfg.seed) : { train: data, test: data };
   logger.info({ clientId, server, data: dataPath, train: train.size, test: test.size, backend, identity: idFile.file, fingerprint: keyFingerprint(identity.key.publicKey), certified: Boolean(certified) }, 'client starting');
-  const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger });
+  const transport = new SocketIoClientTransport({ url: server, reconnect: cfg.reconnect, logger, insecure, certificateCheck });
   const engine = new ClientEngine({
     clientId,
     task: new TfjsTask({ train, test, seed: cfg.seed }),
@@ -139,8 +156,11 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   });
   const refused = new Promise<string>((resolve) => engine.once('unauthorized', (msg) => resolve(msg.message)));
   engine.start();
-  const outcome = await Promise.race([engine.whenJobEnds(), refused]);
+  // A server certificate that fails the check ends the client with its typed error (exit 2); a refused
+  // identity with exit 3.
+  const outcome = await Promise.race([engine.whenJobEnds(), refused, transport.whenFailed()]);
   engine.stop();
+  if (outcome instanceof Error) throw outcome;
   if (typeof outcome === 'string') {
     process.stderr.write(`cohort: the coordinator refused this client (UNAUTHORIZED): ${outcome}\n`);
     return 3;

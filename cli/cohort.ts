@@ -1,7 +1,7 @@
 /**
  * `cohort`: the one command-line entry point.
- *   cohort server --config job.json [--port 8080] [--host 127.0.0.1] [--data-dir ./cohort-data]
- *   cohort client --server URL --data PATH [--config client.json] [--id NAME]
+ *   cohort server --config job.json [--port 8080] [--host 127.0.0.1] [--data-dir ./cohort-data] [--tls-cert F --tls-key F]
+ *   cohort client --server URL --data PATH [--config client.json] [--id NAME] [--ca-file F | --server-fingerprint sha256:…]
  *   cohort demo [--rounds 10] [--clients 10] ...
  *   cohort privacy epsilon|calibrate|ledger ...
  *   cohort admin token create|list|revoke ..., cohort admin audit [--verify] ...
@@ -46,6 +46,9 @@ export function buildProgram(): Command {
     .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
     .option('--client-auth <mode>', 'first-use (an unknown id is bound to the first key it presents) | certificate (enrolled devices only); default: first-use on loopback, certificate otherwise')
     .option('--ca-public-key <file>', 'the offline federation CA (cohort ca init wrote ca.pub): accept its certificates, mint none; default: a CA key in the data dir')
+    .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (chain: the server certificate first)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--insecure', 'allow plaintext HTTP/WebSocket on a non-loopback --host (logged as a warning)')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(async () => (await import('./server.ts')).serveCommand(o as never)));
 
@@ -61,6 +64,9 @@ export function buildProgram(): Command {
     .option('--max-unregistered-per-ip <n>', 'connections that have not said hello, per address', '64')
     .option('--client-auth <mode>', 'first-use (an unknown id is bound to the first key it presents) | certificate (enrolled devices only); default: first-use on loopback, certificate otherwise')
     .option('--ca-public-key <file>', 'the offline federation CA (cohort ca init wrote ca.pub): accept its certificates, mint none; default: a CA key in the data dir')
+    .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (chain: the server certificate first)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--insecure', 'allow plaintext HTTP/WebSocket on a non-loopback --host (logged as a warning)')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .option('--linger-ms <ms>', 'after the job ends, keep telling reconnecting clients for up to this long (until minClients were told)', '15000')
     .action(async (o) => run(() => serverCommand(o as never)));
@@ -69,7 +75,7 @@ export function buildProgram(): Command {
     .command('client')
     .description('join a coordinator and train on local data')
     .enablePositionalOptions()
-    .option('-s, --server <url>', 'coordinator URL, e.g. http://127.0.0.1:8080')
+    .option('-s, --server <url>', 'coordinator URL, e.g. https://coordinator.example:8080 (http:// only on loopback)')
     .option('--job <id>', 'join this job of a multi-job service (cohort serve); the namespace /jobs/<id>')
     .option('--data <path>', 'local data: .csv or .jsonl')
     .option('-c, --config <file>', 'client config (JSON); flags override it')
@@ -79,6 +85,9 @@ export function buildProgram(): Command {
     .option('--enrol-token <token>', 'a one-time enrolment token (cohort admin clients enroll): exchanged for a certificate at the first hello')
     .option('--certificate <file>', 'a certificate from `cohort ca sign` (offline CA) to keep in the identity file')
     .option('--ca-public-key <file>', "the federation CA's public key (ca.pub): pinned in the identity file; SecAgg neighbours must show its certificates")
+    .option('--ca-file <file>', 'trust this PEM CA bundle for the server certificate, instead of the system store')
+    .option('--server-fingerprint <sha256:hex>', "accept only a server certificate with this SHA-256 fingerprint (self-signed allowed); cohort serve logs it")
+    .option('--insecure', 'allow plaintext http:// to a host that is not loopback')
     .option('--log-level <level>', `log level (${LOG_LEVELS.join('|')})`, logLevel, 'info')
     .action(async (o) => run(() => clientCommand(o as never)));
   client
@@ -204,6 +213,7 @@ export function buildProgram(): Command {
     .option('-d, --data-dir <dir>', 'the coordinator data dir')
     .option('--server <url>', 'a running coordinator instead of a data dir (or COHORT_SERVER)')
     .option('--token <token>', 'an API token, viewer or above (or COHORT_TOKEN)')
+    .option('--insecure', 'allow plaintext http:// to a --server that is not loopback')
     .option('--verify', 'recompute the hash chain')
     .option('--job <id>', 'rows whose target is the job or inside it')
     .option('--actor <name>', 'rows by this actor')
@@ -218,6 +228,7 @@ export function buildProgram(): Command {
     cmd
       .option('--server <url>', 'the coordinator, e.g. http://127.0.0.1:8080 (or COHORT_SERVER)')
       .option('--token <token>', 'an API token (or COHORT_TOKEN)')
+      .option('--insecure', 'allow plaintext http:// to a host that is not loopback')
       .option('--json', 'JSON for scripts');
   api(admin.command('jobs').description('jobs on a running coordinator: submit FILE | list | show ID | pause ID | resume ID | stop ID').argument('<action>').argument('[id]')).action(
     async (action: string, id: string | undefined, o) => run(async () => (await remote()).jobs(action, id, o as never)),

@@ -4,6 +4,7 @@ import { loadJobConfig } from '../server/round/config.ts';
 import { createLogger, type LogLevel } from './log.ts';
 import { ConfigError } from '../shared/errors.ts';
 import type { ClientAuthMode } from '../server/identity/federation.ts';
+import { loadServerTls, type ServerTls } from '../server/transport/tls.ts';
 
 export interface ServerCommandOptions {
   config: string;
@@ -18,6 +19,9 @@ export interface ServerCommandOptions {
   lingerMs?: string;
   clientAuth?: string;
   caPublicKey?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
 }
 
 function clientAuthMode(value: string | undefined): ClientAuthMode | undefined {
@@ -29,6 +33,7 @@ function clientAuthMode(value: string | undefined): ClientAuthMode | undefined {
 /** `cohort server`: runs one job until it finishes; SIGINT/SIGTERM leave it resumable. */
 export async function serverCommand(opts: ServerCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
+  const tls = tlsFromFlags(opts);
   const config = loadJobConfig(opts.config);
   const port = parsePort(opts.port);
   const dataDir = resolve(opts.dataDir);
@@ -37,10 +42,10 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
     maxUnregistered: positiveInt('--max-unregistered', opts.maxUnregistered),
     maxUnregisteredPerIp: positiveInt('--max-unregistered-per-ip', opts.maxUnregisteredPerIp),
   };
-  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
+  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections, tls, insecure: opts.insecure, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
   const { engine } = coordinator;
   logger.info(
-    { url: coordinator.url, api: `${coordinator.url}/api/v1`, dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
+    { url: coordinator.url, api: `${coordinator.url}/api/v1`, ...tlsLogFields(coordinator.serverFingerprint), dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
     'coordinator listening',
   );
   const shutdown = async (signal: string) => {
@@ -107,6 +112,18 @@ export function parsePort(text: string): number {
   return port;
 }
 
+/** `--tls-cert` and `--tls-key` come together; both PEM, the key the certificate's. */
+export function tlsFromFlags(opts: { tlsCert?: string; tlsKey?: string }): ServerTls | undefined {
+  if (opts.tlsCert === undefined && opts.tlsKey === undefined) return undefined;
+  if (opts.tlsCert === undefined || opts.tlsKey === undefined) throw new ConfigError('--tls-cert and --tls-key go together: pass both, or neither');
+  return loadServerTls(resolve(opts.tlsCert), resolve(opts.tlsKey));
+}
+
+/** The start line's TLS fields: the fingerprint an operator gives clients to pin. */
+function tlsLogFields(fingerprint: string | undefined): Record<string, string> {
+  return fingerprint ? { tls: 'on', fingerprint } : { tls: 'off' };
+}
+
 export interface ServeCommandOptions {
   port: string;
   host: string;
@@ -114,14 +131,18 @@ export interface ServeCommandOptions {
   logLevel: LogLevel;
   clientAuth?: string;
   caPublicKey?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  insecure?: boolean;
 }
 
 /** `cohort serve`: a long-running service for many jobs on one port (server/service.ts); SIGINT/SIGTERM leave every job resumable. */
 export async function serveCommand(opts: ServeCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
   const { startService } = await import('../server/service.ts');
-  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
-  logger.info({ url: service.url, api: `${service.url}/api/v1`, dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
+  const tls = tlsFromFlags(opts);
+  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger, tls, insecure: opts.insecure, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
+  logger.info({ url: service.url, api: `${service.url}/api/v1`, ...tlsLogFields(service.serverFingerprint), dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
   await new Promise<void>((done) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down; every job stays resumable');

@@ -16,6 +16,8 @@ import { CohortMetrics } from './ops/metrics.ts';
 import { wireJobOps } from './ops/wire.ts';
 import type { ClientAuthMode, Federation } from './identity/federation.ts';
 import { federationFor } from './identity/setup.ts';
+import { secureListener, type ServerTls } from './transport/tls.ts';
+import type { OpeningGuard, OpeningLimits } from './transport/opening.ts';
 
 export interface CoordinatorOptions {
   config: JobConfig;
@@ -35,6 +37,12 @@ export interface CoordinatorOptions {
   clientAuth?: ClientAuthMode;
   /** The offline CA's public key file; without it the CA key lives in the data dir. */
   caPublicKeyFile?: string;
+  /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
+  tls?: ServerTls;
+  /** Bounds on connections that have not made their first request (TLS handshake included). */
+  opening?: Partial<OpeningLimits>;
+  /** Listen in plaintext on a non-loopback address (refused otherwise; logged as a warning). */
+  insecure?: boolean;
 }
 
 export interface Coordinator {
@@ -44,13 +52,21 @@ export interface Coordinator {
   metrics: CohortMetrics;
   /** Client identities: enrolment, revocation. */
   federation: Federation;
+  /** `https://…` with TLS, else `http://…`. */
   url: string;
+  /** `sha256:<hex>` of the TLS certificate's DER (what clients pin); undefined without TLS. */
+  serverFingerprint: string | undefined;
+  /** Counts of the guard on connections that have not made their first request (server/transport/opening.ts). */
+  openingConnections: OpeningGuard;
   /** Closes sockets and the database; the job's status is left as it is (resumable). */
   close(): Promise<void>;
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   const logger = opts.logger ?? silentLogger;
+  const host = opts.host ?? '127.0.0.1';
+  // Refused before anything is opened: a non-loopback address needs TLS or --insecure.
+  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, opening: opts.opening, unregistered: opts.connections, logger });
   const failpoint = opts.failpoint ?? failpointFromSpec(process.env.COHORT_FAILPOINT);
   const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
   const metrics = new CohortMetrics();
@@ -62,6 +78,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     metrics,
     logger,
     federation,
+    https: security.https,
     jobs: {
       list: () => (engineRef ? [{ id: opts.config.id, config: opts.config, engine: engineRef }] : []),
       get: (id) => (engineRef && id === opts.config.id ? { id, config: opts.config, engine: engineRef } : undefined),
@@ -70,7 +87,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const transport = new SocketIoServerTransport({
     // Socket.IO and the admin API share one HTTP server, hence one port.
     httpServer: api.server,
-    host: opts.host ?? '127.0.0.1',
+    host,
     port: opts.port ?? 0,
     limits: { maxHeaderBytes: 256 * 1024, maxOpenStreams: 4, ...opts.config.limits },
     logger,
@@ -89,12 +106,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     // Starting the one-job coordinator on a paused job is the operator's resume.
     resumePaused: true,
     clients: federation,
+    // Hellos are signed for this server: its TLS certificate's fingerprint, else `plaintext`.
+    serverIdentity: security.fingerprint ?? 'plaintext',
   });
   engineRef = engine;
   wireJobOps({ engine, config: opts.config, store, metrics, logger });
+  const openingConnections = security.guard(api.server);
   try {
     await engine.start();
-    await api.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1' });
+    await api.listen({ port: opts.port ?? 0, host });
   } catch (err) {
     await transport.close().catch(() => {});
     await api.close().catch(() => {});
@@ -109,6 +129,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     metrics,
     federation,
     url: transport.url,
+    serverFingerprint: security.fingerprint,
+    openingConnections,
     async close() {
       if (closed) return;
       closed = true;

@@ -22,7 +22,9 @@ import { PrivacyController } from './round/privacy.ts';
 import { CohortStore } from './store/index.ts';
 import type { ClientAuthMode, Federation } from './identity/federation.ts';
 import { federationFor } from './identity/setup.ts';
-import { SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
+import { serverUrl, SocketIoServerTransport, type ConnectionLimits } from './transport/socketio.ts';
+import { secureListener, type ServerTls } from './transport/tls.ts';
+import type { OpeningGuard, OpeningLimits } from './transport/opening.ts';
 
 export interface ServiceOptions {
   dataDir: string;
@@ -36,10 +38,21 @@ export interface ServiceOptions {
   connections?: Partial<ConnectionLimits>;
   pingIntervalMs?: number;
   pingTimeoutMs?: number;
+  /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
+  tls?: ServerTls;
+  /** Bounds on connections that have not made their first request (TLS handshake included). */
+  opening?: Partial<OpeningLimits>;
+  /** Listen in plaintext on a non-loopback address (refused otherwise; logged as a warning). */
+  insecure?: boolean;
 }
 
 export interface Service {
+  /** `https://…` with TLS, else `http://…`. */
   url: string;
+  /** `sha256:<hex>` of the TLS certificate's DER (what clients pin); undefined without TLS. */
+  serverFingerprint: string | undefined;
+  /** Counts of the guard on connections that have not made their first request (server/transport/opening.ts). */
+  openingConnections: OpeningGuard;
   store: CohortStore;
   metrics: CohortMetrics;
   /** Client identities: enrolment, revocation (closes the client's connections in every job). */
@@ -62,6 +75,8 @@ const LIVE = new Set(['created', 'queued', 'running', 'paused']);
 export async function startService(opts: ServiceOptions): Promise<Service> {
   const logger = opts.logger ?? silentLogger;
   const host = opts.host ?? '127.0.0.1';
+  // Refused before anything is opened: a non-loopback address needs TLS or --insecure.
+  const security = secureListener({ host, tls: opts.tls, insecure: opts.insecure, opening: opts.opening, unregistered: opts.connections, logger });
   const store = CohortStore.open(opts.dataDir);
   const metrics = new CohortMetrics();
   const jobs = new Map<string, LiveJob>();
@@ -85,7 +100,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       logger,
       connections: opts.connections,
     });
-    const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger, clients: federation });
+    const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger, clients: federation, serverIdentity: security.fingerprint ?? 'plaintext' });
     wireJobOps({ engine, config, store, metrics, logger });
     const handle: LiveJob = { id: config.id, config, engine };
     jobs.set(config.id, handle);
@@ -105,6 +120,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     metrics,
     logger,
     federation,
+    https: security.https,
     jobs: {
       list: () => [...archived.values(), ...jobs.values()],
       get: (id) => jobs.get(id) ?? archived.get(id),
@@ -119,6 +135,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     cors: { origin: false },
     connectTimeout: 10_000,
   });
+  const openingConnections = security.guard(api.server);
   try {
     for (const row of store.listJobs()) {
       if (LIVE.has(row.status)) {
@@ -140,11 +157,12 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
     store.close();
     throw err;
   }
-  const address = api.server.address();
-  const url = `http://${host}:${typeof address === 'object' && address ? address.port : opts.port}`;
+  const url = serverUrl(api.server, host);
   let closed = false;
   return {
     url,
+    serverFingerprint: security.fingerprint,
+    openingConnections,
     store,
     metrics,
     federation,

@@ -8,7 +8,7 @@
  * and the `secagg` ones (shared/secagg/errors.ts); the README lists them for client authors.
  */
 
-export type ErrorArea = 'protocol' | 'secagg' | 'identity' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'api' | 'internal';
+export type ErrorArea = 'protocol' | 'secagg' | 'identity' | 'config' | 'store' | 'privacy' | 'fl' | 'model' | 'data' | 'training' | 'api' | 'transport' | 'internal';
 
 export interface ErrorSpec {
   area: ErrorArea;
@@ -114,6 +114,10 @@ export const ERRORS = {
   API_TOO_LARGE: { area: 'api', status: 413, summary: 'a request body above the limit' },
   API_UNSUPPORTED_MEDIA: { area: 'api', status: 415, summary: 'a request body that is not application/json' },
   API_RATE_LIMITED: { area: 'api', status: 429, summary: 'too many failed authentications from this address; wait a minute' },
+
+  // ---- transport: a client's check of the server's TLS certificate (final: the client stops) ------
+  TLS_UNTRUSTED: { area: 'transport', status: 502, summary: "the server's TLS certificate is not trusted: no chain to the CA file or system store, wrong host name, expired" },
+  TLS_FINGERPRINT_MISMATCH: { area: 'transport', status: 502, summary: "the server's TLS certificate is not the pinned one (--server-fingerprint)" },
 
   // ---- platform --------------------------------------------------------------------------------
   UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order)' },

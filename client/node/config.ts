@@ -12,6 +12,12 @@ export const ClientConfigSchema = z
       .regex(/^[A-Za-z0-9._:@-]{1,128}$/)
       .optional(),
     server: z.string().url().optional(),
+    /** A PEM CA bundle the server's TLS certificate must chain to (`--ca-file`). */
+    caFile: z.string().min(1).optional(),
+    /** Accept only the server certificate with this fingerprint, `sha256:<hex>` (`--server-fingerprint`). */
+    serverFingerprint: z.string().min(1).optional(),
+    /** Allow plaintext http:// to a host that is not loopback (`--insecure`). */
+    insecure: z.boolean().optional(),
     data: z.string().min(1).optional(),
     /** Fraction of local data held out for federated evaluation. */
     testFraction: z.number().min(0).max(0.9).default(0.2),

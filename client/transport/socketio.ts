@@ -2,6 +2,12 @@
  * Socket.IO client transport: frames out, reassembly and validation in, reconnection with exponential
  * backoff and jitter (Socket.IO's own reconnection manager). Every reconnection is reported to the
  * client engine, which says hello again and so rejoins the next round.
+ *
+ * Transport security: a plaintext URL (http://, ws://) to a host that is not loopback is refused
+ * unless `insecure`. Over TLS the server's certificate is checked by a `ServerCertificateCheck` when
+ * one is given (Node: client/node/tls.ts — the default store, a CA file or a pinned fingerprint) or by
+ * the browser's own TLS; a certificate that fails the check ends the transport (no reconnection):
+ * `whenFailed()` resolves with the typed error (TLS_UNTRUSTED, TLS_FINGERPRINT_MISMATCH).
  */
 import { io, type Socket } from 'socket.io-client';
 import {
@@ -17,6 +23,8 @@ import {
   type WireLimits,
 } from '../../shared/protocol/index.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
+import type { CohortError } from '../../shared/errors.ts';
+import { checkServerUrl, isLoopbackHost } from '../../shared/transport-security.ts';
 
 export interface ReconnectOptions {
   /** First retry delay; doubles each attempt up to maxDelayMs, ±50% jitter. */
@@ -33,8 +41,26 @@ export interface SocketIoClientOptions {
   limits?: WireLimits;
   reconnect?: Partial<ReconnectOptions>;
   logger?: Logger;
-  /** Extra socket.io-client options (TLS `ca`, `rejectUnauthorized`, …). */
+  /** Extra socket.io-client options. */
   socketOptions?: Record<string, unknown>;
+  /** Allow a plaintext URL to a host that is not loopback (logged as a warning). */
+  insecure?: boolean;
+  /** Checks the server's TLS certificate and reports what it saw (Node: client/node/tls.ts). */
+  certificateCheck?: ServerCertificateCheck;
+}
+
+/**
+ * A check of the server's TLS certificate that runs inside the connection attempt, before any HTTP
+ * byte is sent (Node: an https.Agent; client/node/tls.ts `nodeCertificateCheck`). The transport reads
+ * its state when an attempt fails or succeeds; it needs no Node built-in itself.
+ */
+export interface ServerCertificateCheck {
+  /** socket.io-client options that carry the check (e.g. `{ agent }`). */
+  readonly socketOptions: Record<string, unknown>;
+  /** `sha256:<hex>` of the leaf certificate the server presented on the latest TLS handshake. */
+  readonly observedFingerprint: string | undefined;
+  /** Set when the latest attempt's certificate failed the check: final, the transport stops. */
+  readonly failure: CohortError | undefined;
 }
 
 export class SocketIoClientTransport implements ClientTransport {
@@ -47,16 +73,45 @@ export class SocketIoClientTransport implements ClientTransport {
   private reassembler: Reassembler;
   private nextStreamId = 0;
   private readonly log: Logger;
+  private fingerprint: string | undefined;
+  private failure: CohortError | undefined;
+  private readonly failed: Promise<CohortError>;
+  private reportFailure!: (err: CohortError) => void;
 
+  /** Throws a ConfigError for a URL that does not parse, or plaintext to a non-loopback host without `insecure`. */
   constructor(private readonly opts: SocketIoClientOptions) {
+    const { url, tls } = checkServerUrl(opts.url, opts.insecure);
+    this.failed = new Promise((resolve) => (this.reportFailure = resolve));
     this.limits = opts.limits ?? DEFAULT_LIMITS;
     this.sendChunkBytes = this.limits.chunkBytes;
     this.reassembler = new Reassembler('server', this.limits);
     this.log = (opts.logger ?? silentLogger).child({ component: 'transport' });
+    if (!tls && !isLoopbackHost(url.hostname)) {
+      this.log.warn({ server: url.origin }, 'plaintext connection to a host that is not loopback (--insecure): the model and updates cross the network unencrypted');
+    }
   }
 
   get connected(): boolean {
     return this.socket?.connected ?? false;
+  }
+
+  /**
+   * `sha256:<hex>` of the TLS certificate the server presented for the current (or, once
+   * disconnected, the last) connection; undefined over plaintext or without a certificate check
+   * (a browser cannot see the certificate).
+   */
+  get serverFingerprint(): string | undefined {
+    return this.fingerprint;
+  }
+
+  /** What hello signs as the server's identity (shared/identity/transcript.ts): the certificate this transport checked. */
+  get serverIdentity(): string | undefined {
+    return this.fingerprint;
+  }
+
+  /** Resolves when the transport has stopped for good: the server's certificate failed the check. */
+  whenFailed(): Promise<CohortError> {
+    return this.failed;
   }
 
   start(sink: ClientTransportSink): void {
@@ -68,15 +123,23 @@ export class SocketIoClientTransport implements ClientTransport {
       reconnectionDelayMax: reconnect.maxDelayMs,
       reconnectionAttempts: reconnect.maxAttempts,
       randomizationFactor: 0.5,
+      // A Manager of its own: a shared one (same origin, another namespace) would connect through
+      // another transport's check, and this one would see no handshake.
+      ...(this.opts.certificateCheck ? { forceNew: true, ...this.opts.certificateCheck.socketOptions } : {}),
       ...this.opts.socketOptions,
     });
     this.socket = socket;
     socket.on('connect', () => {
       this.reassembler = new Reassembler('server', this.limits);
+      this.fingerprint = this.opts.certificateCheck?.observedFingerprint;
       sink.onConnect();
     });
     socket.on('disconnect', (reason) => sink.onDisconnect(reason));
-    socket.on('connect_error', (err) => this.log.warn({ err: err.message }, 'connect failed, retrying'));
+    socket.on('connect_error', (err) => {
+      const failure = this.opts.certificateCheck?.failure;
+      if (failure) return this.fail(failure);
+      this.log.warn({ err: err.message }, 'connect failed, retrying');
+    });
     const deliver = (produce: () => unknown): void => {
       let msg: ServerMessage | null;
       try {
@@ -103,6 +166,15 @@ export class SocketIoClientTransport implements ClientTransport {
   close(): void {
     this.socket?.disconnect();
     this.socket?.removeAllListeners();
+  }
+
+  /** A certificate that fails the check will not pass on a retry: stop reconnecting and report it. */
+  private fail(failure: CohortError): void {
+    if (this.failure) return;
+    this.failure = failure;
+    this.log.error({ code: failure.code, err: failure.message, ...failure.details }, 'server certificate refused; not reconnecting');
+    this.close();
+    this.reportFailure(failure);
   }
 
   /** The server's limits bound what we send; our own still bound what we accept. */

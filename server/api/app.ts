@@ -54,6 +54,11 @@ export interface AdminApiOptions {
   bodyLimit?: number;
   /** Client identities (server/identity): enrolment tokens, revocation, the identity column of /clients. */
   federation?: Federation;
+  /**
+   * Serve HTTPS (and so WSS for the Socket.IO server attached to `app.server`): the certificate chain
+   * and key as PEM, and how long a TLS handshake may take (node:tls `handshakeTimeout`).
+   */
+  https?: { cert: string; key: string; handshakeTimeout?: number };
 }
 
 const jobParams = z.object({ id: z.string().min(1).max(200) }).strict();
@@ -461,7 +466,9 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   ];
   const document = openApiDocument(routes);
 
-  const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit ?? 1024 * 1024, return503OnClosing: false });
+  const base = { logger: false, bodyLimit: opts.bodyLimit ?? 1024 * 1024, return503OnClosing: false } as const;
+  // With `https` fastify creates a node:https server; its instance type differs only in the server's.
+  const app = opts.https ? (Fastify({ ...base, https: opts.https }) as unknown as FastifyInstance) : Fastify(base);
   const send = (reply: FastifyReply, status: number, code: string, message: string, issues?: unknown) =>
     reply.status(status).type('application/json').send({ error: { code, message: message.slice(0, 1024), ...(issues ? { issues } : {}) } });
   app.setNotFoundHandler((req, reply) => send(reply, 404, 'API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));

@@ -3,6 +3,7 @@
  * `certificate` otherwise) and where the CA lives (the data dir, or offline: its public key only).
  */
 import { CohortError } from '../../shared/errors.ts';
+import { isLoopbackHost } from '../../shared/transport-security.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { CohortStore } from '../store/index.ts';
 import { authorityFromPublicKey, dataDirAuthority, readCaPublicKey } from './authority.ts';
@@ -19,12 +20,6 @@ export interface FederationSetup {
   caPublicKeyFile?: string;
   logger?: Logger;
   now?: () => number;
-}
-
-/** 127.0.0.0/8, ::1 and localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
 }
 
 export function federationFor(s: FederationSetup): Federation {

@@ -78,6 +78,7 @@ describe('CohortStore facade', () => {
         // operations plane (schema v5)
         'appendAudit',
         'createToken',
+        'ledgerHead',
         'listAudit',
         'listTokens',
         'productionTag',

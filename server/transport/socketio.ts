@@ -4,6 +4,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { Server, type Namespace, type Socket } from 'socket.io';
 import {
   DEFAULT_LIMITS,
@@ -143,8 +144,9 @@ export class SocketIoServerTransport implements ServerTransport {
     return (this.http!.address() as AddressInfo).port;
   }
 
+  /** `https://` when the HTTP server is an HTTPS one (WSS for clients), else `http://`. */
   get url(): string {
-    return `http://${this.opts.host ?? '127.0.0.1'}:${this.port}`;
+    return serverUrl(this.http!, this.opts.host ?? '127.0.0.1');
   }
 
   /**
@@ -309,6 +311,14 @@ export class SocketIoServerTransport implements ServerTransport {
     this.enqueue({ connId: socket.id, msg: errorMessage(error.code, error.message) });
     sink.onProtocolError?.(socket.id, error);
   }
+}
+
+/** The URL clients reach a listening server at: its scheme, the host it was bound to, its port. */
+export function serverUrl(server: HttpServer, host: string): string {
+  const scheme = server instanceof TlsServer ? 'https' : 'http';
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 function bump(counts: Map<string, number>, key: string, by: number): void {
