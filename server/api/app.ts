@@ -20,6 +20,8 @@ import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
 import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
+import { registerDashboard } from './dashboard.ts';
+import { LiveEvents } from './events.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Ctx, RouteSpec } from './types.ts';
 
@@ -72,6 +74,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   const log = (opts.logger ?? silentLogger).child({ component: 'api' });
   const clock = opts.clock ?? systemClock;
   const auth = new Authenticator(store, clock);
+  const live = new LiveEvents(jobs);
   const audit = (entry: AuditEntry): void => {
     try {
       store.appendAudit(entry);
@@ -138,6 +141,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       void h.engine.stop(reason, { keepTransport: true });
     }
     audit({ actor, action: `job.${action}`, target: h.id, outcome: 'ok', details: { reason } });
+    live.publish({ kind: 'lifecycle', job: h.id, data: { action, actor } });
     return jobSummary(h);
   };
 
@@ -301,6 +305,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         }
         const tag = store.setProductionTag({ jobId: h.id, round, actor, forced: !gates.passed });
         audit({ actor, action: 'version.promote', target: `${h.id}/${round}`, outcome: 'ok', details: { forced: !gates.passed, gates: gates.results } });
+        live.publish({ kind: 'version', job: h.id, data: { action: 'promote', round, actor } });
         return tag;
       },
     },
@@ -322,6 +327,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         }
         const tag = store.setProductionTag({ jobId: h.id, round: previous.round, actor: ctx.token!.name, forced: false });
         audit({ actor: ctx.token!.name, action: 'version.rollback', target: `${h.id}/${previous.round}`, outcome: 'ok', details: { from: current!.round } });
+        live.publish({ kind: 'version', job: h.id, data: { action: 'rollback', round: previous.round, actor: ctx.token!.name } });
         return tag;
       },
     },
@@ -373,6 +379,8 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       query: auditQuery,
       handler: (ctx) => store.listAudit(ctx.query as z.output<typeof auditQuery>),
     },
+    { method: 'GET', url: '/api/v1/session', access: 'viewer', summary: "who the bearer token is: its id, name and role (the dashboard's sign-in)", handler: (ctx) => ({ id: ctx.token!.id, name: ctx.token!.name, role: ctx.token!.role }) },
+    live.route(),
     { method: 'GET', url: '/api/v1/openapi.json', access: 'public', summary: 'this API as an OpenAPI 3.1 document', handler: () => document },
   ];
   const document = openApiDocument(routes);
@@ -380,6 +388,11 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: opts.bodyLimit ?? 1024 * 1024, return503OnClosing: false });
   const send = (reply: FastifyReply, status: number, code: string, message: string, issues?: unknown) =>
     reply.status(status).type('application/json').send({ error: { code, message: message.slice(0, 1024), ...(issues ? { issues } : {}) } });
+  app.addHook('preClose', (done) => {
+    live.closeAll();
+    done();
+  });
+  registerDashboard(app);
   app.setNotFoundHandler((req, reply) => send(reply, 404, 'API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (err instanceof CohortError) return send(reply, httpStatus(err), err.code, err.message, err.details?.issues);

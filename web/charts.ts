@@ -1,0 +1,148 @@
+/**
+ * The job page's charts, all drawn by uPlot (no chart code of ours beyond its options): cumulative ε
+ * per round against the budget with the next round's projection, participation per round as stacked
+ * bars, and training / evaluation quality. Each chart's numbers are also on its container as data
+ * attributes (what the end-to-end test reads) and in a text summary for screen readers.
+ */
+import uPlot from 'uplot';
+import { el } from './dom.ts';
+import { num } from './format.ts';
+import type { LedgerRow, RoundRow } from './types.ts';
+
+const HEIGHT = 240;
+const COLORS = { epsilon: '#1f5fae', budget: '#b3261e', projected: '#7a4fb3', survived: '#2e7d32', dropped: '#e08a00', sampled: '#9e9e9e', loss: '#b3261e', acc: '#1f5fae' };
+
+export interface Chart {
+  node: HTMLElement;
+  destroy(): void;
+}
+
+function mount(label: string, testId: string, opts: Omit<uPlot.Options, 'width' | 'height'>, data: uPlot.AlignedData, summary: string): { chart: Chart; plot: uPlot; node: HTMLElement } {
+  const canvas = el('div', { class: 'chart-canvas', attrs: { role: 'img', 'aria-label': `${label}: ${summary}` } });
+  const node = el('figure', { class: 'chart', attrs: { 'data-testid': testId } }, canvas, el('figcaption', { class: 'sr-only' }, summary));
+  const plot = new uPlot({ ...opts, width: 640, height: HEIGHT }, data, canvas);
+  const fit = () => {
+    const w = Math.max(280, Math.floor(canvas.clientWidth || node.clientWidth || 640));
+    if (Math.abs(w - plot.width) > 2) plot.setSize({ width: w, height: HEIGHT });
+  };
+  const observer = new ResizeObserver(fit);
+  observer.observe(node);
+  return { chart: { node, destroy: () => (observer.disconnect(), plot.destroy()) }, plot, node };
+}
+
+/**
+ * Cumulative ε after each committed round (the ledger's `epsilon`, against the budget's audience),
+ * the budget as a horizontal rule, and the projected ε after the next round as a dashed step.
+ * `onHover` gets the ledger row under the cursor (or null).
+ */
+export function epsilonChart(rows: LedgerRow[], budget: number | null, projected: number | null, onHover: (row: LedgerRow | null) => void): Chart {
+  const committed = rows.filter((r) => r.status === 'committed').sort((a, b) => a.round - b.round);
+  const xs = committed.map((r) => r.round);
+  const eps: (number | null)[] = committed.map((r) => r.epsilon);
+  const proj: (number | null)[] = committed.map(() => null);
+  if (projected !== null) {
+    const last = xs.length ? xs[xs.length - 1] : 0;
+    if (proj.length) proj[proj.length - 1] = eps[eps.length - 1];
+    else {
+      xs.push(0);
+      eps.push(0);
+      proj.push(0);
+    }
+    xs.push(last + 1);
+    eps.push(null);
+    proj.push(projected);
+  }
+  const rule = xs.map(() => budget);
+  const top = Math.max(budget ?? 0, projected ?? 0, ...committed.map((r) => r.epsilon), 1e-6) * 1.1;
+  const summary = committed.length
+    ? `${committed.length} rounds; ε after round ${committed[committed.length - 1].round} is ${num(committed[committed.length - 1].epsilon)}${budget !== null ? ` of a budget of ${num(budget)}` : ''}${projected !== null ? `; projected after the next round ${num(projected)}` : ''}`
+    : 'no committed round yet';
+  const byRound = new Map(committed.map((r) => [r.round, r]));
+  const { chart, node } = mount(
+    'Cumulative ε per round',
+    'epsilon-chart',
+    {
+      scales: { x: { time: false }, y: { range: [0, top] } },
+      axes: [{ label: 'round' }, { label: 'ε (cumulative)' }],
+      series: [
+        { label: 'round' },
+        { label: 'ε spent', stroke: COLORS.epsilon, width: 2, points: { show: true, size: 6 }, value: (_u, v) => num(v) },
+        { label: 'budget', stroke: COLORS.budget, width: 1.5, dash: [8, 4], points: { show: false }, value: (_u, v) => num(v) },
+        { label: 'projected next round', stroke: COLORS.projected, width: 1.5, dash: [3, 3], points: { show: true, size: 7 }, value: (_u, v) => num(v) },
+      ],
+      cursor: { drag: { x: false, y: false } },
+      hooks: {
+        setCursor: [
+          (u) => {
+            const idx = u.cursor.idx;
+            onHover(idx === null || idx === undefined ? null : (byRound.get(u.data[0][idx]) ?? null));
+          },
+        ],
+      },
+    },
+    [xs, eps, rule, proj],
+    summary,
+  );
+  node.dataset.points = JSON.stringify(committed.map((r) => [r.round, r.epsilon]));
+  node.dataset.budget = budget === null ? '' : String(budget);
+  node.dataset.projected = projected === null ? '' : String(projected);
+  return chart;
+}
+
+/** Sampled / dropped / survived per committed round as stacked bars (survivors at the bottom). */
+export function participationChart(rounds: RoundRow[]): Chart {
+  const xs = rounds.map((r) => r.round);
+  const survived = rounds.map((r) => r.survivors);
+  const dropped = rounds.map((r) => r.survivors + r.dropouts);
+  const sampled = rounds.map((r) => Math.max(r.cohortSize, r.survivors + r.dropouts));
+  const raw = [xs, rounds.map((r) => r.cohortSize), rounds.map((r) => r.dropouts), survived];
+  const bars = uPlot.paths.bars!({ size: [0.7, 40], gap: 1 });
+  const value = (si: number) => (_u: uPlot, _v: number | null, _s: number, idx: number | null) => (idx === null ? '—' : String(raw[si][idx]));
+  const last = rounds[rounds.length - 1];
+  const summary = last ? `round ${last.round}: ${last.cohortSize} sampled, ${last.survivors} survived, ${last.dropouts} dropped` : 'no committed round yet';
+  const { chart, node } = mount(
+    'Participation per round',
+    'participation-chart',
+    {
+      scales: { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
+      axes: [{ label: 'round' }, { label: 'clients' }],
+      series: [
+        { label: 'round' },
+        { label: 'sampled', fill: COLORS.sampled, stroke: COLORS.sampled, paths: bars, points: { show: false }, value: value(1) },
+        { label: 'dropped', fill: COLORS.dropped, stroke: COLORS.dropped, paths: bars, points: { show: false }, value: value(2) },
+        { label: 'survived', fill: COLORS.survived, stroke: COLORS.survived, paths: bars, points: { show: false }, value: value(3) },
+      ],
+    },
+    [xs, sampled, dropped, survived],
+    summary,
+  );
+  node.dataset.rounds = String(rounds.length);
+  return chart;
+}
+
+/** Train loss and accuracy (clients' reports) and federated evaluation loss and accuracy per round. */
+export function qualityChart(rounds: RoundRow[]): Chart {
+  const xs = rounds.map((r) => r.round);
+  const last = [...rounds].reverse().find((r) => r.evaluation || r.trainAccuracy !== null);
+  const summary = last
+    ? `round ${last.round}: train loss ${num(last.trainLoss)}, train accuracy ${num(last.trainAccuracy)}${last.evaluation ? `, evaluation loss ${num(last.evaluation.loss)}, accuracy ${num(last.evaluation.accuracy)}` : ''}`
+    : 'no metrics yet';
+  const { chart } = mount(
+    'Model quality per round',
+    'quality-chart',
+    {
+      scales: { x: { time: false }, loss: { range: (_u, _min, max) => [0, Math.max(max ?? 1, 1e-6) * 1.1] }, acc: { range: [0, 1] } },
+      axes: [{ label: 'round' }, { scale: 'loss', label: 'loss' }, { scale: 'acc', side: 1, label: 'accuracy', grid: { show: false } }],
+      series: [
+        { label: 'round' },
+        { label: 'train loss', scale: 'loss', stroke: COLORS.loss, width: 1.5, value: (_u, v) => num(v) },
+        { label: 'train accuracy', scale: 'acc', stroke: COLORS.acc, width: 1.5, value: (_u, v) => num(v) },
+        { label: 'eval loss', scale: 'loss', stroke: COLORS.loss, dash: [6, 3], width: 2, spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => num(v) },
+        { label: 'eval accuracy', scale: 'acc', stroke: COLORS.acc, dash: [6, 3], width: 2, spanGaps: true, points: { show: true, size: 5 }, value: (_u, v) => num(v) },
+      ],
+    },
+    [xs, rounds.map((r) => r.trainLoss), rounds.map((r) => r.trainAccuracy), rounds.map((r) => r.evaluation?.loss ?? null), rounds.map((r) => r.evaluation?.accuracy ?? null)],
+    summary,
+  );
+  return chart;
+}
