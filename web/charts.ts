@@ -10,6 +10,8 @@ import { num } from './format.ts';
 import type { LedgerRow, RoundRow } from './types.ts';
 
 const HEIGHT = 240;
+/** Rounds are whole numbers: the x axis ticks only at these steps. */
+const ROUND_AXIS: uPlot.Axis = { label: 'round', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000] };
 const COLORS = { epsilon: '#1f5fae', budget: '#b3261e', projected: '#7a4fb3', survived: '#2e7d32', dropped: '#e08a00', sampled: '#9e9e9e', loss: '#b3261e', acc: '#1f5fae' };
 
 export interface Chart {
@@ -63,7 +65,7 @@ export function epsilonChart(rows: LedgerRow[], budget: number | null, projected
     'epsilon-chart',
     {
       scales: { x: { time: false }, y: { range: [0, top] } },
-      axes: [{ label: 'round' }, { label: 'ε (cumulative)' }],
+      axes: [ROUND_AXIS, { label: 'ε (cumulative)' }],
       series: [
         { label: 'round' },
         { label: 'ε spent', stroke: COLORS.epsilon, width: 2, points: { show: true, size: 6 }, value: (_u, v) => num(v) },
@@ -89,8 +91,15 @@ export function epsilonChart(rows: LedgerRow[], budget: number | null, projected
   return chart;
 }
 
+/** Where a chart of committed rounds would be, before the first one. */
+function placeholder(testId: string, text: string): Chart {
+  const node = el('figure', { class: 'chart chart-empty', attrs: { 'data-testid': testId, 'data-rounds': '0' } }, el('p', { class: 'empty' }, text));
+  return { node, destroy: () => {} };
+}
+
 /** Sampled / dropped / survived per committed round as stacked bars (survivors at the bottom). */
 export function participationChart(rounds: RoundRow[]): Chart {
+  if (rounds.length === 0) return placeholder('participation-chart', 'No committed round yet.');
   const xs = rounds.map((r) => r.round);
   const survived = rounds.map((r) => r.survivors);
   const dropped = rounds.map((r) => r.survivors + r.dropouts);
@@ -105,7 +114,7 @@ export function participationChart(rounds: RoundRow[]): Chart {
     'participation-chart',
     {
       scales: { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
-      axes: [{ label: 'round' }, { label: 'clients' }],
+      axes: [ROUND_AXIS, { label: 'clients' }],
       series: [
         { label: 'round' },
         { label: 'sampled', fill: COLORS.sampled, stroke: COLORS.sampled, paths: bars, points: { show: false }, value: value(1) },
@@ -122,6 +131,7 @@ export function participationChart(rounds: RoundRow[]): Chart {
 
 /** Train loss and accuracy (clients' reports) and federated evaluation loss and accuracy per round. */
 export function qualityChart(rounds: RoundRow[]): Chart {
+  if (rounds.length === 0) return placeholder('quality-chart', 'No committed round yet.');
   const xs = rounds.map((r) => r.round);
   const last = [...rounds].reverse().find((r) => r.evaluation || r.trainAccuracy !== null);
   const summary = last
@@ -132,7 +142,7 @@ export function qualityChart(rounds: RoundRow[]): Chart {
     'quality-chart',
     {
       scales: { x: { time: false }, loss: { range: (_u, _min, max) => [0, Math.max(max ?? 1, 1e-6) * 1.1] }, acc: { range: [0, 1] } },
-      axes: [{ label: 'round' }, { scale: 'loss', label: 'loss' }, { scale: 'acc', side: 1, label: 'accuracy', grid: { show: false } }],
+      axes: [ROUND_AXIS, { scale: 'loss', label: 'loss' }, { scale: 'acc', side: 1, label: 'accuracy', grid: { show: false } }],
       series: [
         { label: 'round' },
         { label: 'train loss', scale: 'loss', stroke: COLORS.loss, width: 1.5, value: (_u, v) => num(v) },

@@ -9,6 +9,8 @@ export interface Column<R> {
   /** The value sorted by; columns without one do not sort. */
   sort?(row: R): number | string | null;
   numeric?: boolean;
+  /** Long text (a trust assumption): a wide cell in small type rather than a tall one. */
+  wide?: boolean;
 }
 
 export interface TableOptions<R> {
@@ -73,7 +75,7 @@ export function dataTable<R>(columns: Column<R>[], rows: readonly R[], opts: Tab
     const body = el(
       'tbody',
       null,
-      ...shown.map((r) => el('tr', { attrs: opts.rowAttrs?.(r) ?? {} }, ...columns.map((c) => el('td', { class: c.numeric ? 'num' : '' }, c.cell(r))))),
+      ...shown.map((r) => el('tr', { attrs: opts.rowAttrs?.(r) ?? {} }, ...columns.map((c) => el('td', { class: c.numeric ? 'num' : c.wide ? 'wide' : '' }, c.cell(r))))),
     );
     const table = el('table', null, el('caption', null, opts.caption), el('thead', null, head), body);
     const more =

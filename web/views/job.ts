@@ -13,7 +13,7 @@ import { confirmAction, errorText, refresher, statusBadge, type View, type ViewC
 import { lifecycleButtons } from './lifecycle.ts';
 import { epsilonGauge } from './overview.ts';
 
-const LEDGER_COLUMNS: { key: keyof LedgerRow; label: string; numeric?: boolean }[] = [
+const LEDGER_COLUMNS: { key: keyof LedgerRow; label: string; numeric?: boolean; wide?: boolean }[] = [
   { key: 'seq', label: 'seq', numeric: true },
   { key: 'round', label: 'round', numeric: true },
   { key: 'status', label: 'status' },
@@ -35,7 +35,7 @@ const LEDGER_COLUMNS: { key: keyof LedgerRow; label: string; numeric?: boolean }
   { key: 'delta', label: 'δ', numeric: true },
   { key: 'rdpOrder', label: 'RDP order', numeric: true },
   { key: 'recordedAt', label: 'recorded' },
-  { key: 'trust', label: 'trust assumption' },
+  { key: 'trust', label: 'trust assumption', wide: true },
 ];
 
 function ledgerCell(row: LedgerRow, key: keyof LedgerRow): Child {
@@ -170,7 +170,7 @@ export function jobView(ctx: ViewContext, id: string): View {
     replace(participation, part.node, rounds.attempts.length ? el('p', null, `${rounds.attempts.length} aborted attempt${rounds.attempts.length === 1 ? '' : 's'} (nothing published).`) : null);
     replace(quality, qual.node);
 
-    const ledgerCols: Column<LedgerRow>[] = LEDGER_COLUMNS.map((c) => ({ key: c.key, label: c.label, numeric: c.numeric, cell: (r) => ledgerCell(r, c.key), sort: (r) => r[c.key] as number | string | null }));
+    const ledgerCols: Column<LedgerRow>[] = LEDGER_COLUMNS.map((c) => ({ key: c.key, label: c.label, numeric: c.numeric, wide: c.wide, cell: (r) => ledgerCell(r, c.key), sort: (r) => r[c.key] as number | string | null }));
     replace(
       ledger,
       el(
