@@ -11,6 +11,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   train: () => import('./train.ts'),
   secagg: () => import('./secagg.ts'),
   load: () => import('./load.report.ts'),
+  dashboard: () => import('./dashboard.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -62,6 +62,7 @@ function signedIn(s: Session): void {
   live = new AbortController();
   follow(
     (n: LiveNotice) => {
+      if (n.kind === 'hello') return; // the stream is open; the view has just loaded what it shows
       if (n.kind === 'round' && typeof n.round === 'number') announce(`Job ${String(n.job)}: round ${n.round} committed.`);
       view?.onNotice?.(n);
     },

@@ -28,11 +28,14 @@ const HOSTILE_ACTOR = '<img src=x onerror="window.__xss=1">';
 const HOSTILE_REASON = '</code><script>window.__xss=2</script>';
 const HOSTILE_CLIENT = '<b onmouseover="window.__xss=3">client</b>';
 
+/** Reports a loss that falls and an accuracy that rises round after round (the quality chart has a shape). */
 class QuickTask implements ClientTask {
   readonly numExamples = 10;
+  private fits = 0;
   constructor(private readonly value: number) {}
   async fit() {
-    return { delta: new Float32Array(18).fill(this.value), numExamples: 10, metrics: { loss: 1 / (1 + this.value * 100), accuracy: 0.5 + this.value * 10 } };
+    this.fits++;
+    return { delta: new Float32Array(18).fill(this.value), numExamples: 10, metrics: { loss: 0.7 / (1 + 0.4 * this.fits) + this.value, accuracy: Math.min(0.95, 0.55 + 0.07 * this.fits + this.value) } };
   }
   async evaluate() {
     return { numExamples: 5, loss: 0.7, accuracy: 0.6 };
@@ -165,6 +168,7 @@ describe('dashboard in headless Chromium', () => {
     await page.waitForSelector('article.job[data-committed-round="5"][data-status="completed"]', { timeout: 2000 });
     const seenAfter = Date.now() - lastCommit;
     expect(seenAfter).toBeLessThan(2000);
+    console.log(`dashboard: the last round showed ${seenAfter} ms after its commit`);
     expect(await page.evaluate(() => (window as unknown as { __marker?: number }).__marker)).toBe(42);
 
     // The ε chart's five points are the ledger's committed rows.
@@ -181,6 +185,9 @@ describe('dashboard in headless Chromium', () => {
     await page.mouse.move(box.x + 2, box.y + box.height / 2);
     await expect.poll(() => page.getAttribute('[data-testid=ledger-readout]', 'data-round')).toBe('1');
     expect(await page.textContent('[data-testid=ledger-readout]')).toContain(ledger[0].trust);
+    await page.mouse.move(box.x + box.width * 0.75, box.y + box.height / 2);
+    await expect.poll(() => page.getAttribute('[data-testid=ledger-readout]', 'data-round')).toBe('4');
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-readme.png') }); // the README's (docs/dashboard.png)
 
     // The ledger table sorts; its CSV holds every row.
     await page.click('[data-testid=ledger-table] button[data-sort=epsilon]');

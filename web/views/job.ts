@@ -86,13 +86,8 @@ export function jobView(ctx: ViewContext, id: string): View {
     'article',
     { class: 'job', attrs: { 'data-job': id } },
     head,
-    el(
-      'div',
-      { class: 'grid' },
-      section('Privacy budget', 'privacy', privacy),
-      section('Participation per round', 'participation', participation),
-      section('Model quality', 'quality', quality),
-    ),
+    section('Privacy budget', 'privacy', privacy),
+    el('div', { class: 'grid' }, section('Participation per round', 'participation', participation), section('Model quality', 'quality', quality)),
     section('Privacy ledger', 'ledger', ledger),
     section('Versions', 'versions', versions, card),
     section('Clients', 'clients', clients),
@@ -153,15 +148,14 @@ export function jobView(ctx: ViewContext, id: string): View {
     for (const c of charts) c.destroy();
     charts = [];
     const committed = led.rows.filter((r) => r.status === 'committed');
-    const readout = el('div', null, ledgerReadout(committed[committed.length - 1] ?? null));
+    const readout = el('div', { class: 'readout-box', attrs: { 'aria-live': 'off' } }, ledgerReadout(committed[committed.length - 1] ?? null));
     if (led.spent) {
       const eps = epsilonChart(led.rows, led.budget ?? null, led.nextRound?.epsilon ?? null, (row) => replace(readout, ledgerReadout(row ?? committed[committed.length - 1] ?? null)));
       charts.push(eps);
       replace(
         privacy,
         el('p', null, `ε against ${led.against === 'coordinator' ? 'the coordinator' : 'model consumers'} at δ = ${num(led.delta ?? null)}; next round projected ${num(led.nextRound?.epsilon ?? null, 4)}.`),
-        eps.node,
-        readout,
+        el('div', { class: 'privacy-body' }, eps.node, readout),
       );
     } else replace(privacy, el('p', null, 'This job runs without differential privacy: it spends no ε.'));
     const part = participationChart(rounds.rounds);
