@@ -7,12 +7,12 @@
 import uPlot from 'uplot';
 import { el } from './dom.ts';
 import { num } from './format.ts';
-import type { LedgerRow, RoundRow } from './types.ts';
+import type { LedgerRow, RoundParticipation, RoundRow } from './types.ts';
 
 const HEIGHT = 240;
 /** Rounds are whole numbers: the x axis ticks only at these steps. */
 const ROUND_AXIS: uPlot.Axis = { label: 'round', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000] };
-const COLORS = { epsilon: '#1f5fae', budget: '#b3261e', projected: '#7a4fb3', survived: '#2e7d32', dropped: '#e08a00', sampled: '#9e9e9e', loss: '#b3261e', acc: '#1f5fae' };
+const COLORS = { epsilon: '#1f5fae', budget: '#b3261e', projected: '#7a4fb3', survived: '#2e7d32', dropped: '#e08a00', sampled: '#9e9e9e', rejected: '#6d4c41', loss: '#b3261e', acc: '#1f5fae' };
 
 export interface Chart {
   node: HTMLElement;
@@ -97,35 +97,41 @@ function placeholder(testId: string, text: string): Chart {
   return { node, destroy: () => {} };
 }
 
-/** Sampled / dropped / survived per committed round as stacked bars (survivors at the bottom). */
-export function participationChart(rounds: RoundRow[]): Chart {
-  if (rounds.length === 0) return placeholder('participation-chart', 'No committed round yet.');
+/**
+ * Each round's sampled clients by outcome (its last attempt), as stacked bars: survived at the bottom,
+ * then dropped, refused, rejected; the bar's height is the number sampled.
+ */
+export function participationChart(rounds: RoundParticipation[]): Chart {
+  if (rounds.length === 0) return placeholder('participation-chart', 'No round has run yet.');
   const xs = rounds.map((r) => r.round);
-  const survived = rounds.map((r) => r.survivors);
-  const dropped = rounds.map((r) => r.survivors + r.dropouts);
-  const sampled = rounds.map((r) => Math.max(r.cohortSize, r.survivors + r.dropouts));
-  const raw = [xs, rounds.map((r) => r.cohortSize), rounds.map((r) => r.dropouts), survived];
+  const parts = [rounds.map((r) => r.completed), rounds.map((r) => r.dropped), rounds.map((r) => r.refused), rounds.map((r) => r.rejected)];
+  // Cumulative heights; uPlot draws series in order, so the tallest (all sampled) goes first and each
+  // shorter stack is drawn over it.
+  const stacked = parts.map((_, k) => rounds.map((_r, i) => parts.slice(0, k + 1).reduce((sum, p) => sum + p[i], 0)));
   const bars = uPlot.paths.bars!({ size: [0.7, 40], gap: 1 });
-  const value = (si: number) => (_u: uPlot, _v: number | null, _s: number, idx: number | null) => (idx === null ? '—' : String(raw[si][idx]));
+  const value = (k: number) => (_u: uPlot, _v: number | null, _s: number, idx: number | null) => (idx === null ? '—' : String(parts[k][idx]));
   const last = rounds[rounds.length - 1];
-  const summary = last ? `round ${last.round}: ${last.cohortSize} sampled, ${last.survivors} survived, ${last.dropouts} dropped` : 'no committed round yet';
+  const summary = `round ${last.round}: ${last.completed + last.dropped + last.refused + last.rejected} sampled, ${last.completed} survived, ${last.dropped} dropped, ${last.refused} refused, ${last.rejected} rejected`;
+  const series = (k: number, label: string, color: string): uPlot.Series => ({ label, fill: color, stroke: color, paths: bars, points: { show: false }, value: value(k) });
   const { chart, node } = mount(
     'Participation per round',
     'participation-chart',
     {
       scales: { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (_u, _min, max) => [0, Math.max(1, max) * 1.1] } },
-      axes: [ROUND_AXIS, { label: 'clients' }],
+      axes: [ROUND_AXIS, { label: 'clients sampled' }],
       series: [
         { label: 'round' },
-        { label: 'sampled', fill: COLORS.sampled, stroke: COLORS.sampled, paths: bars, points: { show: false }, value: value(1) },
-        { label: 'dropped', fill: COLORS.dropped, stroke: COLORS.dropped, paths: bars, points: { show: false }, value: value(2) },
-        { label: 'survived', fill: COLORS.survived, stroke: COLORS.survived, paths: bars, points: { show: false }, value: value(3) },
+        series(3, 'rejected', COLORS.rejected),
+        series(2, 'refused', COLORS.sampled),
+        series(1, 'dropped', COLORS.dropped),
+        series(0, 'survived', COLORS.survived),
       ],
     },
-    [xs, sampled, dropped, survived],
+    [xs, stacked[3], stacked[2], stacked[1], stacked[0]],
     summary,
   );
   node.dataset.rounds = String(rounds.length);
+  node.dataset.counts = JSON.stringify(rounds);
   return chart;
 }
 

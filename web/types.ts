@@ -107,6 +107,28 @@ export interface ClientRow {
   roundsCompleted: number;
 }
 
+/** A round's last attempt, its clients counted by outcome (GET /api/v1/jobs/:id/participation). */
+export interface RoundParticipation {
+  round: number;
+  completed: number;
+  dropped: number;
+  refused: number;
+  rejected: number;
+}
+
+/** A client in one job (GET /api/v1/jobs/:id/clients). */
+export interface JobClientRow {
+  id: string;
+  firstSeen: number;
+  lastSeen: number;
+  numExamples: number | null;
+  roundsCompleted: number;
+  dropped: number;
+  refused: number;
+  rejected: number;
+  lastRound: number;
+}
+
 export interface AuditRow {
   seq: number;
   at: number;

@@ -206,6 +206,22 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     },
     {
       method: 'GET',
+      url: '/api/v1/jobs/:id/participation',
+      access: 'viewer',
+      summary: "per round, its last attempt's clients by outcome: completed (survived), dropped, refused, rejected",
+      params: jobParams,
+      handler: (ctx) => store.roundParticipation(job(ctx.params.id).id),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/clients',
+      access: 'viewer',
+      summary: 'the clients that took part in the job: first and last seen, examples, rounds completed, dropouts, refusals, rejections, last round sampled',
+      params: jobParams,
+      handler: (ctx) => store.jobClients(job(ctx.params.id).id),
+    },
+    {
+      method: 'GET',
       url: '/api/v1/jobs/:id/ledger',
       access: 'viewer',
       summary: 'the privacy ledger: every release, ε against each audience, the budget, and the projection after the next round',

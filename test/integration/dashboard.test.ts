@@ -178,7 +178,14 @@ describe('dashboard in headless Chromium', () => {
     const points = JSON.parse((await page.getAttribute('[data-testid=epsilon-chart]', 'data-points'))!) as [number, number][];
     expect(points).toEqual(ledger.map((r) => [r.round, r.epsilon]));
     expect(Number(await page.getAttribute('[data-testid=epsilon-chart]', 'data-budget'))).toBe(50);
-    expect(await page.getAttribute('[data-testid=participation-chart]', 'data-rounds')).toBe('5');
+    // Participation: every round's three sampled clients survived, as the store recorded them.
+    const counts = JSON.parse((await page.getAttribute('[data-testid=participation-chart]', 'data-counts'))!) as { round: number; completed: number; dropped: number }[];
+    expect(counts).toEqual(service.store.roundParticipation(JOB));
+    expect(counts.map((c) => [c.round, c.completed, c.dropped])).toEqual([1, 2, 3, 4, 5].map((r) => [r, 3, 0]));
+    // The job's clients, each in all five rounds, none dropped.
+    const clientRows = await page.$$eval('[data-testid=clients-table] tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-client'), tr.children[2].textContent, tr.children[3].textContent]));
+    expect(clientRows).toHaveLength(3);
+    expect(clientRows).toEqual(expect.arrayContaining(['alice', 'bob', 'carol'].map((id) => [id, '5', '0'])));
     // Hovering the chart shows that round's ledger row.
     const over = (await page.$('[data-testid=epsilon-chart] .u-over'))!;
     const box = (await over.boundingBox())!;
@@ -248,9 +255,9 @@ describe('dashboard in headless Chromium', () => {
       body: JSON.stringify({ reason: HOSTILE_REASON }),
     });
     expect(res.status).toBe(200);
-    // The wire protocol refuses such a client id (letters, digits, . _ : @ -), so the row is written to
-    // the store directly: a stand-in for a hostile or legacy row the dashboard must still show as text.
-    service.store.upsertClient(HOSTILE_CLIENT, { lastSeen: Date.now() });
+    // The wire protocol refuses such a client id (letters, digits, . _ : @ -), so its participation is
+    // written to the store directly: a stand-in for a hostile or legacy row the page must show as text.
+    service.store.recordParticipation('waiting', 1, [{ clientId: HOSTILE_CLIENT, status: 'dropped' }]);
     const page = await openPage();
     await signIn(page, tokens.operator, '#/audit');
     const cell = page.locator('[data-testid=audit-table] td', { hasText: 'onerror' });

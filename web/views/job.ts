@@ -8,7 +8,7 @@ import { epsilonChart, participationChart, qualityChart, type Chart } from '../c
 import { announce, el, replace, type Child } from '../dom.ts';
 import { ago, csvField, num, time } from '../format.ts';
 import { dataTable, type Column } from '../table.ts';
-import type { ClientRow, JobSummary, Ledger, LedgerRow, Rounds, Version } from '../types.ts';
+import type { JobClientRow, JobSummary, Ledger, LedgerRow, RoundParticipation, Rounds, Version } from '../types.ts';
 import { confirmAction, errorText, refresher, statusBadge, type View, type ViewContext } from './common.ts';
 import { lifecycleButtons } from './lifecycle.ts';
 import { epsilonGauge } from './overview.ts';
@@ -128,7 +128,7 @@ export function jobView(ctx: ViewContext, id: string): View {
     refresh();
   };
 
-  const render = (job: JobSummary, led: Ledger, rounds: Rounds, vs: Version[], cs: ClientRow[]) => {
+  const render = (job: JobSummary, led: Ledger, rounds: Rounds, parts: RoundParticipation[], vs: Version[], cs: JobClientRow[]) => {
     node.dataset.committedRound = String(job.round);
     node.dataset.status = job.status;
     replace(
@@ -158,7 +158,7 @@ export function jobView(ctx: ViewContext, id: string): View {
         el('div', { class: 'privacy-body' }, eps.node, readout),
       );
     } else replace(privacy, el('p', null, 'This job runs without differential privacy: it spends no ε.'));
-    const part = participationChart(rounds.rounds);
+    const part = participationChart(parts);
     const qual = qualityChart(rounds.rounds);
     charts.push(part, qual);
     replace(participation, part.node, rounds.attempts.length ? el('p', null, `${rounds.attempts.length} aborted attempt${rounds.attempts.length === 1 ? '' : 's'} (nothing published).`) : null);
@@ -208,14 +208,18 @@ export function jobView(ctx: ViewContext, id: string): View {
     const now = Date.now();
     replace(
       clients,
-      el('p', { class: 'help' }, 'Every client the coordinator has seen (all jobs).'),
-      dataTable<ClientRow>(
+      el('p', { class: 'help' }, 'The clients sampled for a round of this job; last seen is by the coordinator, in any job.'),
+      dataTable<JobClientRow>(
         [
           { key: 'id', label: 'Client', cell: (c) => el('span', { class: 'mono' }, c.id), sort: (c) => c.id },
           { key: 'lastSeen', label: 'Last seen', cell: (c) => ago(c.lastSeen, now), sort: (c) => c.lastSeen },
-          { key: 'firstSeen', label: 'First seen', cell: (c) => time(c.firstSeen), sort: (c) => c.firstSeen },
           { key: 'rounds', label: 'Rounds joined', cell: (c) => String(c.roundsCompleted), sort: (c) => c.roundsCompleted, numeric: true },
+          { key: 'dropped', label: 'Dropouts', cell: (c) => String(c.dropped), sort: (c) => c.dropped, numeric: true },
+          { key: 'refused', label: 'Refused', cell: (c) => String(c.refused), sort: (c) => c.refused, numeric: true },
+          { key: 'rejected', label: 'Rejected', cell: (c) => String(c.rejected), sort: (c) => c.rejected, numeric: true },
+          { key: 'lastRound', label: 'Last round sampled', cell: (c) => String(c.lastRound), sort: (c) => c.lastRound, numeric: true },
           { key: 'examples', label: 'Examples', cell: (c) => num(c.numExamples), sort: (c) => c.numExamples, numeric: true },
+          { key: 'firstSeen', label: 'First seen', cell: (c) => time(c.firstSeen), sort: (c) => c.firstSeen },
         ],
         cs,
         { caption: `${cs.length} clients`, testId: 'clients-table', limit: 200, initialSort: { key: 'lastSeen', dir: 'descending' }, rowAttrs: (c) => ({ 'data-client': c.id }) },
@@ -225,14 +229,15 @@ export function jobView(ctx: ViewContext, id: string): View {
 
   const refresh = refresher(async () => {
     try {
-      const [job, led, rounds, vs, cs] = await Promise.all([
+      const [job, led, rounds, parts, vs, cs] = await Promise.all([
         api<JobSummary>(path),
         api<Ledger>(`${path}/ledger`),
         api<Rounds>(`${path}/rounds`),
+        api<RoundParticipation[]>(`${path}/participation`),
         api<Version[]>(`${path}/versions`),
-        api<ClientRow[]>('/api/v1/clients'),
+        api<JobClientRow[]>(`${path}/clients`),
       ]);
-      render(job, led, rounds, vs, cs);
+      render(job, led, rounds, parts, vs, cs);
     } catch (err) {
       replace(head, el('h1', null, 'Job ', el('span', { class: 'mono' }, id)), el('p', { class: 'error', attrs: { role: 'alert' } }, errorText(err)));
       ctx.fail(err);
