@@ -74,7 +74,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   const log = (opts.logger ?? silentLogger).child({ component: 'api' });
   const clock = opts.clock ?? systemClock;
   const auth = new Authenticator(store, clock);
-  const live = new LiveEvents(jobs);
+  const live = new LiveEvents(jobs, () => new Set(store.listTokens().filter((t) => t.revokedAt === null).map((t) => t.id)));
   const audit = (entry: AuditEntry): void => {
     try {
       store.appendAudit(entry);
@@ -408,6 +408,18 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     live.closeAll();
     done();
   });
+  // Socket.IO closes the shared HTTP server itself (io.close() → server.close()) before fastify's close
+  // hooks run, and server.close() waits for every connection: end the event streams first, or an open
+  // dashboard would hold the server open for good; then give requests in flight a second and cut what is
+  // left (a client that cancelled a stream without closing its socket would otherwise hold the close
+  // until fastify's 72 s keep-alive timeout).
+  const closeServer = app.server.close.bind(app.server);
+  app.server.close = ((callback?: (err?: Error) => void) => {
+    live.closeAll();
+    const server = closeServer(callback);
+    setTimeout(() => app.server.closeAllConnections(), 1000).unref();
+    return server;
+  }) as typeof app.server.close;
   registerDashboard(app);
   app.setNotFoundHandler((req, reply) => send(reply, 404, 'API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {

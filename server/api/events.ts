@@ -8,7 +8,8 @@
  * submitted), which it publishes here. An event is a small notice (`event: <kind>`, `data: <JSON>`), not
  * a copy of the data: a reader refetches what it shows. Jobs submitted after a stream opened are picked
  * up within a second. Open streams are capped; a reader that does not keep up is dropped (it reconnects);
- * all streams end when the server closes.
+ * a stream whose token is revoked ends at the next notice or heartbeat; all streams end when the server
+ * closes.
  */
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
@@ -40,6 +41,8 @@ const eventsQuery = z.object({ job: z.string().min(1).max(200).optional() }).str
 
 interface Stream {
   out: PassThrough;
+  /** The token that opened it (TokenRow id). */
+  tokenId: string;
   job?: string;
 }
 
@@ -49,10 +52,16 @@ export class LiveEvents {
   private readonly known = new Set<string>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(private readonly jobs: LiveJobSource) {}
+  constructor(
+    private readonly jobs: LiveJobSource,
+    /** The ids of the tokens that are not revoked (read at each notice and heartbeat). */
+    private readonly activeTokens: () => ReadonlySet<string>,
+  ) {}
 
   /** Sends an event to every open stream that follows its job. */
   publish(event: LiveEvent): void {
+    if (this.streams.size === 0) return;
+    this.dropRevoked();
     const text = frame(event);
     for (const s of this.streams) {
       if (s.job !== undefined && event.job !== undefined && s.job !== event.job) continue;
@@ -86,17 +95,23 @@ export class LiveEvents {
       handler: (ctx) => {
         if (this.streams.size >= MAX_STREAMS) throw new CohortError('API_STREAMS_FULL', `${MAX_STREAMS} event streams are open; close one or retry later`);
         const job = (ctx.query as z.output<typeof eventsQuery>).job;
-        const stream: Stream = { out: new PassThrough(), ...(job !== undefined ? { job } : {}) };
+        const stream: Stream = { out: new PassThrough(), tokenId: ctx.token!.id, ...(job !== undefined ? { job } : {}) };
         this.discover(false);
         this.streams.add(stream);
         this.tick();
         ctx.reply.raw.on('close', () => this.drop(stream));
-        ctx.reply.header('cache-control', 'no-store').header('x-accel-buffering', 'no');
+        // The connection ends with the stream: an ended stream leaves no keep-alive socket behind.
+        ctx.reply.header('cache-control', 'no-store').header('x-accel-buffering', 'no').header('connection', 'close');
         // The first bytes go out now, so the reader sees the stream open (and the headers) at once.
         stream.out.write(`retry: 2000\n${frame({ kind: 'hello', data: { jobs: this.jobs.list().map((h) => h.id), job: job ?? null } })}`);
         return stream.out;
       },
     };
+  }
+
+  private dropRevoked(): void {
+    const active = this.activeTokens();
+    for (const s of [...this.streams]) if (!active.has(s.tokenId)) this.drop(s);
   }
 
   private drop(s: Stream): void {
@@ -114,6 +129,7 @@ export class LiveEvents {
         sinceBeat += DISCOVER_MS;
         if (sinceBeat >= HEARTBEAT_MS) {
           sinceBeat = 0;
+          this.dropRevoked();
           for (const s of this.streams) s.out.write(': heartbeat\n\n');
         }
       }, DISCOVER_MS);

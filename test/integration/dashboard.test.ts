@@ -93,6 +93,41 @@ async function axeViolations(page: Page): Promise<string[]> {
   return found.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}) at ${v.where.join(', ')}`);
 }
 
+interface Notice {
+  kind: string;
+  data: Record<string, unknown>;
+}
+
+/** GET /api/v1/events read from Node: `next()` is the next notice (heartbeats skipped), null once the stream ended. */
+async function openStream(token: string, query = '') {
+  const abort = new AbortController();
+  const res = await fetch(`${service.url}/api/v1/events${query}`, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal });
+  const reader = res.ok ? res.body!.getReader() : undefined;
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const next = async (): Promise<Notice | null> => {
+    for (;;) {
+      const end = buffer.indexOf('\n\n');
+      if (end >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const kind = /^event: (.*)$/m.exec(frame)?.[1];
+        const data = /^data: (.*)$/m.exec(frame)?.[1];
+        if (kind && data) return { kind, data: JSON.parse(data) as Record<string, unknown> };
+        continue;
+      }
+      const chunk = await reader!.read().catch(() => ({ done: true as const, value: undefined }));
+      if (chunk.done) return null;
+      buffer += decoder.decode(chunk.value, { stream: true });
+    }
+  };
+  // Cancelling the body (not only aborting the request) lets undici drop the socket at once.
+  return { res, next, close: () => void reader?.cancel().catch(() => {}).finally(() => abort.abort()) };
+}
+
+const post = (path: string, token: string, body: unknown = {}) =>
+  fetch(`${service.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
 function joinClients(ids: string[]): void {
   ids.forEach((clientId, i) => {
     const e = new ClientEngine({ clientId, task: new QuickTask(0.01 * (i + 1)), transport: new SocketIoClientTransport({ url: `${service.url}/jobs/${JOB}`, reconnect: { initialDelayMs: 100, maxDelayMs: 300 } }) });
@@ -114,10 +149,14 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // The service closes first, with dashboard pages still open and following the event stream: that
+  // must not hold it open (server/api/app.ts ends the streams as the HTTP server closes).
+  for (const e of engines) e.stop();
+  const closing = Date.now();
+  await service?.close();
+  if (service) expect(Date.now() - closing).toBeLessThan(10_000);
   for (const c of contexts) await c.close().catch(() => {});
   await browser?.close();
-  for (const e of engines) e.stop();
-  await service?.close();
 });
 
 describe('dashboard in headless Chromium', () => {
@@ -246,6 +285,48 @@ describe('dashboard in headless Chromium', () => {
     await shot(page, 'audit');
     expect(await axeViolations(page)).toEqual([]);
   }, 60_000);
+
+  it('streams live notices while the token is valid, filtered by job on request, and caps open streams', async () => {
+    const reader = service.store.createToken({ name: 'stream-reader', role: 'viewer' });
+    const all = await openStream(reader.token);
+    expect(all.res.status).toBe(200);
+    expect(all.res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(await all.next()).toMatchObject({ kind: 'hello', data: { jobs: expect.arrayContaining([JOB, 'waiting']) } });
+    const onlyDp5 = await openStream(reader.token, `?job=${JOB}`);
+    expect(await onlyDp5.next()).toMatchObject({ kind: 'hello', data: { job: JOB } });
+
+    // An operator pauses 'waiting': the engine's pause and the API's lifecycle change both arrive.
+    expect((await post('/api/v1/jobs/waiting/pause', tokens.operator)).status).toBe(200);
+    const two = [await all.next(), await all.next()];
+    expect(two.map((n) => `${n?.kind}:${String(n?.data.job)}`).sort()).toEqual(['lifecycle:waiting', 'paused:waiting']);
+    // The dp5 stream skipped both: the first notice it gets is dp5's promotion.
+    expect((await post(`/api/v1/jobs/${JOB}/versions/5/promote`, tokens.operator)).status).toBe(200);
+    expect(await onlyDp5.next()).toMatchObject({ kind: 'version', data: { job: JOB, action: 'promote', round: 5, actor: 'otto-operator' } });
+    expect(await all.next()).toMatchObject({ kind: 'version', data: { job: JOB } });
+
+    // Revoked: both streams end at the next notice instead of receiving it.
+    service.store.revokeToken('stream-reader');
+    expect((await post('/api/v1/jobs/waiting/resume', tokens.operator)).status).toBe(200);
+    expect(await all.next()).toBeNull();
+    expect(await onlyDp5.next()).toBeNull();
+
+    // At most 64 streams at once; the next is refused with a typed error until one closes.
+    const open: Awaited<ReturnType<typeof openStream>>[] = [];
+    let refused: Response | undefined;
+    for (let i = 0; i < 65 && !refused; i++) {
+      const s = await openStream(tokens.viewer);
+      if (s.res.status === 200) open.push(s);
+      else refused = s.res;
+    }
+    expect(refused?.status).toBe(503);
+    expect(((await refused!.json()) as { error: { code: string } }).error.code).toBe('API_STREAMS_FULL');
+    for (const s of open) s.close();
+    await expect.poll(async () => {
+      const s = await openStream(tokens.viewer);
+      s.close();
+      return s.res.status;
+    }, { timeout: 5000 }).toBe(200);
+  });
 
   it('renders hostile text (an audit actor and detail, a client id) as text', async () => {
     // A token named like markup pauses a job with a reason that closes a tag and opens a script.
