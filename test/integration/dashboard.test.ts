@@ -259,7 +259,7 @@ describe('dashboard in headless Chromium', () => {
     expect(denied).toBe(403);
   }, 60_000);
 
-  it('lets an operator promote a version (confirmed) and find the audit row', async () => {
+  it('lets an operator promote a version (confirmed), pause and resume a job, and find the audit rows', async () => {
     const page = await openPage();
     await signIn(page, tokens.operator, `#/jobs/${JOB}`);
     await page.waitForSelector('[data-testid=versions-table] tr[data-round="4"] button[data-action=promote]');
@@ -274,10 +274,22 @@ describe('dashboard in headless Chromium', () => {
     await page.click('[data-testid=versions-table] tr[data-round="4"] button[data-action=card]');
     expect(await page.textContent('[data-testid=model-card]')).toMatch(/ε|epsilon/i);
     await shot(page, 'job-operator');
+    // Pause and resume a running job from the overview.
+    await page.click('nav a[href="#/"]');
+    const waiting = '[data-testid=jobs-table] tr[data-job="waiting"]';
+    await page.click(`${waiting} button[data-action=pause]`);
+    await page.waitForSelector(`${waiting} .badge-paused`);
+    expect(service.jobs.get('waiting')!.engine.status).toBe('paused');
+    expect(await page.isDisabled(`${waiting} button[data-action=pause]`)).toBe(true);
+    await page.click(`${waiting} button[data-action=resume]`);
+    await page.waitForSelector(`${waiting} .badge-running`);
+    expect(service.jobs.get('waiting')!.engine.status).not.toBe('paused');
+    await shot(page, 'jobs-operator');
     await page.click('nav a[href="#/audit"]');
     const row = page.locator('[data-testid=audit-table] tr[data-action="version.promote"]', { hasText: 'otto-operator' });
     await row.first().waitFor({ timeout: 5000 });
     expect(await row.first().textContent()).toContain(`${JOB}/4`);
+    for (const action of ['job.pause', 'job.resume']) await page.locator(`[data-testid=audit-table] tr[data-action="${action}"]`, { hasText: 'otto-operator' }).first().waitFor({ timeout: 5000 });
     // The filters narrow the log.
     await page.fill('#audit-actor', 'otto-operator');
     await page.click('form.filters button[type=submit]');
