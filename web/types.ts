@@ -97,6 +97,8 @@ export interface Version {
   epsilon: { published: number | null; coordinator: number | null; delta: number } | null;
   evaluation: Evaluation | null;
   production: boolean;
+  /** The job's promotion gates checked against this version (none set: passed, no results). */
+  gates: { passed: boolean; results: { gate: string; limit: number; value: number | null; passed: boolean }[] };
 }
 
 export interface ClientRow {

@@ -248,7 +248,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       method: 'GET',
       url: '/api/v1/jobs/:id/versions',
       access: 'viewer',
-      summary: 'model versions: every kept checkpoint with its sha-256, ε at that version, evaluation, and the production tag',
+      summary: "model versions: every kept checkpoint with its sha-256, ε at that version, evaluation, the job's promotion gates checked against it, and the production tag",
       params: jobParams,
       handler: (ctx) => {
         const h = job(ctx.params.id);
@@ -261,6 +261,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
           epsilon: ledger.get(round) ? { published: ledger.get(round)!.epsilonPublished, coordinator: ledger.get(round)!.epsilonCoordinator, delta: ledger.get(round)!.delta } : null,
           evaluation: rounds.get(round)?.evaluation ?? null,
           production: round === production,
+          gates: gatesOf(h.config, version(store, h.id, round)),
         }));
       },
     },

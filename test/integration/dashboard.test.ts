@@ -42,7 +42,7 @@ class QuickTask implements ClientTask {
   }
 }
 
-const job = (id: string, rounds: number) =>
+const job = (id: string, rounds: number, extra: Record<string, unknown> = {}) =>
   parseJobConfig({
     id,
     model: { zoo: 'logreg', inputShape: [8], numClasses: 2 },
@@ -51,6 +51,7 @@ const job = (id: string, rounds: number) =>
     minClients: 3,
     timeouts: { trainMs: 30_000, retryDelayMs: 50 },
     dp: { mode: 'central', noiseMultiplier: 2, clipNorm: 1, budget: { epsilon: 50, delta: 1e-5 } },
+    ...extra,
   });
 
 let service: Service;
@@ -143,7 +144,8 @@ beforeAll(async () => {
   tokens.viewer = service.store.createToken({ name: 'vera-viewer', role: 'viewer' }).token;
   tokens.operator = service.store.createToken({ name: 'otto-operator', role: 'operator' }).token;
   tokens.hostile = service.store.createToken({ name: HOSTILE_ACTOR, role: 'operator' }).token;
-  await service.submit(job(JOB, 5));
+  // A promotion gate that the last version (ε ≈ 12.3 after 5 rounds) fails and the ones before pass.
+  await service.submit(job(JOB, 5, { promote: { maxEpsilon: 11 } }));
   await service.submit(job('waiting', 3)); // never gets clients: stays running, so it can be paused
   browser = await launchChromium();
 }, 120_000);
@@ -263,6 +265,9 @@ describe('dashboard in headless Chromium', () => {
     const page = await openPage();
     await signIn(page, tokens.operator, `#/jobs/${JOB}`);
     await page.waitForSelector('[data-testid=versions-table] tr[data-round="4"] button[data-action=promote]');
+    // The gates column: version 5 fails maxEpsilon, version 4 passes.
+    expect(await page.textContent('[data-testid=versions-table] tr[data-round="5"] td:nth-child(6)')).toBe('failed: maxEpsilon');
+    expect(await page.textContent('[data-testid=versions-table] tr[data-round="4"] td:nth-child(6)')).toBe('passed');
     // Cancelling the confirmation changes nothing.
     await page.click('[data-testid=versions-table] tr[data-round="4"] button[data-action=promote]');
     await page.click('dialog[open] button[data-action=cancel]');
@@ -312,8 +317,8 @@ describe('dashboard in headless Chromium', () => {
     const two = [await all.next(), await all.next()];
     expect(two.map((n) => `${n?.kind}:${String(n?.data.job)}`).sort()).toEqual(['lifecycle:waiting', 'paused:waiting']);
     // The dp5 stream skipped both: the first notice it gets is dp5's promotion.
-    expect((await post(`/api/v1/jobs/${JOB}/versions/5/promote`, tokens.operator)).status).toBe(200);
-    expect(await onlyDp5.next()).toMatchObject({ kind: 'version', data: { job: JOB, action: 'promote', round: 5, actor: 'otto-operator' } });
+    expect((await post(`/api/v1/jobs/${JOB}/versions/3/promote`, tokens.operator)).status).toBe(200);
+    expect(await onlyDp5.next()).toMatchObject({ kind: 'version', data: { job: JOB, action: 'promote', round: 3, actor: 'otto-operator' } });
     expect(await all.next()).toMatchObject({ kind: 'version', data: { job: JOB } });
 
     // Revoked: both streams end at the next notice instead of receiving it.

@@ -182,6 +182,19 @@ export function jobView(ctx: ViewContext, id: string): View {
       { key: 'epsilon', label: 'ε consumers / coordinator', cell: (v) => (v.epsilon ? `${num(v.epsilon.published)} / ${num(v.epsilon.coordinator)}` : '—') },
       { key: 'loss', label: 'Eval loss', cell: (v) => num(v.evaluation?.loss ?? null), sort: (v) => v.evaluation?.loss ?? null, numeric: true },
       { key: 'accuracy', label: 'Eval accuracy', cell: (v) => num(v.evaluation?.accuracy ?? null), sort: (v) => v.evaluation?.accuracy ?? null, numeric: true },
+      {
+        key: 'gates',
+        label: 'Gates',
+        cell: (v) =>
+          v.gates.results.length === 0
+            ? 'none set'
+            : el(
+                'span',
+                { class: `badge badge-${v.gates.passed ? 'ok' : 'failed'}`, attrs: { title: v.gates.results.map((g) => `${g.gate} ${num(g.value)} against ${num(g.limit)}: ${g.passed ? 'passed' : 'failed'}`).join('; ') } },
+                v.gates.passed ? 'passed' : `failed: ${v.gates.results.filter((g) => !g.passed).map((g) => g.gate).join(', ')}`,
+              ),
+        sort: (v) => (v.gates.passed ? 1 : 0),
+      },
       { key: 'sha', label: 'SHA-256', cell: (v) => el('span', { class: 'mono', attrs: { title: v.sha256 } }, `${v.sha256.slice(0, 12)}…`) },
       {
         key: 'actions',
