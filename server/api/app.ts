@@ -17,6 +17,7 @@ import { parseJobConfig, type JobConfig } from '../round/config.ts';
 import type { RoundEngine } from '../round/engine.ts';
 import type { CohortMetrics } from '../ops/metrics.ts';
 import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
+import { checkGates } from '../ops/gates.ts';
 import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
@@ -261,7 +262,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
           epsilon: ledger.get(round) ? { published: ledger.get(round)!.epsilonPublished, coordinator: ledger.get(round)!.epsilonCoordinator, delta: ledger.get(round)!.delta } : null,
           evaluation: rounds.get(round)?.evaluation ?? null,
           production: round === production,
-          gates: gatesOf(h.config, version(store, h.id, round)),
+          gates: checkGates(h.config.promote, { evaluation: rounds.get(round)?.evaluation ?? null, epsilon: ledger.get(round)?.epsilon ?? null }),
         }));
       },
     },
