@@ -37,8 +37,28 @@ async function failure(res: Response): Promise<ApiError> {
   }
 }
 
+/** GETs started before they were asked for (prefetch), each handed out once. */
+const early = new Map<string, Promise<unknown>>();
+
+/**
+ * Starts GETs the first view will make while the sign-in check is still in flight, so a page load costs
+ * one round trip less. A 401 among them is handled like any other: by whoever asks for it.
+ */
+export function prefetch(paths: readonly string[]): void {
+  for (const path of paths) {
+    const answer = api(path);
+    answer.catch(() => {}); // handled by the view that takes it; not an unhandled rejection meanwhile
+    early.set(path, answer);
+  }
+}
+
 /** GET (or POST with a JSON body) a route; its JSON answer or an ApiError. */
 export async function api<T>(path: string, init: { method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<T> {
+  const started = (init.method ?? 'GET') === 'GET' ? early.get(path) : undefined;
+  if (started) {
+    early.delete(path);
+    return started as Promise<T>;
+  }
   const res = await fetch(path, {
     method: init.method ?? 'GET',
     headers: headers(init.body !== undefined ? { 'content-type': 'application/json' } : {}),

@@ -3,12 +3,12 @@
  * (#/ jobs, #/jobs/<id>, #/audit) and one live feed (GET /api/v1/events) whose notices go to the view
  * on screen. Plain DOM modules; every datum is set as text (dom.ts).
  */
-import { api, ApiError, follow, token } from './api.ts';
+import { api, ApiError, follow, prefetch, token } from './api.ts';
 import { announce, byId, el, replace } from './dom.ts';
 import type { LiveNotice, Session } from './types.ts';
 import { auditView } from './views/audit.ts';
 import { errorText, type View, type ViewContext } from './views/common.ts';
-import { jobView } from './views/job.ts';
+import { jobPaths, jobView } from './views/job.ts';
 import { overviewView } from './views/overview.ts';
 import { signInView } from './views/signin.ts';
 
@@ -97,6 +97,8 @@ function route(): void {
 function start(): void {
   window.addEventListener('hashchange', route);
   if (!token.get()) return signOut(null);
+  const job = /^#\/jobs\/([^/]+)$/.exec(location.hash);
+  if (job) prefetch(jobPaths(decodeURIComponent(job[1])));
   api<Session>('/api/v1/session')
     .then(signedIn)
     .catch((err: unknown) => signOut(err instanceof ApiError && err.status === 401 ? 'Your token is unknown or has been revoked. Sign in again.' : errorText(err)));

@@ -70,6 +70,12 @@ function ledgerReadout(row: LedgerRow | null): HTMLElement {
   );
 }
 
+/** The routes the job page reads, in the order it asks for them. */
+export function jobPaths(id: string): string[] {
+  const path = `/api/v1/jobs/${encodeURIComponent(id)}`;
+  return [path, `${path}/ledger`, `${path}/rounds`, `${path}/participation`, `${path}/versions`, `${path}/clients`];
+}
+
 export function jobView(ctx: ViewContext, id: string): View {
   const path = `/api/v1/jobs/${encodeURIComponent(id)}`;
   const head = el('div', { class: 'job-head' }, el('p', null, 'Loading…'));
@@ -242,13 +248,14 @@ export function jobView(ctx: ViewContext, id: string): View {
 
   const refresh = refresher(async () => {
     try {
+      const [jobPath, ledgerPath, roundsPath, participationPath, versionsPath, clientsPath] = jobPaths(id);
       const [job, led, rounds, parts, vs, cs] = await Promise.all([
-        api<JobSummary>(path),
-        api<Ledger>(`${path}/ledger`),
-        api<Rounds>(`${path}/rounds`),
-        api<RoundParticipation[]>(`${path}/participation`),
-        api<Version[]>(`${path}/versions`),
-        api<JobClientRow[]>(`${path}/clients`),
+        api<JobSummary>(jobPath),
+        api<Ledger>(ledgerPath),
+        api<Rounds>(roundsPath),
+        api<RoundParticipation[]>(participationPath),
+        api<Version[]>(versionsPath),
+        api<JobClientRow[]>(clientsPath),
       ]);
       render(job, led, rounds, parts, vs, cs);
     } catch (err) {
