@@ -366,6 +366,11 @@ describe('dashboard in headless Chromium', () => {
     await page.waitForSelector('[data-testid=clients-table]');
     expect(await page.locator('[data-testid=clients-table] td span.mono', { hasText: 'onmouseover' }).first().textContent()).toBe(HOSTILE_CLIENT);
     expect(await page.textContent('article.job .reason')).toContain(HOSTILE_REASON);
+    // A job that has not committed yet still shows what its first round would cost, as the API projects it.
+    const projected = ((await (await fetch(`${service.url}/api/v1/jobs/waiting/ledger`, { headers: { authorization: `Bearer ${tokens.viewer}` } })).json()) as { nextRound: { epsilon: number } }).nextRound.epsilon;
+    expect(projected).toBeGreaterThan(0);
+    expect(Number(await page.getAttribute('[data-testid=epsilon-chart]', 'data-projected'))).toBe(projected);
+    expect(await page.getAttribute('[data-testid=epsilon-chart]', 'data-points')).toBe('[]');
     expect(await page.$$('main img, main script, main b')).toHaveLength(0);
     expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
     await shot(page, 'job-paused');
