@@ -7,6 +7,9 @@
  * Errors are `{ "error": { "code", "message", "issues"? } }` with the code's HTTP status from the one
  * registry (shared/errors.ts); never a stack trace. A denied request (401/403/429) changes nothing and
  * is audited; every state change made through the API is audited with the token's name as the actor.
+ *
+ * The same server carries the dashboard's static files (dashboard.ts, at / and /assets) and the live
+ * feed the dashboard follows (events.ts, GET /api/v1/events, a route of the table like any other).
  */
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
