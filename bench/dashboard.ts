@@ -14,7 +14,8 @@
  * Prints one JSON line (also written to bench/results/dashboard.json):
  *   rounds, ledgerRows, jsBytes, jsGzipBytes, cssBytes,
  *   firstLoadMs (the first, cold), firstLoadMedianMs, firstLoadMaxMs over --loads,
- *   overviewLoadMs (the jobs page, cold), apiBytes (JSON the job page fetched), setupMs (running the job).
+ *   overviewLoadMs (the jobs page, cold), apiBytes (JSON the job page fetched), setupMs (running the job),
+ *   bundleGoalMet (< 300 KB gzipped), firstLoadGoalMet (the first load < 1 s).
  */
 import fs from 'node:fs';
 import { mkdtempSync } from 'node:fs';
@@ -126,6 +127,9 @@ export async function run(args: string[]): Promise<void> {
       overviewLoadMs: Math.round(overview.ms),
       apiBytes,
       setupMs: Math.round(setupMs),
+      // The goals: a bundle under 300 KB gzipped, a first load under 1 s.
+      bundleGoalMet: bundle.jsGzipBytes < 300 * 1024,
+      firstLoadGoalMet: times[0] < 1000,
     };
     const line = JSON.stringify(result);
     fs.mkdirSync(path.dirname(RESULTS), { recursive: true });
