@@ -98,15 +98,16 @@ export function saveBlob(blob: Blob, filename: string): void {
  * Follows GET /api/v1/events (server-sent events read with fetch, so the bearer header goes with it),
  * reconnecting after a second or two when the stream ends, until `signal` aborts. `onReconnect` runs on
  * every connection after the first: a reader refetches then, since notices sent while it was away are
- * not replayed.
+ * not replayed. A 401 (the token was revoked: the server ends its streams) stops it and calls
+ * `onUnauthorized`.
  */
-export function follow(onNotice: (n: LiveNotice) => void, signal: AbortSignal, onReconnect: () => void = () => {}): void {
+export function follow(onNotice: (n: LiveNotice) => void, signal: AbortSignal, onReconnect: () => void, onUnauthorized: () => void): void {
   let connections = 0;
   const run = async (): Promise<void> => {
     while (!signal.aborted) {
       try {
         const res = await fetch('/api/v1/events', { headers: headers({ accept: 'text/event-stream' }), signal, cache: 'no-store' });
-        if (res.status === 401) return; // signed out elsewhere; the next API call shows the sign-in
+        if (res.status === 401) return onUnauthorized();
         if (!res.ok || !res.body) throw await failure(res);
         if (connections++ > 0) onReconnect();
         await readEvents(res.body, onNotice);

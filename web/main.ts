@@ -68,6 +68,7 @@ function signedIn(s: Session): void {
     },
     live.signal,
     () => view?.onNotice?.(null),
+    () => signOut('Your token is unknown or has been revoked. Sign in again.'),
   );
   route();
 }

@@ -377,6 +377,19 @@ describe('dashboard in headless Chromium', () => {
     expect(await axeViolations(page)).toEqual([]);
   }, 60_000);
 
+  it('returns an open page to the sign-in when its token is revoked', async () => {
+    const shortLived = service.store.createToken({ name: 'short-lived', role: 'viewer' });
+    const page = await openPage();
+    await signIn(page, shortLived.token, `#/jobs/${JOB}`);
+    await page.waitForSelector('article.job[data-committed-round="5"]');
+    service.store.revokeToken('short-lived');
+    // The next notice ends the revoked token's stream; the page's reconnection is refused.
+    expect((await post('/api/v1/jobs/waiting/resume', tokens.operator)).status).toBe(200);
+    await page.waitForSelector('form.signin', { timeout: 10_000 });
+    expect(await page.textContent('#signin-error')).toMatch(/revoked/);
+    expect(await page.evaluate(() => sessionStorage.getItem('cohort.token'))).toBeNull();
+  });
+
   it('signs out to the sign-in and forgets the token; nothing broke the CSP on any page', async () => {
     const page = await openPage();
     await signIn(page, tokens.viewer);
