@@ -13,6 +13,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   load: () => import('./load.report.ts'),
   admin: () => import('./admin.ts'),
   auth: () => import('./auth.ts'),
+  dashboard: () => import('./dashboard.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -11,7 +11,9 @@
  * 3. the isomorphic client (client/ outside client/node/) imports no Node built-in and nothing from
  *    server/ or simulations/;
  * 4. server/ never imports client/, and client/ never imports server/ (tests that drive both sides,
- *    e.g. server/round/*.test.ts with real client engines, are exempt).
+ *    e.g. server/round/*.test.ts with real client engines, are exempt);
+ * 5. the dashboard (web/, bundled for the browser) imports only web/, shared/ and packages, never a Node
+ *    built-in.
  *
  * Prints each violation and exits 1 if there is any. Known exceptions are listed below with a TODO;
  * one that no longer occurs is reported too, so the list cannot go stale.
@@ -23,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SOURCE_DIRS = ['shared', 'server', 'client', 'simulations', 'bench', 'cli', 'test', 'scripts'];
+const SOURCE_DIRS = ['shared', 'server', 'client', 'simulations', 'bench', 'cli', 'test', 'scripts', 'web'];
 
 /** Violations we know of and accept for now (file → specifier), each with the reason it goes away. */
 const KNOWN_EXCEPTIONS: { file: string; specifier: string; todo: string }[] = [];
@@ -131,6 +133,10 @@ export function checkImports(): ImportReport {
         if (isomorphicClient && !isTest) {
           if (isNodeBuiltin(specifier)) return 'the isomorphic client (outside client/node/) must not import a Node built-in';
           if (targetTop === 'simulations') return 'client/ must not import from simulations/';
+        }
+        if (top(file) === 'web') {
+          if (isNodeBuiltin(specifier)) return 'web/ (the dashboard, a browser bundle) must not import a Node built-in';
+          if (targetTop && targetTop !== 'web' && targetTop !== 'shared') return `web/ must not import from ${targetTop}/`;
         }
         if (!isTest && top(file) === 'client' && targetTop === 'server') return 'client/ must not import from server/';
         if (!isTest && top(file) === 'server' && targetTop === 'client') return 'server/ must not import from client/';

@@ -114,6 +114,8 @@ export const ERRORS = {
   API_TOO_LARGE: { area: 'api', status: 413, summary: 'a request body above the limit' },
   API_UNSUPPORTED_MEDIA: { area: 'api', status: 415, summary: 'a request body that is not application/json' },
   API_RATE_LIMITED: { area: 'api', status: 429, summary: 'too many failed authentications from this address; wait a minute' },
+  API_STREAMS_FULL: { area: 'api', status: 503, summary: 'too many open event streams (GET /api/v1/events) on this coordinator; close one or retry later' },
+  API_DASHBOARD_NOT_BUILT: { area: 'api', status: 503, summary: 'the dashboard has not been built into dist/web (npm run build:web)' },
 
   // ---- transport: a client's check of the server's TLS certificate (final: the client stops) ------
   TLS_UNTRUSTED: { area: 'transport', status: 502, summary: "the server's TLS certificate is not trusted: no chain to the CA file or system store, wrong host name, expired" },

@@ -7,6 +7,9 @@
  * Errors are `{ "error": { "code", "message", "issues"? } }` with the code's HTTP status from the one
  * registry (shared/errors.ts); never a stack trace. A denied request (401/403/429) changes nothing and
  * is audited; every state change made through the API is audited with the token's name as the actor.
+ *
+ * The same server carries the dashboard's static files (dashboard.ts, at / and /assets) and the live
+ * feed the dashboard follows (events.ts, GET /api/v1/events, a route of the table like any other).
  */
 import { gzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -18,9 +21,12 @@ import { parseJobConfig, type JobConfig } from '../round/config.ts';
 import type { RoundEngine } from '../round/engine.ts';
 import type { CohortMetrics } from '../ops/metrics.ts';
 import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
+import { checkGates } from '../ops/gates.ts';
 import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
+import { registerDashboard } from './dashboard.ts';
+import { LiveEvents } from './events.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Federation } from '../identity/federation.ts';
 import { keyFingerprint } from '../../shared/identity/index.ts';
@@ -92,6 +98,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   const log = (opts.logger ?? silentLogger).child({ component: 'api' });
   const clock = opts.clock ?? systemClock;
   const auth = new Authenticator(store, clock);
+  const live = new LiveEvents(jobs, () => new Set(store.listTokens().filter((t) => t.revokedAt === null).map((t) => t.id)));
   const audit = (entry: AuditEntry): void => {
     try {
       store.appendAudit(entry);
@@ -158,6 +165,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       void h.engine.stop(reason, { keepTransport: true });
     }
     audit({ actor, action: `job.${action}`, target: h.id, outcome: 'ok', details: { reason } });
+    live.publish({ kind: 'lifecycle', job: h.id, data: { action, actor } });
     return jobSummary(h);
   };
 
@@ -230,6 +238,22 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     },
     {
       method: 'GET',
+      url: '/api/v1/jobs/:id/participation',
+      access: 'viewer',
+      summary: "per round, its last attempt's clients by outcome: completed (survived), dropped, refused, rejected",
+      params: jobParams,
+      handler: (ctx) => store.roundParticipation(job(ctx.params.id).id),
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/clients',
+      access: 'viewer',
+      summary: 'the clients that took part in the job: first and last seen, examples, rounds completed, dropouts, refusals, rejections, last round sampled',
+      params: jobParams,
+      handler: (ctx) => store.jobClients(job(ctx.params.id).id),
+    },
+    {
+      method: 'GET',
       url: '/api/v1/jobs/:id/ledger',
       access: 'viewer',
       summary: 'the privacy ledger: every release, ε against each audience, the budget, and the projection after the next round',
@@ -267,7 +291,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       method: 'GET',
       url: '/api/v1/jobs/:id/versions',
       access: 'viewer',
-      summary: 'model versions: every kept checkpoint with its sha-256, ε at that version, evaluation, and the production tag',
+      summary: "model versions: every kept checkpoint with its sha-256, ε at that version, evaluation, the job's promotion gates checked against it, and the production tag",
       params: jobParams,
       handler: (ctx) => {
         const h = job(ctx.params.id);
@@ -280,6 +304,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
           epsilon: ledger.get(round) ? { published: ledger.get(round)!.epsilonPublished, coordinator: ledger.get(round)!.epsilonCoordinator, delta: ledger.get(round)!.delta } : null,
           evaluation: rounds.get(round)?.evaluation ?? null,
           production: round === production,
+          gates: checkGates(h.config.promote, { evaluation: rounds.get(round)?.evaluation ?? null, epsilon: ledger.get(round)?.epsilon ?? null }),
         }));
       },
     },
@@ -340,6 +365,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         }
         const tag = store.setProductionTag({ jobId: h.id, round, actor, forced: !gates.passed });
         audit({ actor, action: 'version.promote', target: `${h.id}/${round}`, outcome: 'ok', details: { forced: !gates.passed, gates: gates.results } });
+        live.publish({ kind: 'version', job: h.id, data: { action: 'promote', round, actor } });
         return tag;
       },
     },
@@ -361,6 +387,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         }
         const tag = store.setProductionTag({ jobId: h.id, round: previous.round, actor: ctx.token!.name, forced: false });
         audit({ actor: ctx.token!.name, action: 'version.rollback', target: `${h.id}/${previous.round}`, outcome: 'ok', details: { from: current!.round } });
+        live.publish({ kind: 'version', job: h.id, data: { action: 'rollback', round: previous.round, actor: ctx.token!.name } });
         return tag;
       },
     },
@@ -462,6 +489,8 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       summary: 'recomputes the audit hash chain: { ok, rows, head } or the first edited, deleted or moved row',
       handler: () => store.verifyAudit(),
     },
+    { method: 'GET', url: '/api/v1/session', access: 'viewer', summary: "who the bearer token is: its id, name and role (the dashboard's sign-in)", handler: (ctx) => ({ id: ctx.token!.id, name: ctx.token!.name, role: ctx.token!.role }) },
+    live.route(),
     { method: 'GET', url: '/api/v1/openapi.json', access: 'public', summary: 'this API as an OpenAPI 3.1 document', handler: () => document },
   ];
   const document = openApiDocument(routes);
@@ -471,6 +500,23 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
   const app = opts.https ? (Fastify({ ...base, https: opts.https }) as unknown as FastifyInstance) : Fastify(base);
   const send = (reply: FastifyReply, status: number, code: string, message: string, issues?: unknown) =>
     reply.status(status).type('application/json').send({ error: { code, message: message.slice(0, 1024), ...(issues ? { issues } : {}) } });
+  app.addHook('preClose', (done) => {
+    live.closeAll();
+    done();
+  });
+  // Socket.IO closes the shared HTTP server itself (io.close() → server.close()) before fastify's close
+  // hooks run, and server.close() waits for every connection: end the event streams first, or an open
+  // dashboard would hold the server open for good; then give requests in flight a second and cut what is
+  // left (a client that cancelled a stream without closing its socket would otherwise hold the close
+  // until fastify's 72 s keep-alive timeout).
+  const closeServer = app.server.close.bind(app.server);
+  app.server.close = ((callback?: (err?: Error) => void) => {
+    live.closeAll();
+    const server = closeServer(callback);
+    setTimeout(() => app.server.closeAllConnections(), 1000).unref();
+    return server;
+  }) as typeof app.server.close;
+  registerDashboard(app);
   app.setNotFoundHandler((req, reply) => send(reply, 404, 'API_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`));
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
     if (err instanceof CohortError) return send(reply, httpStatus(err), err.code, err.message, err.details?.issues);

@@ -4,7 +4,7 @@
  * one transaction, so one fsync however large the cohort.
  */
 import type Database from 'better-sqlite3';
-import { PARTICIPATION_STATUSES, type ClientRow, type ParticipationEntry, type ParticipationStatus } from './types.ts';
+import { PARTICIPATION_STATUSES, type ClientRow, type JobClientRow, type ParticipationEntry, type ParticipationStatus, type RoundParticipation } from './types.ts';
 import type { JobsRepository } from './jobs.ts';
 import * as v from './validate.ts';
 
@@ -36,6 +36,27 @@ function prepare(db: Database.Database) {
               (SELECT COUNT(*) FROM (SELECT DISTINCT p.job_id, p.round FROM participation p
                                       WHERE p.client_id = c.id AND p.status = 'completed')) AS rounds_completed
          FROM clients c ORDER BY c.id`,
+    ),
+    // An attempt's rows are written in one transaction with one recorded_at: the round's newest rows
+    // are its last attempt.
+    roundParticipation: db.prepare<[{ job: string }], { round: number; completed: number; dropped: number; refused: number; rejected: number }>(
+      `SELECT p.round,
+              SUM(p.status = 'completed') AS completed, SUM(p.status = 'dropped') AS dropped,
+              SUM(p.status = 'refused') AS refused, SUM(p.status = 'rejected') AS rejected
+         FROM participation p
+         JOIN (SELECT round, MAX(recorded_at) AS at FROM participation WHERE job_id = @job GROUP BY round) last
+           ON last.round = p.round AND last.at = p.recorded_at
+        WHERE p.job_id = @job
+        GROUP BY p.round ORDER BY p.round`,
+    ),
+    jobClients: db.prepare<[string], ClientSql & { dropped: number; refused: number; rejected: number; last_round: number }>(
+      `SELECT c.id, c.first_seen, c.last_seen, c.num_examples,
+              COUNT(DISTINCT CASE WHEN p.status = 'completed' THEN p.round END) AS rounds_completed,
+              SUM(p.status = 'dropped') AS dropped, SUM(p.status = 'refused') AS refused,
+              SUM(p.status = 'rejected') AS rejected, MAX(p.round) AS last_round
+         FROM participation p JOIN clients c ON c.id = p.client_id
+        WHERE p.job_id = ?
+        GROUP BY c.id ORDER BY c.id`,
     ),
   };
 }
@@ -100,6 +121,26 @@ export class ClientsRepository {
       v.oneOf('status', e.status, PARTICIPATION_STATUSES);
     }
     this.jobs.withJob(jobId, () => this.participationTx(jobId, round, entries));
+  }
+
+  /** Per round of the job, its last attempt's participation counted by status. */
+  roundParticipation(jobId: string): RoundParticipation[] {
+    return this.st.roundParticipation.all({ job: v.nonEmptyString('jobId', jobId) });
+  }
+
+  /** Every client that took part in an attempt of the job, with its counts there. */
+  jobClients(jobId: string): JobClientRow[] {
+    return this.st.jobClients.all(v.nonEmptyString('jobId', jobId)).map((r) => ({
+      id: r.id,
+      firstSeen: r.first_seen,
+      lastSeen: r.last_seen,
+      numExamples: r.num_examples,
+      roundsCompleted: r.rounds_completed,
+      dropped: r.dropped,
+      refused: r.refused,
+      rejected: r.rejected,
+      lastRound: r.last_round,
+    }));
   }
 
   list(): ClientRow[] {

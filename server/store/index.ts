@@ -21,6 +21,8 @@ export {
   type LedgerAudience,
   type Checkpoint,
   type ClientRow,
+  type JobClientRow,
+  type RoundParticipation,
   type CommitRoundInput,
   type EvaluationKind,
   type EvaluationRecord,

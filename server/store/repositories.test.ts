@@ -87,6 +87,9 @@ describe('CohortStore facade', () => {
         'tagHistory',
         'verifyAudit',
         'verifyToken',
+        // the dashboard's participation reads
+        'jobClients',
+        'roundParticipation',
       ].sort(),
     );
     expect(typeof CohortStore.open).toBe('function');

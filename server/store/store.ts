@@ -37,6 +37,8 @@ import type {
   AuditVerification,
   Checkpoint,
   ClientRow,
+  JobClientRow,
+  RoundParticipation,
   CommitRoundInput,
   EvaluationRecord,
   JobRow,
@@ -225,6 +227,16 @@ export class CohortStore {
 
   listClients(): ClientRow[] {
     return this.clients.list();
+  }
+
+  /** Per round of the job, its last attempt's participation counted by status (completed, dropped, refused, rejected). */
+  roundParticipation(jobId: string): RoundParticipation[] {
+    return this.clients.roundParticipation(jobId);
+  }
+
+  /** The clients that took part in the job, with their rounds completed and dropouts, refusals, rejections there. */
+  jobClients(jobId: string): JobClientRow[] {
+    return this.clients.jobClients(jobId);
   }
 
   // ---- API tokens (tokens.ts) ----------------------------------------------------------------------------

@@ -161,6 +161,33 @@ export interface ClientRow {
   roundsCompleted: number;
 }
 
+/**
+ * One round's participation as the dashboard charts it: the statuses of its last attempt (the committed
+ * one, for a committed round), counted. Attempts are told apart by their rows' shared recorded_at.
+ */
+export interface RoundParticipation {
+  round: number;
+  completed: number;
+  dropped: number;
+  refused: number;
+  rejected: number;
+}
+
+/** A client as one job saw it: its participation rows in that job (every attempt), counted by status. */
+export interface JobClientRow {
+  id: string;
+  firstSeen: number;
+  lastSeen: number;
+  numExamples: number | null;
+  /** Distinct rounds of this job in which its update was aggregated. */
+  roundsCompleted: number;
+  dropped: number;
+  refused: number;
+  rejected: number;
+  /** The last round it was sampled for. */
+  lastRound: number;
+}
+
 export interface StoreOptions {
   /** How many of the newest checkpoints to keep per job (default 3). */
   keepCheckpoints?: number;
