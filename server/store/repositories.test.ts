@@ -78,7 +78,6 @@ describe('CohortStore facade', () => {
         // operations plane (schema v5)
         'appendAudit',
         'createToken',
-        'ledgerHead',
         'listAudit',
         'listTokens',
         'productionTag',

@@ -23,7 +23,10 @@ export interface OpeningLimits {
 }
 
 export const DEFAULT_OPENING_LIMITS: OpeningLimits = {
-  timeoutMs: 10_000,
+  // Longer than browsers keep an unused preconnected socket (Chromium ~10 s): closing one just as the
+  // browser picks it for a request fails that request (net::ERR_SOCKET_NOT_CONNECTED; the dashboard's
+  // Chromium test caught it at 10 s). The TLS handshake has its own, shorter bound (tls.ts).
+  timeoutMs: 60_000,
   maxOpening: 1024,
   maxOpeningPerIp: 64,
 };

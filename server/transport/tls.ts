@@ -105,7 +105,7 @@ export function secureListener(opts: ListenerSecurityOptions): ListenerSecurity 
   return {
     // node:tls's own handshake deadline (default 2 min) only backs up the guard's, which covers
     // plaintext and the time after the handshake too, so it is set later than the guard's.
-    https: tls ? { cert: tls.cert, key: tls.key, handshakeTimeout: limits.timeoutMs + 1000 } : undefined,
+    https: tls ? { cert: tls.cert, key: tls.key, handshakeTimeout: Math.min(limits.timeoutMs, 10_000) + 1000 } : undefined,
     fingerprint: tls?.fingerprint,
     guard: (server) => guardOpeningConnections(server, limits, log),
   };
