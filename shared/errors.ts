@@ -108,7 +108,7 @@ export const ERRORS = {
   API_RATE_LIMITED: { area: 'api', status: 429, summary: 'too many failed authentications from this address; wait a minute' },
 
   // ---- platform --------------------------------------------------------------------------------
-  UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order)' },
+  UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order; in a browser, Web Workers, WebAssembly and IndexedDB)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type CohortErrorCode = keyof typeof ERRORS;

@@ -21,6 +21,7 @@ import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
+import { registerBrowserClient } from './browser-client.ts';
 import type { Ctx, RouteSpec } from './types.ts';
 
 /** What the API reads and steers of a job's round engine (a finished job of a restarted service has a stored view: server/ops/archived.ts). */
@@ -432,6 +433,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       },
     });
   }
+  registerBrowserClient(app);
   return app;
 }
 
