@@ -34,7 +34,7 @@ const PAGE_CSP = [
   "style-src 'self'",
   "connect-src 'self' ws: wss:",
   "worker-src 'self' blob:",
-  "img-src 'self'",
+  "img-src 'self' data:",
   "base-uri 'none'",
   "form-action 'none'",
   "frame-ancestors 'none'",
@@ -48,6 +48,7 @@ const DEMO_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Cohort — browser client</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/client/cohort-client.demo.css">
 <script type="module" src="/client/cohort-client.demo.js"></script>
 </head>

@@ -19,10 +19,24 @@ interface DemoManifest {
 
 interface DemoHooks {
   client?: CohortClient;
-  encoded: Record<number, { bits: number; values: number[] }>;
-  events: string[];
+  encoded: Record<number, { bits: number; values: Uint32Array }>;
+  /** The encoded input of `round` as base64 of its little-endian bytes (test hooks only). */
+  encodedBase64(round: number): string | undefined;
+  /** Every line of the event log with its performance.now() time. */
+  events: { at: number; line: string }[];
 }
-const hooks: DemoHooks = { encoded: {}, events: [] };
+const hooks: DemoHooks = {
+  encoded: {},
+  encodedBase64(round) {
+    const entry = this.encoded[round];
+    if (!entry) return undefined;
+    const bytes = new Uint8Array(entry.values.buffer, entry.values.byteOffset, entry.values.byteLength);
+    let binary = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(binary);
+  },
+  events: [],
+};
 (globalThis as { cohortDemo?: DemoHooks }).cohortDemo = hooks;
 
 const $ = <T extends HTMLElement>(id: string): T => {
@@ -41,7 +55,7 @@ function log(line: string): void {
   const list = $('log');
   list.prepend(item);
   while (list.childElementCount > 200) list.lastElementChild?.remove();
-  hooks.events.push(line);
+  hooks.events.push({ at: performance.now(), line });
 }
 
 let digits: Promise<Uint8Array> | undefined;
@@ -170,7 +184,7 @@ async function main(): Promise<void> {
           log(`job ended: ${e.status} after ${e.rounds} rounds`);
           leaveButton.disabled = true;
         });
-        if (testHooks) client.on('encoded', (e) => (hooks.encoded[e.round] = { bits: e.bits, values: Array.from(e.values) }));
+        if (testHooks) client.on('encoded', (e) => (hooks.encoded[e.round] = { bits: e.bits, values: e.values }));
       } catch (err) {
         text('s-phase', 'failed');
         log(`cannot join: ${err instanceof Error ? err.message : String(err)}`);
