@@ -11,6 +11,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   train: () => import('./train.ts'),
   secagg: () => import('./secagg.ts'),
   load: () => import('./load.report.ts'),
+  browser: () => import('./browser.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

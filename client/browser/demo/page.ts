@@ -14,7 +14,8 @@ import type { BrowserData } from '../messages.ts';
 const PIXELS = 784;
 
 interface DemoManifest {
-  mnist: { shards: number; shardSize: number; heldOut: number };
+  /** null when the build had no `mnist` package: CSV files only. */
+  mnist: { shards: number; shardSize: number; heldOut: number } | null;
 }
 
 interface DemoHooks {
@@ -130,6 +131,7 @@ async function dataFromForm(manifest: DemoManifest): Promise<BrowserData> {
     if (!file) throw new Error('choose a CSV file first');
     return parseCsv(await file.text(), shape);
   }
+  if (!manifest.mnist) throw new Error('this coordinator has no demo digits: choose a CSV file');
   return mnistShard(Number($<HTMLSelectElement>('shard').value), manifest.mnist.shardSize, shape);
 }
 
@@ -140,12 +142,14 @@ async function main(): Promise<void> {
   if (job) $<HTMLInputElement>('job').value = job;
   const manifest = (await fetch('/client/cohort-client.files.json').then((r) => r.json())) as DemoManifest;
   const select = $<HTMLSelectElement>('shard');
-  for (let k = 0; k < manifest.mnist.shards; k++) {
+  const mnist = manifest.mnist;
+  for (let k = 0; k < (mnist?.shards ?? 0); k++) {
     const option = document.createElement('option');
     option.value = String(k);
-    option.textContent = `shard ${k + 1} of ${manifest.mnist.shards} (${manifest.mnist.shardSize} digits)`;
+    option.textContent = `shard ${k + 1} of ${mnist!.shards} (${mnist!.shardSize} digits)`;
     select.append(option);
   }
+  if (!mnist) select.disabled = true;
   const joinButton = $<HTMLButtonElement>('join');
   const leaveButton = $<HTMLButtonElement>('leave');
   let client: CohortClient | undefined;
