@@ -8,13 +8,11 @@
  * The page thread only holds this small object. A Web Worker (worker.ts, bundled next to this file as
  * cohort-client.worker.js) connects, trains with tfjs's wasm backend and Cohort's SIMD kernels,
  * clips, noises, encodes and masks; it posts events back. The device's long-term Ed25519 key lives in
- * IndexedDB (keystore.ts).
+ * IndexedDB (keystore.ts); the worker reads (or creates) it, so no key work runs on the page either.
  */
 import { Emitter } from '../../shared/events.ts';
 import { CohortError, type CohortErrorCode, isCohortErrorCode } from '../../shared/errors.ts';
-import { bytesToHex } from '../../shared/crypto/bytes.ts';
 import type { PrivacyFloorInput } from '../engine/privacy-floor.ts';
-import { IdentityKeystore, type StoredIdentity } from './keystore.ts';
 import type { BrowserData, RoundTerms, StartCommand, WorkerCommand, WorkerEvent } from './messages.ts';
 
 export type { BrowserData, RoundTerms } from './messages.ts';
@@ -54,7 +52,10 @@ export type ClientPhase = 'starting' | 'connecting' | 'idle' | 'training' | 'upl
 export interface Progress {
   phase: ClientPhase;
   jobId?: string;
+  /** Known once the worker is ready (join resolves then). */
   clientId: string;
+  /** Hex of the device's Ed25519 public key, when it has an identity. */
+  identityKey?: string;
   backend?: string;
   numExamples?: number;
   /** The round last offered to this client. */
@@ -98,11 +99,10 @@ export class CohortClient extends Emitter<CohortClientEvents> {
 
   constructor(
     private readonly worker: Worker,
-    clientId: string,
     private readonly onProgress?: (p: Progress) => void,
   ) {
     super();
-    this.state = { phase: 'starting', clientId, roundsTakenPart: 0, roundsRefused: 0 };
+    this.state = { phase: 'starting', clientId: '', roundsTakenPart: 0, roundsRefused: 0 };
     this.done = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => undefined); // observed through events by callers that do not await it
     worker.addEventListener('message', (e: MessageEvent<WorkerEvent>) => this.onWorkerEvent(e.data));
@@ -160,7 +160,13 @@ export class CohortClient extends Emitter<CohortClientEvents> {
   private onWorkerEvent(ev: WorkerEvent): void {
     switch (ev.type) {
       case 'ready':
-        this.update({ phase: 'connecting', backend: ev.simd ? `${ev.backend} (SIMD)` : ev.backend, numExamples: ev.numExamples });
+        this.update({
+          phase: 'connecting',
+          clientId: ev.clientId,
+          ...(ev.identityKey ? { identityKey: ev.identityKey } : {}),
+          backend: ev.simd ? `${ev.backend} (SIMD)` : ev.backend,
+          numExamples: ev.numExamples,
+        });
         this.readyWaiter?.resolve();
         return;
       case 'connected':
@@ -235,12 +241,6 @@ async function startWorker(assets: string): Promise<Worker> {
   return new Worker(URL.createObjectURL(new Blob([script], { type: 'text/javascript' })), { type: 'module', name: 'cohort-client' });
 }
 
-function clientIdOf(identity: StoredIdentity | undefined): string {
-  if (identity) return `web-${bytesToHex(identity.publicKey.subarray(0, 8))}`;
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return `web-${bytesToHex(bytes)}`;
-}
-
 function checkData(data: BrowserData): void {
   if (!data || !(data.x instanceof Float32Array) || !(data.y instanceof Int32Array) || !Array.isArray(data.shape)) {
     throw new CohortError('BAD_DATA', 'data must be { x: Float32Array, y: Int32Array, shape: number[] }');
@@ -248,41 +248,28 @@ function checkData(data: BrowserData): void {
 }
 
 /**
- * Joins a job: loads the device identity, starts the worker with a copy of the data, and resolves
- * once the worker is ready to train (the connection then proceeds; watch `connected`). Rejects with a
- * CohortError if the data, backend or identity store cannot be used.
+ * Joins a job: starts the worker with a copy of the data (it loads the device identity from IndexedDB
+ * and the wasm backend), and resolves once the worker is ready to train (the connection then
+ * proceeds; watch `connected`). Rejects with a CohortError if the data, backend or identity store
+ * cannot be used.
  */
 export async function join(opts: JoinOptions): Promise<CohortClient> {
   checkData(opts.data);
-  let identity: StoredIdentity | undefined;
-  if (opts.identity !== false) {
-    const store = await IdentityKeystore.open();
-    try {
-      const name = opts.identity?.name ?? 'default';
-      identity = await store.getOrCreate(name);
-      if (opts.identity?.certificate && opts.identity.certificate !== identity.certificate) {
-        await store.setCertificate(name, opts.identity.certificate);
-      }
-    } finally {
-      store.close();
-    }
-  }
   const assets = opts.assets ?? defaultAssets();
   const worker = await startWorker(assets);
-  const clientId = opts.clientId ?? clientIdOf(identity);
-  const client = new CohortClient(worker, clientId, opts.onProgress);
+  const client = new CohortClient(worker, opts.onProgress);
   const ready = client.ready();
   const { x, y, shape, numClasses } = opts.data;
   const start: StartCommand = {
     type: 'start',
     server: opts.server ?? globalThis.location.origin,
     ...(opts.job === undefined ? {} : { job: opts.job }),
-    clientId,
+    ...(opts.clientId === undefined ? {} : { clientId: opts.clientId }),
     data: { x, y, shape, ...(numClasses === undefined ? {} : { numClasses }) },
     testFraction: opts.testFraction ?? DEFAULT_TEST_FRACTION,
     wasmBase: assets,
     ...(opts.privacyFloor ? { privacyFloor: opts.privacyFloor } : {}),
-    ...(identity ? { identity: { seed: identity.seed, publicKey: identity.publicKey } } : {}),
+    ...(opts.identity === false ? {} : { identity: { name: opts.identity?.name ?? 'default', ...(opts.identity?.certificate ? { certificate: opts.identity.certificate } : {}) } }),
     ...(opts.reconnect ? { reconnect: opts.reconnect } : {}),
     ...(opts.exposeEncodedInputs ? { exposeEncodedInputs: true } : {}),
   };

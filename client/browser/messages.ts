@@ -22,15 +22,19 @@ export interface StartCommand {
   server: string;
   /** The job to join (namespace.ts finds where it lives); a welcome naming another job is an error. */
   job?: string;
-  clientId: string;
+  /** Default: derived from the identity's public key (random without an identity). */
+  clientId?: string;
   data: BrowserData;
   /** Fraction of the examples held out for federated evaluation (0: evaluate on the training data). */
   testFraction: number;
   /** Directory URL (trailing slash) of the tfjs wasm binaries. */
   wasmBase: string;
   privacyFloor?: PrivacyFloorInput;
-  /** The long-term Ed25519 identity (seed and public key), for the engine once it takes one. */
-  identity?: { seed: Uint8Array; publicKey: Uint8Array };
+  /**
+   * The device's long-term Ed25519 key: the IndexedDB record to use (created on first use) and the
+   * certificate to store with it. The worker opens the keystore, so no key work runs on the page.
+   */
+  identity?: { name: string; certificate?: string };
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
   /**
    * Test-only: post each round's encoded (clipped, rounded, noised) but still unmasked input to the
@@ -55,7 +59,7 @@ export interface RoundTerms {
 
 /** Worker → page. */
 export type WorkerEvent =
-  | { type: 'ready'; backend: string; simd: boolean; numExamples: number }
+  | { type: 'ready'; backend: string; simd: boolean; numExamples: number; clientId: string; identityKey?: string }
   | { type: 'connected'; jobId: string; clientId: string }
   | { type: 'disconnected'; reason: string }
   | { type: 'sampled'; round: number; privacy?: RoundTerms }

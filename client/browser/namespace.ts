@@ -1,8 +1,9 @@
 /**
  * Which Socket.IO URL a job lives at. `cohort serve` gives every job its own namespace, `/jobs/<id>`;
  * `cohort server` runs one job on the root namespace. A browser only knows the server and the job id,
- * so it asks: the job's namespace if the server has it, else the root (whose welcome must then name the
- * job; the worker checks). A server that has neither does not run the job.
+ * so it asks: the job's namespace if the server has it, else the root. Socket.IO servers always accept
+ * the root namespace (`cohort serve` too, where nothing answers there), so a root connection only
+ * proves the job when a welcome naming it arrives: the worker checks that, with a deadline.
  */
 import { io } from 'socket.io-client';
 import { CohortError } from '../../shared/errors.ts';
@@ -29,19 +30,19 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * The URL to connect to for `job` on `server`. Retries an unreachable server with backoff (as the
  * transport would) until it answers or `signal` says stop.
  */
-export async function resolveJobUrl(server: string, job: string | undefined, signal: { stopped: boolean }): Promise<string> {
+export async function resolveJobUrl(server: string, job: string | undefined, signal: { stopped: boolean }): Promise<{ url: string; root: boolean }> {
   const base = server.replace(/\/+$/, '');
-  if (job === undefined) return base;
+  if (job === undefined) return { url: base, root: true };
   const jobUrl = `${base}/jobs/${encodeURIComponent(job)}`;
   for (let delay = 500; !signal.stopped; delay = Math.min(delay * 2, 30_000)) {
     const own = await probe(jobUrl, 10_000);
-    if (own === 'connects') return jobUrl;
+    if (own === 'connects') return { url: jobUrl, root: false };
     if (own === 'no-namespace') {
       const root = await probe(base, 10_000);
-      if (root === 'connects') return base;
+      if (root === 'connects') return { url: base, root: true };
       if (root === 'no-namespace') throw new CohortError('UNKNOWN_JOB', `${base} runs no job ${JSON.stringify(job)}`);
     }
     await sleep(delay * (0.5 + Math.random()));
   }
-  return jobUrl;
+  return { url: jobUrl, root: false };
 }

@@ -15,6 +15,9 @@ import { selectBackend } from '../train/backend.ts';
 import { TfjsTask } from '../train/task.ts';
 import { SocketIoClientTransport } from '../transport/socketio.ts';
 import { resolveJobUrl } from './namespace.ts';
+import { IdentityKeystore, type StoredIdentity } from './keystore.ts';
+import { bytesToHex } from '../../shared/crypto/bytes.ts';
+import { randomBytes } from '../../shared/random.ts';
 import { CohortError } from '../../shared/errors.ts';
 import { SecAggClient } from '../../shared/secagg/index.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
@@ -38,7 +41,11 @@ function report(err: unknown, fatal: boolean): void {
   post({ type: 'error', code, message: err instanceof Error ? err.message : String(err), fatal });
 }
 
+/** How long a root-namespace connection may go without the welcome that proves the job is there. */
+const ROOT_WELCOME_MS = 10_000;
+
 let engine: ClientEngine | undefined;
+let deviceIdentity: StoredIdentity | undefined;
 const stopping = { stopped: false };
 
 /** The client task, reporting the start and end of local training to the page. */
@@ -98,25 +105,54 @@ function datasetOf(cmd: StartCommand): { train: Dataset; test: Dataset } {
   return splitTrainTest(all, cmd.testFraction, 1);
 }
 
+/** The device identity from IndexedDB (created on first use), or none. */
+async function identityOf(cmd: StartCommand): Promise<StoredIdentity | undefined> {
+  if (!cmd.identity) return undefined;
+  const store = await IdentityKeystore.open();
+  try {
+    const key = await store.getOrCreate(cmd.identity.name);
+    if (cmd.identity.certificate && cmd.identity.certificate !== key.certificate) {
+      await store.setCertificate(cmd.identity.name, cmd.identity.certificate);
+      return { ...key, certificate: cmd.identity.certificate };
+    }
+    return key;
+  } finally {
+    store.close();
+  }
+}
+
 async function start(cmd: StartCommand): Promise<void> {
   const { train, test } = datasetOf(cmd);
+  const identity = await identityOf(cmd);
+  // Kept for the engine's hello once it signs one (issue 15); today it names the client.
+  deviceIdentity = identity;
+  const clientId = cmd.clientId ?? `web-${bytesToHex((identity?.publicKey ?? randomBytes(8)).subarray(0, 8))}`;
   setWasmPaths(cmd.wasmBase);
   const backend = await selectBackend({ prefer: 'wasm' });
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
-  post({ type: 'ready', backend, simd, numExamples: train.size });
+  post({ type: 'ready', backend, simd, numExamples: train.size, clientId, ...(identity ? { identityKey: bytesToHex(identity.publicKey) } : {}) });
   if (cmd.exposeEncodedInputs) exposeEncodedInputs();
-  const url = await resolveJobUrl(cmd.server, cmd.job, stopping);
+  const { url, root } = await resolveJobUrl(cmd.server, cmd.job, stopping);
   if (stopping.stopped) return;
   const transport = new SocketIoClientTransport({ url, ...(cmd.reconnect ? { reconnect: cmd.reconnect } : {}) });
   const client = new ClientEngine({
-    clientId: cmd.clientId,
+    clientId,
     task: new ReportingTask({ train, test }),
     transport,
     backend: `${backend}${simd ? '-simd' : ''}-browser`,
     policy: reportingPolicy(cmd),
   });
   engine = client;
+  // On the root namespace the job is only proven by its welcome (namespace.ts).
+  const unproven =
+    cmd.job !== undefined && root
+      ? setTimeout(() => {
+          post({ type: 'error', code: 'UNKNOWN_JOB', message: `${cmd.server} did not welcome this client to job ${JSON.stringify(cmd.job)} within ${ROOT_WELCOME_MS / 1000} s: it runs no such job`, fatal: true });
+          client.stop();
+        }, ROOT_WELCOME_MS)
+      : undefined;
   client.on('welcome', (w) => {
+    clearTimeout(unproven);
     if (cmd.job !== undefined && w.jobId !== cmd.job) {
       post({ type: 'error', code: 'UNKNOWN_JOB', message: `the server runs job ${JSON.stringify(w.jobId)}, not ${JSON.stringify(cmd.job)}`, fatal: true });
       client.stop();

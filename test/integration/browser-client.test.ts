@@ -10,12 +10,14 @@
  * 'longtask').
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { build } from 'esbuild';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBrowser, DEMO_MNIST, DIST } from '../../scripts/build-browser.ts';
+import { buildBrowser, DEMO_MNIST, DIST, noNodeBuiltins } from '../../scripts/build-browser.ts';
+import { startService, type Service } from '../../server/service.ts';
 import type { Dataset } from '../../client/data/dataset.ts';
 import { selectBackend } from '../../client/train/backend.ts';
 import { LocalTrainer } from '../../client/train/trainer.ts';
@@ -121,17 +123,31 @@ describe('browser client in headless Chromium', () => {
   let coordinator: Coordinator | undefined;
   let browser: Browser | undefined;
   const nodeClients = new Map<string, JsonLinesChild<NodeClientLine>>();
+  const services: Service[] = [];
 
   beforeAll(async () => {
     await buildBrowser();
     captureSums();
     await selectBackend({ prefer: 'wasm' });
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
   });
 
   afterAll(async () => {
     for (const c of nodeClients.values()) c.child.kill();
     await browser?.close();
     await coordinator?.close();
+    for (const s of services) await s.close();
+  });
+
+  it('the bundle build fails on a Node built-in imported by our code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-builtin-'));
+    const entry = join(dir, 'entry.ts');
+    writeFileSync(entry, `import { readFileSync } from 'node:fs';\nexport const read = readFileSync;\n`);
+    const attempt = (file: string) => build({ entryPoints: [file], bundle: true, write: false, format: 'esm', platform: 'browser', logLevel: 'silent', plugins: [noNodeBuiltins()] });
+    await expect(attempt(entry)).rejects.toThrow(/Node built-in "node:fs" imported by/);
+    // A Node-only module of ours (client/node) pulled into a browser entry fails the same way.
+    writeFileSync(entry, `export { loadDataset } from ${JSON.stringify(join(ROOT, 'client/node/load.ts'))};\n`);
+    await expect(attempt(entry)).rejects.toThrow(/Node built-in "node:[a-z_]+" imported by client\/node\//);
   });
 
   it('2 pages and 2 Node clients finish a SecAgg + distributed-DP job; exact sums; a closed tab is a dropout; no long tasks', async () => {
@@ -152,10 +168,9 @@ describe('browser client in headless Chromium', () => {
     const debug = process.env.COHORT_TEST_LOG === '1';
     coordinator = await startCoordinator({ config, dataDir: mkdtempSync(join(tmpdir(), 'cohort-browser-')), ...(debug ? { logger: createLogger('info', 2) } : {}) });
     const url = coordinator.url;
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
 
     // Browser client 1: the demo page, filled in and clicked.
-    const demo = await (await browser.newContext()).newPage();
+    const demo = await (await browser!.newContext()).newPage();
     const watch = (page: Page, name: string): void => {
       if (!debug) return;
       page.on('console', (m) => process.stderr.write(`${name}: ${m.text()}\n`));
@@ -168,6 +183,12 @@ describe('browser client in headless Chromium', () => {
       new PerformanceObserver((list) => {
         for (const e of list.getEntries()) w.longTasks.push({ start: e.startTime, duration: e.duration });
       }).observe({ type: 'longtask', buffered: true });
+      const loaf = ((window as unknown as { loaf: unknown[] }).loaf = [] as unknown[]);
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries() as unknown as { startTime: number; duration: number; blockingDuration: number; scripts: { sourceURL: string; sourceFunctionName: string; invoker: string; duration: number }[] }[]) {
+          if (e.blockingDuration > 0) loaf.push({ start: e.startTime, duration: e.duration, blocking: e.blockingDuration, scripts: e.scripts.map((x) => `${x.invoker} ${x.sourceFunctionName}@${x.sourceURL.split('/').pop()} ${Math.round(x.duration)}ms`) });
+        }
+      }).observe({ type: 'long-animation-frame', buffered: true });
     });
     await demo.goto(`${url}/client?test-hooks=1`);
     await demo.fill('#job', JOB);
@@ -177,7 +198,7 @@ describe('browser client in headless Chromium', () => {
     const joinedAt = await demo.evaluate(() => performance.now());
 
     // Browser client 2: a page that imports the bundle itself.
-    const sdk = await (await browser.newContext()).newPage();
+    const sdk = await (await browser!.newContext()).newPage();
     watch(sdk, 'sdk');
     await sdkClient(sdk, url);
 
@@ -194,7 +215,7 @@ describe('browser client in headless Chromium', () => {
 
     const summary = await coordinator.engine.whenFinished();
     expect(summary).toMatchObject({ status: 'completed', rounds: 3 });
-    for (const c of nodeClients.values()) expect((await c.waitFor((l) => l.event === 'job_end', 10_000)).status).toBe('completed');
+    for (const c of nodeClients.values()) expect((await c.waitFor((l) => l.event === 'job_end', 60_000)).status).toBe('completed');
 
     // The demo page says what happened, as text.
     await demo.waitForFunction(() => document.getElementById('s-phase')?.textContent === 'ended', undefined, { timeout: 10_000 });
@@ -246,6 +267,19 @@ describe('browser client in headless Chromium', () => {
     if (debug) process.stderr.write(`held-out accuracy ${accBefore.toFixed(3)} → ${accAfter.toFixed(3)}\n`);
     expect(accAfter).toBeGreaterThan(accBefore + 0.2);
 
+    // The device identity persists in IndexedDB: another page of the same browser profile reads the key the client id came from.
+    const again = await demo.context().newPage();
+    await again.goto(`${url}/client/cohort-client.files.json`);
+    const stored = await again.evaluate(`(async () => {
+      const { IdentityKeystore } = await import('/client/cohort-client.browser.js');
+      const store = await IdentityKeystore.open();
+      const key = await store.get('demo-shard-0');
+      store.close();
+      return key && key.seed.length === 32 ? Array.from(key.publicKey.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('') : null;
+    })()`);
+    expect(`web-${stored}`).toBe(demoId);
+    await again.close();
+
     // No main-thread task over 50 ms on the demo page while its worker trained the CNN (or at all after joining).
     const { longTasks, trainingMs } = await demo.evaluate(() => {
       const w = window as unknown as { longTasks: { start: number; duration: number }[]; cohortDemo: { events: { at: number; line: string }[] } };
@@ -253,7 +287,7 @@ describe('browser client in headless Chromium', () => {
       const ends = w.cohortDemo.events.filter((e) => /^trained round/.test(e.line)).map((e) => e.at);
       return { longTasks: w.longTasks, trainingMs: ends.reduce((s, t, i) => s + t - starts[i], 0) };
     });
-    if (debug) process.stderr.write(`demo page: ${trainingMs.toFixed(0)} ms of CNN training, long tasks: ${JSON.stringify(longTasks)}\n`);
+    if (debug) process.stderr.write(`demo page: ${trainingMs.toFixed(0)} ms of CNN training, long tasks: ${JSON.stringify(longTasks)}, joined at ${joinedAt}; long animation frames: ${JSON.stringify(await demo.evaluate(() => (window as unknown as { loaf: unknown }).loaf), null, 1)}\n`);
     expect(trainingMs).toBeGreaterThan(0);
     expect(longTasks.filter((t) => t.start >= joinedAt)).toEqual([]);
     // The observer works: an 80 ms task of the page's own (a timer callback) is seen.
@@ -268,5 +302,49 @@ describe('browser client in headless Chromium', () => {
         ),
     );
     await demo.waitForFunction(() => (window as unknown as { longTasks: { duration: number }[] }).longTasks.some((t) => t.duration >= 80), undefined, { timeout: 5_000 });
+  });
+
+  it('cohort serve: a page joins a job by its id (its namespace), takes part, and an unknown job fails with UNKNOWN_JOB', async () => {
+    const service = await startService({ dataDir: mkdtempSync(join(tmpdir(), 'cohort-browser-serve-')) });
+    services.push(service);
+    await service.submit(
+      parseJobConfig({
+        id: 'digits',
+        model: { zoo: 'mlp', inputShape: [784], numClasses: 10 },
+        rounds: 2,
+        sampling: { mode: 'fixed', cohortSize: 1 },
+        minClients: 1,
+        training: { epochs: 1, batchSize: 10, learningRate: 0.05 },
+        evaluation: { every: 0 },
+      }),
+    );
+    const page = await (await browser!.newContext()).newPage();
+    await page.goto(`${service.url}/client/cohort-client.files.json`);
+    const outcome = (await page.evaluate(`(async () => {
+      const { join } = await import('/client/cohort-client.browser.js');
+      const bytes = new Uint8Array(await (await fetch('/client/cohort-client.mnist.bin')).arrayBuffer());
+      const n = 100, x = new Float32Array(n * 784), y = new Int32Array(n);
+      for (let i = 0; i < n; i++) { for (let p = 0; p < 784; p++) x[i * 784 + p] = bytes[i * 785 + p] / 255; y[i] = bytes[i * 785 + 784]; }
+      const client = await join({ job: 'digits', data: { x, y, shape: [784] }, identity: { name: 'serve-test' } });
+      const end = await client.done;
+      const lost = await join({ job: 'no-such-job', data: { x, y, shape: [784] }, identity: false, reconnect: { maxAttempts: 0 } });
+      const failure = await lost.done.then(() => 'resolved', (e) => e.code);
+      return { end, progress: client.progress, failure, failedPhase: lost.progress.phase };
+    })()`)) as { end: { status: string; rounds: number }; progress: { roundsTakenPart: number; phase: string; jobId: string }; failure: string; failedPhase: string };
+    expect(outcome.end).toEqual({ status: 'completed', rounds: 2 });
+    expect(outcome.progress).toMatchObject({ roundsTakenPart: 2, phase: 'ended', jobId: 'digits' });
+    expect(outcome.failure).toBe('UNKNOWN_JOB');
+    expect(outcome.failedPhase).toBe('failed');
+    // The demo page and the bundle are served by cohort serve too; nothing else under /client.
+    const pageRes = await fetch(`${service.url}/client`);
+    expect(pageRes.status).toBe(200);
+    const csp = pageRes.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(await pageRes.text()).not.toMatch(/<script(?![^>]*\ssrc=)[^>]*>/);
+    const bundle = await fetch(`${service.url}/client/cohort-client.browser.js`);
+    expect([bundle.status, bundle.headers.get('content-type'), bundle.headers.get('access-control-allow-origin')]).toEqual([200, 'text/javascript; charset=utf-8', '*']);
+    expect((await fetch(`${service.url}/client/package.json`)).status).toBe(404);
+    expect((await fetch(`${service.url}/client/..%2Fpackage.json`)).status).toBe(404);
   });
 });
