@@ -335,6 +335,19 @@ describe('browser client in headless Chromium', () => {
     expect(outcome.progress).toMatchObject({ roundsTakenPart: 2, phase: 'ended', jobId: 'digits' });
     expect(outcome.failure).toBe('UNKNOWN_JOB');
     expect(outcome.failedPhase).toBe('failed');
+
+    // leave(): the connection closes and the coordinator no longer counts the client.
+    await service.submit(parseJobConfig({ id: 'waiting', model: { zoo: 'logreg', inputShape: [784], numClasses: 10 }, rounds: 1, minClients: 2, evaluation: { every: 0 } }));
+    const waiting = service.jobs.get('waiting')!.engine;
+    await page.evaluate(`(async () => {
+      const { join } = await import('/client/cohort-client.browser.js');
+      const x = new Float32Array(10 * 784), y = Int32Array.from({ length: 10 }, (_, i) => i);
+      window.waiting = await join({ job: 'waiting', data: { x, y, shape: [784] }, identity: false });
+      await new Promise((r) => window.waiting.once('connected', r));
+    })()`);
+    expect(waiting.connectedClients).toBe(1);
+    expect(await page.evaluate(`window.waiting.leave().then(() => window.waiting.progress.phase)`)).toBe('left');
+    await expect.poll(() => waiting.connectedClients, { timeout: 10_000 }).toBe(0);
     // The demo page and the bundle are served by cohort serve too; nothing else under /client.
     const pageRes = await fetch(`${service.url}/client`);
     expect(pageRes.status).toBe(200);
