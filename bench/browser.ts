@@ -31,7 +31,7 @@ import { chromium } from 'playwright-core';
 import { selectBackend } from '../client/train/backend.ts';
 import { LocalTrainer } from '../client/train/trainer.ts';
 import { initialWeights, type ModelSpec } from '../shared/model/index.ts';
-import { buildBrowser, DIST, noNodeBuiltins } from '../scripts/build-browser.ts';
+import { buildBrowser, DIST, noNodeBuiltins, tfjsForTraining } from '../scripts/build-browser.ts';
 import { loadMnist } from '../simulations/datasets/mnist.ts';
 import { flagReaders } from './args.ts';
 import { trainThroughput } from './browser.measure.ts';
@@ -134,7 +134,7 @@ export async function run(args: string[]): Promise<void> {
     platform: 'browser',
     minify: true,
     logLevel: 'silent',
-    plugins: [noNodeBuiltins()],
+    plugins: [noNodeBuiltins(), tfjsForTraining()],
     define: { 'process.env.NODE_ENV': '"production"' },
   });
   const largest = Math.max(...opts.models.map((m) => opts.examples[m]));

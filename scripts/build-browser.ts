@@ -71,6 +71,16 @@ export function noNodeBuiltins(): Plugin {
   };
 }
 
+/** `@tensorflow/tfjs` → client/browser/tfjs.ts: the parts of tfjs the client trains with (see there). */
+export function tfjsForTraining(): Plugin {
+  return {
+    name: 'cohort-tfjs-for-training',
+    setup(b) {
+      b.onResolve({ filter: /^@tensorflow\/tfjs$/ }, () => ({ path: path.join(ROOT, 'client/browser/tfjs.ts') }));
+    },
+  };
+}
+
 const MNIST_PIXELS = 784;
 /** Demo shards: SHARDS × SHARD_SIZE training digits, then HELD_OUT digits for checking a model. */
 export const DEMO_MNIST = { shards: 4, shardSize: 500, heldOut: 500 } as const;
@@ -136,7 +146,7 @@ export async function buildBrowser(opts: { minify?: boolean } = {}): Promise<Bui
     sourcemap: false,
     legalComments: 'none' as const,
     logLevel: 'silent' as const,
-    plugins: [noNodeBuiltins()],
+    plugins: [noNodeBuiltins(), tfjsForTraining()],
     define: { 'process.env.NODE_ENV': '"production"' },
   };
   const entries: [string, string][] = [

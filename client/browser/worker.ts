@@ -45,7 +45,6 @@ function report(err: unknown, fatal: boolean): void {
 const ROOT_WELCOME_MS = 10_000;
 
 let engine: ClientEngine | undefined;
-let deviceIdentity: StoredIdentity | undefined;
 const stopping = { stopped: false };
 
 /** The client task, reporting the start and end of local training to the page. */
@@ -123,9 +122,9 @@ async function identityOf(cmd: StartCommand): Promise<StoredIdentity | undefined
 
 async function start(cmd: StartCommand): Promise<void> {
   const { train, test } = datasetOf(cmd);
+  // The device key names the client today; the signed hello of issue 15 will take it as the engine's
+  // identity option (with identity.certificate) where the engine is made below.
   const identity = await identityOf(cmd);
-  // Kept for the engine's hello once it signs one (issue 15); today it names the client.
-  deviceIdentity = identity;
   const clientId = cmd.clientId ?? `web-${bytesToHex((identity?.publicKey ?? randomBytes(8)).subarray(0, 8))}`;
   setWasmPaths(cmd.wasmBase);
   const backend = await selectBackend({ prefer: 'wasm' });

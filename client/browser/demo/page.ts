@@ -66,11 +66,13 @@ const loadDigits = (): Promise<Uint8Array> =>
     return new Uint8Array(await r.arrayBuffer());
   }));
 
+/** Shard k as floats in [0, 1], 50 digits per task so the page never stalls. */
 async function mnistShard(k: number, size: number, shape: number[]): Promise<BrowserData> {
   const bytes = await loadDigits();
   const x = new Float32Array(size * PIXELS);
   const y = new Int32Array(size);
   for (let i = 0; i < size; i++) {
+    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 0));
     const row = (k * size + i) * (PIXELS + 1);
     for (let p = 0; p < PIXELS; p++) x[i * PIXELS + p] = bytes[row + p] / 255;
     y[i] = bytes[row + PIXELS];
