@@ -5,9 +5,15 @@
  * developer writes) and 2 Node clients. Checked: the job completes; the global model changes and its
  * accuracy on held-out digits rises; every round's unmasked sum equals, exactly, the sum mod 2^b of
  * the encoded (clipped, rounded, noised) inputs of the clients it included — those of the browsers
- * included; closing one page in the middle of round 3 is a dropout and round 3 still completes; and
+ * included; closing one page in the middle of round 3 is a dropout and round 3 still completes;
  * while the CNN trains, the demo page's main thread has no task over 50 ms (PerformanceObserver
- * 'longtask').
+ * 'longtask'; an 80 ms task of the page's own shows the observer works); the device key persists in
+ * IndexedDB. Also: the bundle build refuses a Node built-in imported by our code; under `cohort serve`
+ * a page joins a job by id (its namespace), an unknown job fails with UNKNOWN_JOB, leave() disconnects,
+ * and /client serves only the built files, with a CSP that allows no inline script.
+ *
+ * COHORT_TEST_LOG=1 prints the coordinator's log, the pages' consoles, the held-out accuracies and
+ * the demo page's long tasks and long animation frames (with the scripts that ran in them).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
