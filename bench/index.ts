@@ -14,6 +14,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   admin: () => import('./admin.ts'),
   auth: () => import('./auth.ts'),
   dashboard: () => import('./dashboard.ts'),
+  browser: () => import('./browser.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -122,7 +122,7 @@ export const ERRORS = {
   TLS_FINGERPRINT_MISMATCH: { area: 'transport', status: 502, summary: "the server's TLS certificate is not the pinned one (--server-fingerprint)" },
 
   // ---- platform --------------------------------------------------------------------------------
-  UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order)' },
+  UNSUPPORTED_PLATFORM: { area: 'internal', status: 500, summary: 'a platform Cohort cannot run on (it needs little-endian byte order; in a browser, Web Workers, WebAssembly and IndexedDB)' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type CohortErrorCode = keyof typeof ERRORS;

@@ -93,7 +93,8 @@ type WasmModule = { setWasmPaths(prefix: string): void };
 async function tryWasm(): Promise<Attempt> {
   let wasm: WasmModule;
   try {
-    const mod = (await import(TFJS_WASM)) as Partial<WasmModule> & { default?: WasmModule };
+    // A literal specifier, so bundlers (the browser build) include the package.
+    const mod = (await import('@tensorflow/tfjs-backend-wasm')) as Partial<WasmModule> & { default?: WasmModule };
     wasm = typeof mod.setWasmPaths === 'function' ? (mod as WasmModule) : (mod.default as WasmModule);
   } catch (err) {
     return { ok: false, why: `${TFJS_WASM} not loadable: ${firstLine(err)}` };

@@ -31,6 +31,7 @@ import { openApiDocument } from './openapi.ts';
 import type { Federation } from '../identity/federation.ts';
 import { keyFingerprint } from '../../shared/identity/index.ts';
 import { fromBase64Url } from '../../shared/crypto/bytes.ts';
+import { registerBrowserClient } from './browser-client.ts';
 import type { Ctx, RouteSpec } from './types.ts';
 
 /** What the API reads and steers of a job's round engine (a finished job of a restarted service has a stored view: server/ops/archived.ts). */
@@ -574,6 +575,7 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       },
     });
   }
+  registerBrowserClient(app);
   return app;
 }
 
