@@ -129,6 +129,8 @@ export interface JobClientRow {
   refused: number;
   rejected: number;
   lastRound: number;
+  /** The key its id is bound to (server/identity), if any. */
+  identity: { fingerprint: string; boundBy: string; status: 'active' | 'revoked'; revokedAt: number | null } | null;
 }
 
 export interface AuditRow {

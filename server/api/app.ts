@@ -249,9 +249,12 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       method: 'GET',
       url: '/api/v1/jobs/:id/clients',
       access: 'viewer',
-      summary: 'the clients that took part in the job: first and last seen, examples, rounds completed, dropouts, refusals, rejections, last round sampled',
+      summary: 'the clients that took part in the job: first and last seen, examples, rounds completed, dropouts, refusals, rejections, last round sampled, and their identity (key fingerprint, how it was bound, active or revoked)',
       params: jobParams,
-      handler: (ctx) => store.jobClients(job(ctx.params.id).id),
+      handler: (ctx) => {
+        const ids = new Map(store.identities.list().map((r) => [r.clientId, r]));
+        return store.jobClients(job(ctx.params.id).id).map((c) => ({ ...c, identity: identityView(ids.get(c.id)) }));
+      },
     },
     {
       method: 'GET',

@@ -227,6 +227,9 @@ describe('dashboard in headless Chromium', () => {
     const clientRows = await page.$$eval('[data-testid=clients-table] tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-client'), tr.children[2].textContent, tr.children[3].textContent]));
     expect(clientRows).toHaveLength(3);
     expect(clientRows).toEqual(expect.arrayContaining(['alice', 'bob', 'carol'].map((id) => [id, '5', '0'])));
+    // Each one's identity: its id bound to its key on first use (loopback), active.
+    const identities = await page.$$eval('[data-testid=clients-table] tbody tr [data-identity]', (spans) => spans.map((s) => s.textContent));
+    expect(identities).toEqual(['active (first-use)', 'active (first-use)', 'active (first-use)']);
     // Hovering the chart shows that round's ledger row.
     const over = (await page.$('[data-testid=epsilon-chart] .u-over'))!;
     const box = (await over.boundingBox())!;

@@ -227,7 +227,7 @@ export function jobView(ctx: ViewContext, id: string): View {
     const now = Date.now();
     replace(
       clients,
-      el('p', { class: 'help' }, 'The clients sampled for a round of this job; last seen is by the coordinator, in any job.'),
+      el('p', { class: 'help' }, 'The clients sampled for a round of this job; last seen is by the coordinator, in any job. Identity: whether the key its id is bound to is active or revoked, and how it was bound (first use on loopback, a CA certificate, enrolment).'),
       dataTable<JobClientRow>(
         [
           { key: 'id', label: 'Client', cell: (c) => el('span', { class: 'mono' }, c.id), sort: (c) => c.id },
@@ -239,6 +239,12 @@ export function jobView(ctx: ViewContext, id: string): View {
           { key: 'lastRound', label: 'Last round sampled', cell: (c) => String(c.lastRound), sort: (c) => c.lastRound, numeric: true },
           { key: 'examples', label: 'Examples', cell: (c) => num(c.numExamples), sort: (c) => c.numExamples, numeric: true },
           { key: 'firstSeen', label: 'First seen', cell: (c) => time(c.firstSeen), sort: (c) => c.firstSeen },
+          {
+            key: 'identity',
+            label: 'Identity',
+            cell: (c) => (c.identity ? el('span', { attrs: { title: c.identity.fingerprint, 'data-identity': c.identity.status } }, `${c.identity.status} (${c.identity.boundBy})`) : 'none'),
+            sort: (c) => c.identity?.status ?? '',
+          },
         ],
         cs,
         { caption: `${cs.length} clients`, testId: 'clients-table', limit: 200, initialSort: { key: 'lastSeen', dir: 'descending' }, rowAttrs: (c) => ({ 'data-client': c.id }) },
