@@ -37,6 +37,8 @@ import { parseArgs, promisify } from 'node:util';
 import { addDiscreteGaussianNoiseFast } from '../shared/dp/index.ts';
 import { WeightedSum } from '../shared/fl/aggregate.ts';
 import { seededRng } from '../shared/random.ts';
+import { toBase64Url } from '../shared/crypto/bytes.ts';
+import { certifiedPeerCheck, signCertificate } from '../shared/identity/index.ts';
 import {
   decodeSum,
   ed25519KeyPair,
@@ -74,6 +76,8 @@ interface Options {
   cpuSamples: number;
   /** The job's survivor floor; undefined: n − ⌊dropout·n⌋. */
   minSurvivors: number | undefined;
+  /** Issue 15: each client sends a CA certificate and checks every neighbour's before sharing. */
+  certificates: boolean;
 }
 
 
@@ -93,6 +97,7 @@ function parseOptions(args: string[]): Options {
       'train-samples': { type: 'string', default: '600' },
       'cpu-samples': { type: 'string', default: '10' },
       'min-survivors': { type: 'string' },
+      certificates: { type: 'boolean', default: false },
     },
   });
   const { int, num } = flagReaders('secagg');
@@ -111,6 +116,7 @@ function parseOptions(args: string[]): Options {
     trainSamples: int(values['train-samples'], 'train-samples'),
     cpuSamples: int(values['cpu-samples'], 'cpu-samples'),
     minSurvivors: values['min-survivors'] === undefined ? undefined : int(values['min-survivors'], 'min-survivors'),
+    certificates: values.certificates,
   };
 }
 
@@ -212,7 +218,18 @@ function measureSecagg(opts: Options): Omit<SecAggBenchResult, 'trainEpochMs'> {
         identityKeys: new Map(ids.map((id, i) => [id, identities[i].publicKey])),
       }),
   );
-  const clients = ids.map((clientId, i) => new SecAggClient({ clientId, jobId: 'bench', round: 1, identity: identities[i] }));
+  // --certificates: what identity binding adds (a certificate in every advertisement, one certificate
+  // check per neighbour before sharing).
+  const ca = ed25519KeyPair();
+  const now = Date.now();
+  const certified = (clientId: string, i: number) =>
+    opts.certificates
+      ? {
+          certificate: signCertificate(ca, { clientId, publicKey: toBase64Url(identities[i].publicKey), jobs: ['bench'], notBefore: now, notAfter: now + 3_600_000, serial: toBase64Url(randomBytes(16)) }),
+          checkPeer: certifiedPeerCheck(ca.publicKey, 'bench', () => now),
+        }
+      : {};
+  const clients = ids.map((clientId, i) => new SecAggClient({ clientId, jobId: 'bench', round: 1, identity: identities[i], ...certified(clientId, i) }));
   const plainSum = new Uint32Array(dEncoded); // Σ encoded inputs that reached the server, for the exactness check
 
   let outgoing = timeServer(() => server.start());
