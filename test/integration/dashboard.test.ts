@@ -9,6 +9,7 @@
  * test/artifacts/ (gitignored).
  */
 import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { get as httpGet, type IncomingMessage } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -99,11 +100,17 @@ interface Notice {
   data: Record<string, unknown>;
 }
 
-/** GET /api/v1/events read from Node: `next()` is the next notice (heartbeats skipped), null once the stream ended. */
+/**
+ * GET /api/v1/events read from Node: `next()` is the next notice (heartbeats skipped), null once the
+ * stream ended. On node:http with one socket per stream (agent: false), destroyed by `close()`: Node's
+ * fetch (undici) re-opens a pooled connection for each stream it aborts and leaves it idle, and 64 idle
+ * connections from 127.0.0.1 fill the server's per-address cap on opening connections
+ * (server/transport/opening.ts) for a minute, refusing the Chromium pages that come after.
+ */
 async function openStream(token: string, query = '') {
-  const abort = new AbortController();
-  const res = await fetch(`${service.url}/api/v1/events${query}`, { headers: { authorization: `Bearer ${token}` }, signal: abort.signal });
-  const reader = res.ok ? res.body!.getReader() : undefined;
+  const req = httpGet(`${service.url}/api/v1/events${query}`, { headers: { authorization: `Bearer ${token}` }, agent: false });
+  const res = await new Promise<IncomingMessage>((resolve, reject) => req.once('response', resolve).once('error', reject));
+  const body = res.statusCode === 200 ? res[Symbol.asyncIterator]() : undefined;
   const decoder = new TextDecoder();
   let buffer = '';
   const next = async (): Promise<Notice | null> => {
@@ -117,13 +124,17 @@ async function openStream(token: string, query = '') {
         if (kind && data) return { kind, data: JSON.parse(data) as Record<string, unknown> };
         continue;
       }
-      const chunk = await reader!.read().catch(() => ({ done: true as const, value: undefined }));
+      const chunk = await body!.next().catch(() => ({ done: true as const, value: undefined }));
       if (chunk.done) return null;
-      buffer += decoder.decode(chunk.value, { stream: true });
+      buffer += decoder.decode(chunk.value as Buffer, { stream: true });
     }
   };
-  // Cancelling the body (not only aborting the request) lets undici drop the socket at once.
-  return { res, next, close: () => void reader?.cancel().catch(() => {}).finally(() => abort.abort()) };
+  const json = async () => {
+    let text = '';
+    for await (const chunk of res) text += String(chunk);
+    return JSON.parse(text) as { error: { code: string } };
+  };
+  return { status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', json, next, close: () => req.destroy() };
 }
 
 const post = (path: string, token: string, body: unknown = {}) =>
@@ -309,8 +320,8 @@ describe('dashboard in headless Chromium', () => {
   it('streams live notices while the token is valid, filtered by job on request, and caps open streams', async () => {
     const reader = service.store.createToken({ name: 'stream-reader', role: 'viewer' });
     const all = await openStream(reader.token);
-    expect(all.res.status).toBe(200);
-    expect(all.res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(all.status).toBe(200);
+    expect(all.contentType).toMatch(/^text\/event-stream/);
     expect(await all.next()).toMatchObject({ kind: 'hello', data: { jobs: expect.arrayContaining([JOB, 'waiting']) } });
     const onlyDp5 = await openStream(reader.token, `?job=${JOB}`);
     expect(await onlyDp5.next()).toMatchObject({ kind: 'hello', data: { job: JOB } });
@@ -332,19 +343,19 @@ describe('dashboard in headless Chromium', () => {
 
     // At most 64 streams at once; the next is refused with a typed error until one closes.
     const open: Awaited<ReturnType<typeof openStream>>[] = [];
-    let refused: Response | undefined;
+    let refused: Awaited<ReturnType<typeof openStream>> | undefined;
     for (let i = 0; i < 65 && !refused; i++) {
       const s = await openStream(tokens.viewer);
-      if (s.res.status === 200) open.push(s);
-      else refused = s.res;
+      if (s.status === 200) open.push(s);
+      else refused = s;
     }
     expect(refused?.status).toBe(503);
-    expect(((await refused!.json()) as { error: { code: string } }).error.code).toBe('API_STREAMS_FULL');
+    expect((await refused!.json()).error.code).toBe('API_STREAMS_FULL');
     for (const s of open) s.close();
     await expect.poll(async () => {
       const s = await openStream(tokens.viewer);
       s.close();
-      return s.res.status;
+      return s.status;
     }, { timeout: 5000 }).toBe(200);
   });
 
