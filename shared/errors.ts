@@ -46,6 +46,7 @@ export const ERRORS = {
   SECAGG_BAD_SIGNATURE: { area: 'secagg', status: 400, summary: 'a signature does not verify' },
   SECAGG_BAD_CIPHERTEXT: { area: 'secagg', status: 400, summary: 'an encrypted share does not decrypt or has the wrong content' },
   SECAGG_UNKNOWN_IDENTITY: { area: 'secagg', status: 400, summary: 'the identity key is not the registered one' },
+  SECAGG_BAD_ROSTER: { area: 'secagg', status: 400, summary: 'the advertisement list the graph is derived from omits or alters an advertisement' },
   SECAGG_UNSAFE_REQUEST: { area: 'secagg', status: 409, summary: 'a client refuses a request that would weaken its privacy' },
   SECAGG_ABORTED: { area: 'secagg', status: 409, summary: 'the SecAgg round has aborted' },
   // Not a wire code: raised by the encoding (shared/secagg/encoding), never sent as a refusal.

@@ -1,8 +1,12 @@
 import { CohortError, type CohortErrorCode } from '../errors.ts';
 import type { ErrorMessage } from './messages.ts';
 
-/** The protocol version spoken by this build. A peer speaking another version is refused at hello. */
-export const PROTOCOL_VERSION = 2;
+/**
+ * The protocol version spoken by this build. A peer speaking another version is refused at hello.
+ * 2: signed hellos (challenge, certificates). 3: SecAgg derives the neighbour graph from the signed
+ * advertisements (a nonce in AdvertiseRequest, the advertisement list in ShareKeysRequest).
+ */
+export const PROTOCOL_VERSION = 3;
 
 /**
  * Error codes sent back to the peer in an `error` message. Stable strings: clients branch on them.

@@ -4,6 +4,7 @@ import {
   encodeMessage,
   ErrorCode,
   FRAME_VERSION,
+  PROTOCOL_VERSION,
   MIN_CHUNK_BYTES,
   ProtocolError,
   Reassembler,
@@ -55,7 +56,7 @@ describe('binary framing', () => {
 
   it('delivers a message without vector on its head frame', () => {
     const r = new Reassembler('client', limits);
-    const hello = { type: 'hello', protocolVersion: 2, clientId: 'a', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
+    const hello = { type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId: 'a', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
     const out = r.head({ v: FRAME_VERSION, id: 1, msg: hello });
     expect(out).toEqual(hello);
   });

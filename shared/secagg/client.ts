@@ -32,9 +32,13 @@ import { SecAggError, SecAggErrorCode as E } from './errors.ts';
 import { neighborGraph, type NeighborGraph } from './graph.ts';
 import { failureBounds } from './params.ts';
 import {
+  ADVERTISEMENT_DIGEST_BYTES,
+  advertisementDigest,
   advertiseTranscript,
   consistencyTranscript,
   decodeMembers,
+  derivedGraphSeed,
+  roundHash,
   decodeSharePlaintext,
   encodeSharePlaintext,
   pairMaskSeed,
@@ -107,7 +111,11 @@ interface Round {
   session: string;
   index: number;
   indexOf: Map<string, number>;
-  graph: NeighborGraph;
+  /** a_u of this client's own advertisement (keys.ts), to find in the roster. */
+  ownDigest?: Uint8Array;
+  /** From ShareKeysRequest on: the graph derived from the roster, and the round hash rh. */
+  graph?: NeighborGraph;
+  roundHash?: Uint8Array;
 }
 
 export class SecAggClient {
@@ -168,9 +176,9 @@ export class SecAggClient {
     return this.prg?.name;
   }
 
-  /** The round's neighbour ids (after AdvertiseRequest). */
+  /** The round's neighbour ids (once ShareKeysRequest has fixed the graph). */
   get neighbors(): string[] {
-    if (!this.cfg) return [];
+    if (!this.cfg?.graph) return [];
     return [...this.cfg.graph.neighbors(this.cfg.index)].map((i) => this.cfg!.config.cohort[i]);
   }
 
@@ -248,10 +256,9 @@ export class SecAggClient {
         throw this.fail(E.UNSAFE_REQUEST, `graph (k=${msg.neighbors}, t=${msg.threshold}) has security failure 2^${bound.toFixed(1)} > 2^-${bits} for ${corrupt} corrupt of ${n}`);
       }
     }
-    const graphSeed = this.decode(msg.graphSeed, 'graphSeed');
-    let graph: NeighborGraph;
+    const nonce = this.decode(msg.nonce, 'nonce');
     try {
-      graph = neighborGraph(n, msg.neighbors, graphSeed);
+      neighborGraph(n, msg.neighbors, new Uint8Array(32)); // the parameters make a graph; its seed comes later
     } catch (e) {
       throw this.fail(E.BAD_MESSAGE, `bad graph parameters: ${(e as Error).message}`);
     }
@@ -259,7 +266,7 @@ export class SecAggClient {
       jobId: msg.jobId,
       round: msg.round,
       cohort: msg.cohort.slice(),
-      graphSeed,
+      nonce,
       neighbors: msg.neighbors,
       threshold: msg.threshold,
       bits: msg.bits,
@@ -270,12 +277,13 @@ export class SecAggClient {
     const configHash = roundConfigHash(config);
     const session = sessionId(configHash);
     if (msg.session !== session) throw this.fail(E.BAD_MESSAGE, 'session does not match the announced configuration');
-    this.cfg = { config, configHash, session, index, indexOf, graph };
+    this.cfg = { config, configHash, session, index, indexOf };
     this.prg = this.prgOverride?.prg === config.prg ? this.prgOverride : prgFor(config.prg!);
     if (this.input) this.checkInput(this.input);
     this.cKeys = x25519KeyPair();
     this.sKeys = x25519KeyPair();
     const signature = ed25519Sign(this.identity, advertiseTranscript(this.cfg.configHash, this.clientId, this.cKeys.publicKey, this.sKeys.publicKey));
+    this.cfg.ownDigest = advertisementDigest(configHash, this.clientId, this.identity.publicKey, this.cKeys.publicKey, this.sKeys.publicKey, signature);
     this.state = 'advertised';
     return [
       {
@@ -292,9 +300,34 @@ export class SecAggClient {
     ];
   }
 
-  /** Round 1 ShareKeys: verify neighbours' signed keys, t-of-k share s_u^SK and b_u, encrypt per neighbour. */
+  /**
+   * Round 1 ShareKeys: derive the graph from the roster (keys.ts: this client's own advertisement must
+   * be in it, unchanged), verify neighbours' signed keys against it, t-of-k share s_u^SK and b_u,
+   * encrypt per neighbour.
+   */
   private onShareKeysRequest(msg: ShareKeysRequest): SecAggClientMessage[] {
     const r = this.cfg!;
+    const n = r.config.cohort.length;
+    const advertisedBitmap = this.decode(msg.advertised, 'advertised');
+    const digests = this.decode(msg.digests, 'digests');
+    let listed: number[];
+    try {
+      listed = [...decodeMembers(n, advertisedBitmap)].sort((a, b) => a - b);
+    } catch (e) {
+      throw this.fail(E.BAD_MESSAGE, `advertised: ${(e as Error).message}`);
+    }
+    if (digests.length !== listed.length * ADVERTISEMENT_DIGEST_BYTES) {
+      throw this.fail(E.BAD_MESSAGE, `${digests.length} bytes of digests for ${listed.length} advertisements`);
+    }
+    const digestOf = (index: number): Uint8Array | undefined => {
+      const at = listed.indexOf(index);
+      return at < 0 ? undefined : digests.subarray(at * ADVERTISEMENT_DIGEST_BYTES, (at + 1) * ADVERTISEMENT_DIGEST_BYTES);
+    };
+    const own = digestOf(r.index);
+    if (!own || !equalBytes(own, r.ownDigest!)) throw this.fail(E.BAD_ROSTER, "the advertisement list omits or alters this client's own");
+    const graphSeed = derivedGraphSeed(r.configHash, advertisedBitmap, digests);
+    r.graph = neighborGraph(n, r.config.neighbors, graphSeed);
+    r.roundHash = roundHash(r.configHash, graphSeed);
     const seenKeys = [this.cKeys!.publicKey, this.sKeys!.publicKey];
     for (const p of msg.peers) {
       const index = r.indexOf.get(p.clientId);
@@ -308,6 +341,10 @@ export class SecAggClient {
       const sig = this.decode(p.signature, 'signature');
       if (!ed25519Verify(identityKey, advertiseTranscript(r.configHash, p.clientId, cPk, sPk), sig)) {
         throw this.fail(E.BAD_SIGNATURE, `${p.clientId}: advertised keys are not signed by its identity key`);
+      }
+      const listedDigest = digestOf(index);
+      if (!listedDigest || !equalBytes(listedDigest, advertisementDigest(r.configHash, p.clientId, identityKey, cPk, sPk, sig))) {
+        throw this.fail(E.BAD_ROSTER, `${p.clientId}: its advertisement is not the one the list the graph was derived from holds`);
       }
       const refusal = this.opts.checkPeer?.({ clientId: p.clientId, identityKey, ...(p.certificate ? { certificate: p.certificate } : {}) });
       if (refusal !== undefined) throw this.fail(E.UNKNOWN_IDENTITY, `${p.clientId}: ${refusal}`);
@@ -327,7 +364,7 @@ export class SecAggClient {
     const keyShares = shamirSplit(this.sKeys!.secretKey, xs, t);
     const shares = holders.map(([id, p], i) => {
       p.cShared = x25519SharedSecret(this.cKeys!, p.cPk);
-      const key = shareEncryptionKey(p.cShared, r.configHash, r.index, p.index);
+      const key = shareEncryptionKey(p.cShared, r.roundHash!, r.index, p.index);
       const plaintext = encodeSharePlaintext({ sender: r.index, receiver: p.index, selfMaskShare: selfShares[i].y, keyShare: keyShares[i].y });
       return { to: id, ciphertext: toBase64Url(aeadSeal(key, plaintext)) };
     });
@@ -342,7 +379,7 @@ export class SecAggClient {
       const peer = this.peers.get(s.from);
       if (!peer) throw this.fail(E.BAD_MESSAGE, `share from ${s.from}, who is not an advertised neighbour`);
       if (this.held.has(s.from)) throw this.fail(E.BAD_MESSAGE, `two shares from ${s.from}`);
-      const key = shareEncryptionKey(peer.cShared ?? x25519SharedSecret(this.cKeys!, peer.cPk), r.configHash, peer.index, r.index);
+      const key = shareEncryptionKey(peer.cShared ?? x25519SharedSecret(this.cKeys!, peer.cPk), r.roundHash!, peer.index, r.index);
       let plain;
       try {
         plain = decodeSharePlaintext(aeadOpen(key, this.decode(s.ciphertext, 'ciphertext')));
@@ -359,7 +396,7 @@ export class SecAggClient {
     // Bonawitz §4 Round 2: p_{u,v} = Δ_{u,v} · PRG(s_{u,v}), Δ = +1 if u < v else −1, for v ∈ U2 ∩ N(u).
     this.pairSeeds = [...this.held.keys()].map((id) => {
       const peer = this.peers.get(id)!;
-      const seed = pairMaskSeed(x25519SharedSecret(this.sKeys!, peer.sPk), r.configHash, r.index, peer.index);
+      const seed = pairMaskSeed(x25519SharedSecret(this.sKeys!, peer.sPk), r.roundHash!, r.index, peer.index);
       return { seed, sign: r.index < peer.index ? 1 : -1 };
     });
     this.maskRequested = true;
@@ -390,7 +427,7 @@ export class SecAggClient {
       throw this.fail(E.BAD_MESSAGE, (e as Error).message);
     }
     if (!u3.has(r.index)) throw this.fail(E.UNSAFE_REQUEST, 'survivor set omits this client, whose input was sent');
-    for (const j of r.graph.neighbors(r.index)) {
+    for (const j of r.graph!.neighbors(r.index)) {
       if (u3.has(j) && !this.held.has(r.config.cohort[j])) {
         throw this.fail(E.UNSAFE_REQUEST, `survivor set includes neighbour ${r.config.cohort[j]}, who never shared keys with this client`);
       }
@@ -399,7 +436,7 @@ export class SecAggClient {
     if (u3.size < minimum) throw this.fail(E.UNSAFE_REQUEST, `survivor set has ${u3.size} clients; at least ${minimum} required`);
     this.survivors = u3;
     this.survivorsBitmap = bitmap;
-    const signature = ed25519Sign(this.identity, consistencyTranscript(r.configHash, bitmap));
+    const signature = ed25519Sign(this.identity, consistencyTranscript(r.roundHash!, bitmap));
     this.state = 'signed';
     return [{ type: 'secagg_consistency_signature', jobId: this.jobId, round: this.round, session: this.cfg!.session, signature: toBase64Url(signature) }];
   }
@@ -407,7 +444,7 @@ export class SecAggClient {
   /** Round 4 Unmasking: check ≥ t neighbour signatures on U3, reveal exactly one share per peer. */
   private onUnmaskRequest(msg: UnmaskRequest): SecAggClientMessage[] {
     const r = this.cfg!;
-    const transcript = consistencyTranscript(r.configHash, this.survivorsBitmap!);
+    const transcript = consistencyTranscript(r.roundHash!, this.survivorsBitmap!);
     const signers = new Set<string>();
     for (const s of msg.signatures) {
       const peer = this.peers.get(s.clientId);

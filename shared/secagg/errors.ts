@@ -22,6 +22,11 @@ export const SecAggErrorCode = {
   BAD_CIPHERTEXT: 'SECAGG_BAD_CIPHERTEXT',
   /** The identity key is not the registered one. */
   UNKNOWN_IDENTITY: 'SECAGG_UNKNOWN_IDENTITY',
+  /**
+   * The list of advertisements the neighbour graph is derived from (ShareKeysRequest) omits or alters
+   * this client's own advertisement or a neighbour's: the coordinator tried to steer the graph.
+   */
+  BAD_ROSTER: 'SECAGG_BAD_ROSTER',
   /** A client refuses a request that would weaken its privacy (too few survivors, inconsistent sets, …). */
   UNSAFE_REQUEST: 'SECAGG_UNSAFE_REQUEST',
   /** The state machine has aborted. */

@@ -2,17 +2,26 @@
  * What SecAgg signs and derives, byte for byte. Every transcript and KDF input is a list of
  * length-prefixed fields (frameFields), so distinct inputs never collide.
  *
- * - Round config hash: SHA-256 over everything the server announces in AdvertiseRequest (job, round,
- *   ordered cohort, graph seed, k, t, b, d, minimum survivors, mask PRG — 'aes-256-ctr' when the
- *   request names none, hashed by name either way). Signatures and key derivations bind
- *   it, so messages from another round — or another attempt of the same round, which has a fresh
- *   graph seed — never verify or decrypt, and clients that saw different configurations cannot
- *   complete the protocol together.
+ * - Round config hash `cfg`: SHA-256 over everything the server announces in AdvertiseRequest (job,
+ *   round, ordered cohort, the attempt's fresh 32-byte nonce, k, t, b, d, minimum survivors, mask PRG
+ *   — 'aes-256-ctr' when the request names none, hashed by name either way). The advertisement
+ *   signatures bind it, so keys from another round — or another attempt of the same round, which has
+ *   a fresh nonce — never verify.
  * - AdvertiseKeys signature (Bonawitz et al. CCS 2017, §4, Round 0): Sign(d_u^SK, cfg ‖ u ‖ c_u^PK ‖ s_u^PK).
- * - ConsistencyCheck signature (§4, Round 3): Sign(d_u^SK, cfg ‖ U3), U3 as a bitmap over the cohort.
- * - Share encryption key (§4, Round 1): HKDF(X25519(c_u^SK, c_v^PK), salt = cfg,
+ * - Neighbour-graph seed, derived, not chosen: the coordinator announces no graph. Once Round 0
+ *   closes it lists, in ShareKeysRequest, who advertised (a bitmap A over the cohort) and the digest
+ *   of every advertisement in A, a_u = SHA-256("advertisement" ‖ cfg ‖ u ‖ d_u^PK ‖ c_u^PK ‖ s_u^PK ‖ σ_u);
+ *   seed = SHA-256("graph-seed" ‖ cfg ‖ A ‖ a_{u1} ‖ a_{u2} ‖ …). Each client checks its own digest and
+ *   its neighbours' against the list and derives the graph itself. The advertisements carry fresh
+ *   X25519 keys the clients drew, so the coordinator cannot predict the seed before Round 0 closes;
+ *   what it keeps is whom it samples and which advertisements it counts (a dropout it may claim,
+ *   within the round's dropout allowance) — see server.ts.
+ * - Round hash `rh` = SHA-256("round" ‖ cfg ‖ seed): binds everything after Round 0, so clients that
+ *   were shown different advertisement lists (different graphs) cannot complete the protocol together:
+ * - ConsistencyCheck signature (§4, Round 3): Sign(d_u^SK, rh ‖ U3), U3 as a bitmap over the cohort.
+ * - Share encryption key (§4, Round 1): HKDF(X25519(c_u^SK, c_v^PK), salt = rh,
  *   info = "share-key" ‖ sender index ‖ receiver index), so each direction has its own key.
- * - Pairwise mask seed (§4, Round 2): s_{u,v} = HKDF(X25519(s_u^SK, s_v^PK), salt = cfg,
+ * - Pairwise mask seed (§4, Round 2): s_{u,v} = HKDF(X25519(s_u^SK, s_v^PK), salt = rh,
  *   info = "pair-mask" ‖ min(u,v) ‖ max(u,v)), the same for both ends.
  * - Share plaintext: version 1 ‖ sender index ‖ receiver index (u32 BE) ‖ b_u share ‖ s_u^SK share
  *   (66 bytes each): the u ‖ v ‖ shares of Bonawitz's Round 1.
@@ -29,7 +38,8 @@ export interface RoundConfig {
   jobId: string;
   round: number;
   cohort: readonly string[];
-  graphSeed: Uint8Array;
+  /** Fresh per attempt (the coordinator's): tells attempts of one round apart. Not the graph seed. */
+  nonce: Uint8Array;
   neighbors: number;
   threshold: number;
   bits: number;
@@ -52,7 +62,7 @@ export function roundConfigHash(c: RoundConfig): Uint8Array {
       c.round,
       c.cohort.length,
       ...c.cohort,
-      c.graphSeed,
+      c.nonce,
       c.neighbors,
       c.threshold,
       c.bits,
@@ -70,6 +80,27 @@ export function sessionId(configHash: Uint8Array): string {
 
 export function advertiseTranscript(configHash: Uint8Array, clientId: string, cPk: Uint8Array, sPk: Uint8Array): Uint8Array {
   return frameFields(`${PROTOCOL}/advertise`, configHash, clientId, cPk, sPk);
+}
+
+/** a_u: the digest of one signed advertisement, as the roster lists it. */
+export function advertisementDigest(configHash: Uint8Array, clientId: string, identityKey: Uint8Array, cPk: Uint8Array, sPk: Uint8Array, signature: Uint8Array): Uint8Array {
+  return sha256(frameFields(`${PROTOCOL}/advertisement`, configHash, clientId, identityKey, cPk, sPk, signature));
+}
+
+/** Bytes of one digest in the roster. */
+export const ADVERTISEMENT_DIGEST_BYTES = 32;
+
+/**
+ * The neighbour-graph seed from the roster: who advertised (bitmap over the cohort) and their
+ * advertisements' digests, concatenated in cohort order.
+ */
+export function derivedGraphSeed(configHash: Uint8Array, advertised: Uint8Array, digests: Uint8Array): Uint8Array {
+  return sha256(frameFields(`${PROTOCOL}/graph-seed`, configHash, advertised, digests));
+}
+
+/** rh: binds the round configuration and the derived graph (everything after Round 0 uses it). */
+export function roundHash(configHash: Uint8Array, graphSeed: Uint8Array): Uint8Array {
+  return sha256(frameFields(`${PROTOCOL}/round`, configHash, graphSeed));
 }
 
 export function consistencyTranscript(configHash: Uint8Array, survivors: Uint8Array): Uint8Array {

@@ -95,7 +95,7 @@ describe('mask PRG in the round configuration', () => {
   });
 
   it('the config hash binds the PRG; an absent prg means aes-256-ctr', () => {
-    const base: RoundConfig = { jobId: 'j', round: 1, cohort: ['a', 'b', 'c'], graphSeed: new Uint8Array(32), neighbors: 2, threshold: 2, bits: 16, dim: 10, minSurvivors: 2 };
+    const base: RoundConfig = { jobId: 'j', round: 1, cohort: ['a', 'b', 'c'], nonce: new Uint8Array(32), neighbors: 2, threshold: 2, bits: 16, dim: 10, minSurvivors: 2 };
     const hex = (c: RoundConfig) => Buffer.from(roundConfigHash(c)).toString('hex');
     expect(hex(base)).toBe(hex({ ...base, prg: 'aes-256-ctr' }));
     expect(hex({ ...base, prg: 'chacha20' })).not.toBe(hex(base));
@@ -116,14 +116,14 @@ describe('mask PRG in the round configuration', () => {
   });
 
   it('an absent prg on the wire: the client uses AES and the session still verifies', () => {
-    const cfg: RoundConfig = { jobId: 'j', round: 1, cohort: ['a', 'b', 'c'], graphSeed: new Uint8Array(32).fill(1), neighbors: 2, threshold: 2, bits: 8, dim: 4, minSurvivors: 3 };
+    const cfg: RoundConfig = { jobId: 'j', round: 1, cohort: ['a', 'b', 'c'], nonce: new Uint8Array(32).fill(1), neighbors: 2, threshold: 2, bits: 8, dim: 4, minSurvivors: 3 };
     const msg = parseServerMessage({
       type: 'secagg_advertise_request',
       jobId: 'j',
       round: 1,
       session: sessionId(roundConfigHash(cfg)),
       cohort: cfg.cohort,
-      graphSeed: toBase64Url(cfg.graphSeed),
+      nonce: toBase64Url(cfg.nonce),
       neighbors: 2,
       threshold: 2,
       bits: 8,

@@ -4,8 +4,8 @@
  * (RFC 4648 §5, unpadded) of fixed length, so headers are JSON; the one large field, the masked
  * input, is a Uint8Array of ⌈d·b/8⌉ bytes (b-bit packed, encoding.ts) for the binary framing.
  * Every message carries (jobId, round) and `session`, the first 12 bytes of the hash of the round's
- * configuration (keys.ts), which differs between attempts of the same round number (fresh graph
- * seed); the state machines reject messages for another job, round or attempt (replays).
+ * configuration (keys.ts), which differs between attempts of the same round number (fresh nonce);
+ * the state machines reject messages for another job, round or attempt (replays).
  *
  * Round  server → client                      client → server
  *   0    secagg_advertise_request              secagg_advertise_keys
@@ -19,7 +19,7 @@ import { AEAD_OVERHEAD } from '../crypto/aead.ts';
 import { MASK_PRG_NAMES } from '../crypto/prg.ts';
 import { SHARE_VALUE_BYTES } from '../crypto/shamir.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';
-import { SHARE_PLAINTEXT_BYTES } from './keys.ts';
+import { ADVERTISEMENT_DIGEST_BYTES, SHARE_PLAINTEXT_BYTES } from './keys.ts';
 import { CertificateSchema } from '../identity/certificate.ts';
 
 /** Largest cohort a SecAgg round accepts. */
@@ -47,17 +47,20 @@ const signature = b64(64);
 const shareValue = b64(SHARE_VALUE_BYTES);
 const ciphertext = b64(SHARE_CIPHERTEXT_BYTES);
 const list = <T extends z.ZodType>(item: T) => z.array(item).max(MAX_COHORT);
+/** A member bitmap over the cohort (keys.ts encodeMembers), base64url. */
+const bitmap = z.string().max(Math.ceil(MAX_COHORT / 6) + 4).regex(/^[A-Za-z0-9_-]*$/, 'base64url');
 
 // ---- server → client -------------------------------------------------------------------------
 
-/** Round 0 request: the round configuration, from which every client derives the same graph. */
+/** Round 0 request: the round configuration (the graph is derived later, from the advertisements). */
 export const AdvertiseRequestSchema = z
   .object({
     type: z.literal('secagg_advertise_request'),
     ...head,
     /** The cohort in protocol order; a client's index is its position here. */
     cohort: z.array(id).min(2).max(MAX_COHORT),
-    graphSeed: key32,
+    /** Fresh per attempt; part of the config hash. The graph seed is derived from Round 0 (keys.ts). */
+    nonce: key32,
     neighbors: z.number().int().min(1).max(MAX_COHORT),
     threshold: z.number().int().min(1).max(MAX_COHORT),
     bits: z.number().int().min(1).max(32),
@@ -69,11 +72,21 @@ export const AdvertiseRequestSchema = z
   })
   .strict();
 
-/** Round 1 request: the signed keys of the client's neighbours that advertised. */
+/**
+ * Round 1 request: who advertised (bitmap over the cohort) and every advertisement's digest, from
+ * which each client derives the graph seed (keys.ts), then the signed keys of the client's
+ * neighbours that advertised.
+ */
 export const ShareKeysRequestSchema = z
   .object({
     type: z.literal('secagg_share_keys_request'),
     ...head,
+    advertised: bitmap,
+    /** The 32-byte digests of the advertisements in `advertised`, concatenated in cohort order. */
+    digests: z
+      .string()
+      .max(Math.ceil((MAX_COHORT * ADVERTISEMENT_DIGEST_BYTES * 4) / 3))
+      .regex(/^[A-Za-z0-9_-]*$/, 'base64url'),
     peers: list(
       z.object({ clientId: id, identityKey: key32, cPk: key32, sPk: key32, signature, certificate: CertificateSchema.optional() }).strict(),
     ),
@@ -94,7 +107,7 @@ export const ConsistencyRequestSchema = z
   .object({
     type: z.literal('secagg_consistency_request'),
     ...head,
-    survivors: z.string().max(Math.ceil(MAX_COHORT / 6) + 4).regex(/^[A-Za-z0-9_-]*$/, 'base64url'),
+    survivors: bitmap,
   })
   .strict();
 

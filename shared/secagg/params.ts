@@ -6,7 +6,11 @@
  * analyse Erdős–Rényi graphs; we bound the same events directly for the graph we actually use (a
  * randomly permuted Harary graph, graph.ts), under their model: the corrupt set (|C| = ⌊γn⌋) and the
  * dropout set (|D| = ⌊δn⌋, counted over all phases) are fixed independently of the graph seed, so
- * relative to the graph each is a uniformly random subset of its size.
+ * relative to the graph each is a uniformly random subset of its size. The seed is derived from the
+ * round's signed advertisements (keys.ts), so neither the coordinator nor a client fixes it in
+ * advance; a malicious coordinator can still search the ≤ Σ_{j ≤ n−minSurvivors} C(n, j) subsets of
+ * advertisements it may count (claiming the rest dropped), and drop clients adaptively once the
+ * graph is known — neither is covered by these bounds (server.ts says so).
  *
  * Bounds (log2 of probabilities; all are upper bounds, unions over clients are plain union bounds):
  *

@@ -12,6 +12,7 @@ import { SecAggError, SecAggErrorCode } from './errors.ts';
 import { decodeMembers, encodeMembers } from './keys.ts';
 import type { MaskedInput, SecAggClientMessage, SecAggServerMessage } from './messages.ts';
 import { findGraphParams } from './params.ts';
+import type { NeighborGraph } from './graph.ts';
 import { SecAggServer } from './server.ts';
 import { simulateRound, type DropPoint, type SimulationResult } from './testing/simulate.ts';
 
@@ -56,11 +57,14 @@ function expectNoDoubleReveal(sim: SimulationResult): void {
   for (const peer of selfRevealedFor) expect(keyRevealedFor.has(peer)).toBe(false);
 }
 
-/** `count` neighbours of client `u` (to concentrate dropouts in one neighbourhood). */
-function neighboursOf(u: number, count: number, seed: Uint8Array): number[] {
-  const s = new SecAggServer({ jobId: 'job', round: 1, cohort: Array.from({ length: N }, (_, i) => `c${i}`), params: { neighbors: K, threshold: T, bits: BITS, dim: 1 }, minSurvivors: 1, graphSeed: seed });
-  return [...s.graph.neighbors(u)].slice(0, count);
-}
+/**
+ * Drops `count` neighbours of client `u` at `phase` (dropouts concentrated in one neighbourhood). The
+ * graph is derived from the round's advertisements, so the neighbours are picked once it is known.
+ */
+const neighboursOf =
+  (u: number, count: number, phase: DropPoint) =>
+  (graph: NeighborGraph): Map<number, DropPoint> =>
+    new Map([...graph.neighbors(u)].slice(0, count).map((v) => [v, phase]));
 
 const spread = (count: number, offset = 0): number[] => Array.from({ length: count }, (_, i) => (offset + i * 7) % N);
 
@@ -112,24 +116,18 @@ describe(`SecAgg+ exactness, n = ${N}, k = ${K}, t = ${T}, tolerated dropouts ${
   });
 
   it('(c) k − t neighbours of one client drop before Unmasking (the per-neighbourhood limit): exact', () => {
-    const seed = new Uint8Array(32).fill(7);
-    const ids = neighboursOf(0, K - T, seed);
-    const sim = run(ids.map((i) => [i, 'consistency']), { graphSeed: seed });
+    const sim = run([], { drops: neighboursOf(0, K - T, 'consistency') });
     expectExact(sim, []);
   });
 
   it('(c) k − t + 1 neighbours of one client drop: abort before any share is revealed', () => {
-    const seed = new Uint8Array(32).fill(7);
-    const ids = neighboursOf(0, K - T + 1, seed);
-    const sim = run(ids.map((i) => [i, 'consistency']), { graphSeed: seed });
+    const sim = run([], { drops: neighboursOf(0, K - T + 1, 'consistency') });
     expectAborted(sim, /cannot be rebuilt/);
     for (const c of sim.clients) expect(c.revealed.size).toBe(0);
   });
 
   it('(c) holders vanish during Unmasking itself: abort, and no peer had both shares revealed', () => {
-    const seed = new Uint8Array(32).fill(9);
-    const ids = neighboursOf(0, K - T + 1, seed);
-    const sim = run(ids.map((i) => [i, 'unmask']), { graphSeed: seed });
+    const sim = run([], { drops: neighboursOf(0, K - T + 1, 'unmask') });
     expectAborted(sim, /shares of .* self mask arrived/);
     expectNoDoubleReveal(sim);
   });

@@ -24,6 +24,16 @@
  * input is added into one d-long accumulator as it arrives (O(d) memory, never O(n·d); accumulator.ts),
  * and Unmasking removes every self mask and every reconstructed pairwise mask in one chunk-major pass
  * with the round's announced mask PRG (crypto/prg.ts).
+ *
+ * The neighbour graph is not the coordinator's choice: its seed is derived, when Round 0 closes, from
+ * the digests of every signed advertisement counted (keys.ts), and each client re-derives it from the
+ * list ShareKeysRequest carries. What the coordinator still decides: whom it samples (the cohort),
+ * which advertisements it counts — leaving one out is claiming that client dropped, so it can try at
+ * most the subsets the round's dropout allowance admits (n − minSurvivors), each giving an
+ * unpredictable seed it cannot steer to a chosen graph except by that search — and, as in any SecAgg,
+ * who it reports as dropped later in the round, with the graph known. Bell et al.'s bounds
+ * (params.ts) assume dropouts independent of the graph; an adaptive coordinator's later dropouts are
+ * not covered by them, and its choice among the Round-0 subsets is bounded only by their count.
  */
 import { equalBytes, fromBase64Url, randomBytes, toBase64Url } from '../crypto/bytes.ts';
 import { ed25519Verify } from '../crypto/ed25519.ts';
@@ -34,7 +44,19 @@ import { SumAccumulator } from './accumulator.ts';
 import { packedBytes } from './encoding.ts';
 import { SecAggError, SecAggErrorCode as E } from './errors.ts';
 import { neighborGraph, type NeighborGraph } from './graph.ts';
-import { advertiseTranscript, consistencyTranscript, encodeMembers, pairMaskSeed, roundConfigHash, sessionId, type RoundConfig } from './keys.ts';
+import {
+  ADVERTISEMENT_DIGEST_BYTES,
+  advertisementDigest,
+  advertiseTranscript,
+  consistencyTranscript,
+  derivedGraphSeed,
+  encodeMembers,
+  pairMaskSeed,
+  roundConfigHash,
+  roundHash,
+  sessionId,
+  type RoundConfig,
+} from './keys.ts';
 import {
   parseClientMessage,
   SHARE_CIPHERTEXT_BYTES,
@@ -69,8 +91,11 @@ export interface SecAggServerOptions {
   params: SecAggRoundParams;
   /** The round aborts if fewer clients than this remain in U1, U2 or U3. */
   minSurvivors: number;
-  /** 32-byte seed of the neighbour graph; random by default (fresh per round attempt). */
-  graphSeed?: Uint8Array;
+  /**
+   * 32-byte nonce of this attempt, announced and bound by the config hash; random by default (fresh
+   * per attempt). It tells attempts apart; the graph seed is derived from the advertisements.
+   */
+  nonce?: Uint8Array;
   /** Registered identity keys; when given, a client must advertise exactly its registered key. */
   identityKeys?: ReadonlyMap<string, Uint8Array>;
   /**
@@ -110,6 +135,8 @@ interface Advertised {
   sPk: string;
   sPkBytes: Uint8Array;
   signature: string;
+  /** a_u (keys.ts): what the roster lists for this advertisement. */
+  digest: Uint8Array;
 }
 
 export class SecAggServer {
@@ -118,9 +145,10 @@ export class SecAggServer {
   readonly cohort: readonly string[];
   readonly params: SecAggRoundParams;
   readonly minSurvivors: number;
-  readonly graph: NeighborGraph;
-  readonly graphSeed: Uint8Array;
+  readonly nonce: Uint8Array;
   private readonly configHash: Uint8Array;
+  /** Set when Round 0 closes: the derived graph seed, the graph and the round hash (keys.ts). */
+  private derived?: { graphSeed: Uint8Array; graph: NeighborGraph; roundHash: Uint8Array };
   /** The `session` field of this attempt's messages. */
   readonly session: string;
   private readonly indexOf = new Map<string, number>();
@@ -171,8 +199,9 @@ export class SecAggServer {
     this.cohort = cohort.slice();
     this.params = { ...params };
     this.minSurvivors = opts.minSurvivors;
-    this.graphSeed = opts.graphSeed ?? randomBytes(32);
-    this.graph = neighborGraph(n, params.neighbors, this.graphSeed);
+    this.nonce = opts.nonce ?? randomBytes(32);
+    if (this.nonce.length !== 32) throw new SecAggError(E.BAD_MESSAGE, 'nonce must be 32 bytes');
+    neighborGraph(n, params.neighbors, new Uint8Array(32)); // the parameters make a graph (throws otherwise)
     this.registry = opts.identityKeys;
     const prg = opts.prg ?? DEFAULT_MASK_PRG;
     if (typeof prg === 'string') {
@@ -185,6 +214,16 @@ export class SecAggServer {
     this.prgName = this.prg.prg;
     this.configHash = roundConfigHash(this.roundConfig());
     this.session = sessionId(this.configHash);
+  }
+
+  /** The neighbour graph, once Round 0 has closed (derived from the advertisements). */
+  get graph(): NeighborGraph | undefined {
+    return this.derived?.graph;
+  }
+
+  /** The derived graph seed, once Round 0 has closed. */
+  get graphSeed(): Uint8Array | undefined {
+    return this.derived?.graphSeed;
   }
 
   get phase(): SecAggServerPhase {
@@ -214,7 +253,7 @@ export class SecAggServer {
       round: this.round,
       session: this.session,
       cohort: this.cohort.slice(),
-      graphSeed: toBase64Url(this.graphSeed),
+      nonce: toBase64Url(this.nonce),
       neighbors: this.params.neighbors,
       threshold: this.params.threshold,
       bits: this.params.bits,
@@ -324,13 +363,23 @@ export class SecAggServer {
     const cPk = decode(msg.cPk, 'cPk');
     const sPkBytes = decode(msg.sPk, 'sPk');
     if (equalBytes(cPk, sPkBytes)) throw new SecAggError(E.BAD_MESSAGE, `${id}: the two public keys must differ`);
-    if (!ed25519Verify(identityKey, advertiseTranscript(this.configHash, id, cPk, sPkBytes), decode(msg.signature, 'signature'))) {
+    const signature = decode(msg.signature, 'signature');
+    if (!ed25519Verify(identityKey, advertiseTranscript(this.configHash, id, cPk, sPkBytes), signature)) {
       throw new SecAggError(E.BAD_SIGNATURE, `${id}: advertised keys are not signed by its identity key`);
     }
-    this.advertised.set(u, { identityKey, cPk: msg.cPk, sPk: msg.sPk, sPkBytes, signature: msg.signature, ...(msg.certificate ? { certificate: msg.certificate } : {}) });
+    const digest = advertisementDigest(this.configHash, id, identityKey, cPk, sPkBytes, signature);
+    this.advertised.set(u, { identityKey, cPk: msg.cPk, sPk: msg.sPk, sPkBytes, signature: msg.signature, digest, ...(msg.certificate ? { certificate: msg.certificate } : {}) });
   }
 
   private closeAdvertise(): Map<string, SecAggServerMessage> {
+    // The roster: everyone whose advertisement was accepted, before pruning (keys.ts).
+    const listed = [...this.answered].sort((a, b) => a - b);
+    const advertisedBitmap = encodeMembers(this.cohort.length, listed);
+    const digests = new Uint8Array(listed.length * ADVERTISEMENT_DIGEST_BYTES);
+    listed.forEach((u, i) => digests.set(this.advertised.get(u)!.digest, i * ADVERTISEMENT_DIGEST_BYTES));
+    const graphSeed = derivedGraphSeed(this.configHash, advertisedBitmap, digests);
+    this.derived = { graphSeed, graph: neighborGraph(this.cohort.length, this.params.neighbors, graphSeed), roundHash: roundHash(this.configHash, graphSeed) };
+    const roster = { advertised: toBase64Url(advertisedBitmap), digests: toBase64Url(digests) };
     this.u1 = this.prune(new Set(this.answered));
     if (this.u1.size < this.minSurvivors) return this.fail(`only ${this.u1.size} clients advertised keys; the round needs ${this.minSurvivors}`);
     const out = new Map<string, SecAggServerMessage>();
@@ -339,7 +388,7 @@ export class SecAggServer {
         const a = this.advertised.get(v)!;
         return { clientId: this.cohort[v], identityKey: toBase64Url(a.identityKey), cPk: a.cPk, sPk: a.sPk, signature: a.signature, ...(a.certificate ? { certificate: a.certificate } : {}) };
       });
-      out.set(this.cohort[u], { type: 'secagg_share_keys_request', jobId: this.jobId, round: this.round, session: this.session, peers });
+      out.set(this.cohort[u], { type: 'secagg_share_keys_request', jobId: this.jobId, round: this.round, session: this.session, ...roster, peers });
     }
     this.enter('share', this.u1);
     return out;
@@ -410,7 +459,7 @@ export class SecAggServer {
 
   private onConsistencySignature(u: number, msg: ConsistencySignature): void {
     const a = this.advertised.get(u)!;
-    if (!ed25519Verify(a.identityKey, consistencyTranscript(this.configHash, this.survivorsBitmap!), decode(msg.signature, 'signature'))) {
+    if (!ed25519Verify(a.identityKey, consistencyTranscript(this.derived!.roundHash, this.survivorsBitmap!), decode(msg.signature, 'signature'))) {
       throw new SecAggError(E.BAD_SIGNATURE, `${this.cohort[u]}: bad signature on the survivor set`);
     }
     this.signatures.set(u, msg.signature);
@@ -489,7 +538,7 @@ export class SecAggServer {
         if (!equalBytes(x25519PublicKey(sk), a.sPkBytes)) return void this.fail(`the shares of ${this.cohort[v]}'s mask key do not match its advertised key`);
         const own = { secretKey: sk, publicKey: a.sPkBytes };
         for (const w of this.liveNeighbors(v, this.u3)) {
-          const seed = pairMaskSeed(x25519SharedSecret(own, this.advertised.get(w)!.sPkBytes), this.configHash, w, v);
+          const seed = pairMaskSeed(x25519SharedSecret(own, this.advertised.get(w)!.sPkBytes), this.derived!.roundHash, w, v);
           terms.push({ seed, sign: w < v ? -1 : 1 });
         }
       }
@@ -515,7 +564,7 @@ export class SecAggServer {
       jobId: this.jobId,
       round: this.round,
       cohort: this.cohort,
-      graphSeed: this.graphSeed,
+      nonce: this.nonce,
       neighbors: this.params.neighbors,
       threshold: this.params.threshold,
       bits: this.params.bits,
@@ -539,7 +588,7 @@ export class SecAggServer {
   /** u's neighbours that are in `set`, ascending. */
   private liveNeighbors(u: number, set: ReadonlySet<number>): number[] {
     const out: number[] = [];
-    for (const v of this.graph.neighbors(u)) if (set.has(v)) out.push(v);
+    for (const v of this.derived!.graph.neighbors(u)) if (set.has(v)) out.push(v);
     return out;
   }
 

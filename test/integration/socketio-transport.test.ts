@@ -8,6 +8,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import {
   DEFAULT_LIMITS,
   FRAME_VERSION,
+  PROTOCOL_VERSION,
   type ClientMessage,
   type ErrorMessage,
   type ServerMessage,
@@ -140,7 +141,7 @@ describe('Socket.IO transport', () => {
         expect(server.received.errors).toEqual([code]);
         expect(server.received.messages).toEqual([]);
         // The connection survives a rejected frame: a valid hello still gets through.
-        const valid = { type: 'hello', protocolVersion: 2, clientId: 'ok', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
+        const valid = { type: 'hello', protocolVersion: PROTOCOL_VERSION, clientId: 'ok', publicKey: 'A'.repeat(43), signature: 'A'.repeat(86), server: 'plaintext' };
         socket.emit('head', { v: FRAME_VERSION, id: 2, msg: valid });
         const hello = await waitFor(() => server.received.messages[0]);
         expect(hello.msg).toEqual(valid);

@@ -6,6 +6,7 @@ import { ed25519KeyPair, type Ed25519KeyPair } from '../../crypto/ed25519.ts';
 import { cryptoWords } from '../../random.ts';
 import { SecAggClient, type SecAggClientOptions } from '../client.ts';
 import type { SecAggClientMessage, SecAggServerMessage } from '../messages.ts';
+import type { NeighborGraph } from '../graph.ts';
 import { SecAggServer, type SecAggResult, type SecAggServerPhase } from '../server.ts';
 
 /** The last phase a client answers in is the one before this: it goes silent from `dropBefore` on. */
@@ -20,8 +21,12 @@ export interface SimulationOptions {
   minSurvivors: number;
   jobId?: string;
   round?: number;
-  /** Clients (by index) that go silent from the given phase on. */
-  drops?: ReadonlyMap<number, DropPoint>;
+  /**
+   * Clients (by index) that go silent from the given phase on. A function is asked once the graph is
+   * known (when Round 0 closes; the seed is derived from the advertisements), so a test can drop a
+   * given client's neighbours; its drops take effect from Round 1 on.
+   */
+  drops?: ReadonlyMap<number, DropPoint> | ((graph: NeighborGraph) => ReadonlyMap<number, DropPoint>);
   /** Inputs per client (default: uniform random values mod 2^bits). */
   inputs?: Uint32Array[];
   identities?: Ed25519KeyPair[];
@@ -31,7 +36,8 @@ export interface SimulationOptions {
   tamperReply?: (from: string, msg: SecAggClientMessage) => SecAggClientMessage;
   /** Record timings of client and server work (ms). */
   timings?: { client: Map<string, number>; server: number };
-  graphSeed?: Uint8Array;
+  /** The attempt's nonce (default random). */
+  nonce?: Uint8Array;
   /** Extra options per client (a certificate, a neighbour check). */
   clientOptions?: (clientId: string, index: number) => Partial<SecAggClientOptions>;
 }
@@ -87,15 +93,17 @@ export function simulateRound(opts: SimulationOptions): SimulationResult {
     params: { neighbors: opts.neighbors, threshold: opts.threshold, bits, dim },
     minSurvivors: opts.minSurvivors,
     identityKeys: new Map(ids.map((id, i) => [id, identities[i].publicKey])),
-    graphSeed: opts.graphSeed,
+    ...(opts.nonce ? { nonce: opts.nonce } : {}),
   }));
   const clients = ids.map((clientId, i) => new SecAggClient({ clientId, jobId, round, identity: identities[i], ...opts.clientOptions?.(clientId, i) }));
   const clientErrors = new Map<string, Error>();
   const serverErrors = new Map<string, Error>();
   for (let i = 0; i < n; i++) clients[i].setInput(inputs[i]);
 
+  let drops = typeof opts.drops === 'function' ? undefined : opts.drops;
   const silent = (i: number, phase: SecAggServerPhase): boolean => {
-    const d = opts.drops?.get(i);
+    if (typeof opts.drops === 'function' && !drops && server.graph) drops = opts.drops(server.graph);
+    const d = drops?.get(i);
     return d !== undefined && ORDER.indexOf(phase) >= ORDER.indexOf(d);
   };
 
