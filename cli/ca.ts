@@ -10,7 +10,7 @@ import { fromBase64Url, toBase64Url } from '../shared/crypto/bytes.ts';
 import { randomBytes } from '../shared/random.ts';
 import { ed25519KeyPair } from '../shared/crypto/ed25519.ts';
 import { ConfigError } from '../shared/errors.ts';
-import { keyFingerprint } from '../shared/identity/index.ts';
+import { keyFingerprint, verifyRevocationList } from '../shared/identity/index.ts';
 import { authorityFromKey, caKeyText, readCaKey, writePrivateFile } from '../server/identity/authority.ts';
 
 /** "90d", "24h", "30m", "45s" → milliseconds. */
@@ -64,5 +64,46 @@ export function caSign(opts: { caKey?: string; id?: string; publicKey?: string; 
   const text = `${JSON.stringify(certificate, null, 2)}\n`;
   if (opts.out) fs.writeFileSync(opts.out, text);
   else process.stdout.write(text);
+  return 0;
+}
+
+/**
+ * `cohort ca revoke --ca-key FILE --serial S [--serial S2 …] --list FILE`: the list in FILE (if any,
+ * checked against the CA key) plus the new serials, signed now and written back. A coordinator started
+ * with `--revocation-list FILE` re-reads it and relays it to SecAgg rounds.
+ */
+export function caRevoke(opts: { caKey?: string; serial?: string[]; list?: string; json?: boolean }): number {
+  if (!opts.caKey) throw new ConfigError('--ca-key FILE is required');
+  if (!opts.list) throw new ConfigError('--list FILE is required: the revocation list to extend (created if missing)');
+  const serials = opts.serial ?? [];
+  if (serials.length === 0) throw new ConfigError('--serial SERIAL is required (repeatable): the serial of a certificate to revoke');
+  for (const s of serials) if (!/^[A-Za-z0-9_-]{22}$/.test(s)) throw new ConfigError(`--serial must be a certificate serial (22 base64url characters), got ${JSON.stringify(s.slice(0, 40))}`);
+  const key = readCaKey(opts.caKey);
+  const ca = authorityFromKey(key, 'offline');
+  let previous: string[] = [];
+  let previousAt = 0;
+  if (fs.existsSync(opts.list)) {
+    let text: unknown;
+    try {
+      text = JSON.parse(fs.readFileSync(opts.list, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`${opts.list} is not JSON: ${(err as Error).message}`);
+    }
+    try {
+      const list = verifyRevocationList(text, ca.publicKey, Date.now());
+      previous = list.serials;
+      previousAt = list.issuedAt;
+    } catch (err) {
+      throw new ConfigError(`${opts.list} is not a revocation list of this CA: ${(err as Error).message}`);
+    }
+  }
+  // Strictly newer than the list it replaces, so coordinators and clients take it.
+  const list = ca.signRevocations!([...previous, ...serials], Math.max(Date.now(), previousAt + 1));
+  const text = `${JSON.stringify(list, null, 2)}\n`;
+  const tmp = `${opts.list}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, opts.list); // a coordinator re-reading it never sees half a file
+  if (opts.json) process.stdout.write(text);
+  else process.stdout.write(`${opts.list}: ${list.serials.length} revoked serial(s), signed ${new Date(list.issuedAt).toISOString()} by ${keyFingerprint(ca.publicKey)}\n`);
   return 0;
 }

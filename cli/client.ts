@@ -31,6 +31,8 @@ export interface ClientCommandOptions {
   certificate?: string;
   /** The federation CA's public key file: SecAgg neighbours must show its certificates (pinned in the identity file). */
   caPublicKey?: string;
+  /** With a pinned CA: require its revocation list, signed within this long (e.g. 1h), in every SecAgg round. */
+  maxRevocationAge?: string;
   /** A PEM CA bundle that the server's certificate must chain to (instead of the default store). */
   caFile?: string;
   /** `sha256:<hex>`: accept only the server certificate with this fingerprint. */
@@ -127,7 +129,12 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
   const certified = idFile.identity.certificate;
   if (certified && !opts.id && !cfg.clientId) clientId = certified.clientId;
   if (certified && certified.clientId !== clientId) throw new ConfigError(`the identity file ${idFile.file} holds a certificate for ${certified.clientId}, not ${clientId}`);
-  const identity = { ...idFile.identity, ...(opts.enrolToken && !certified ? { enrolToken: opts.enrolToken } : {}) };
+  let maxRevocationAgeMs: number | undefined;
+  if (opts.maxRevocationAge !== undefined) {
+    if (!idFile.identity.caPublicKey) throw new ConfigError('--max-revocation-age needs the federation CA pinned (--ca-public-key, or enrol first): the list is checked against it');
+    maxRevocationAgeMs = (await import('./ca.ts')).parseDuration(opts.maxRevocationAge, '--max-revocation-age');
+  }
+  const identity = { ...idFile.identity, ...(opts.enrolToken && !certified ? { enrolToken: opts.enrolToken } : {}), ...(maxRevocationAgeMs !== undefined ? { maxRevocationAgeMs } : {}) };
   const backend = await selectBackend({ prefer: opts.backend ?? cfg.backend, logger });
   const data = await loadDataset(dataPath, {
     labelColumn: cfg.labelColumn,

@@ -46,6 +46,7 @@ export function buildProgram(): Command {
     .option('-d, --data-dir <dir>', 'where the SQLite store lives', './cohort-data')
     .option('--client-auth <mode>', 'first-use (an unknown id is bound to the first key it presents) | certificate (enrolled devices only); default: first-use on loopback, certificate otherwise')
     .option('--ca-public-key <file>', 'the offline federation CA (cohort ca init wrote ca.pub): accept its certificates, mint none; default: a CA key in the data dir')
+    .option('--revocation-list <file>', "with --ca-public-key: the CA's signed revocation list (cohort ca revoke), relayed to SecAgg rounds and re-read when it changes")
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (chain: the server certificate first)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--insecure', 'allow plaintext HTTP/WebSocket on a non-loopback --host (logged as a warning)')
@@ -64,6 +65,7 @@ export function buildProgram(): Command {
     .option('--max-unregistered-per-ip <n>', 'connections that have not said hello, per address', '64')
     .option('--client-auth <mode>', 'first-use (an unknown id is bound to the first key it presents) | certificate (enrolled devices only); default: first-use on loopback, certificate otherwise')
     .option('--ca-public-key <file>', 'the offline federation CA (cohort ca init wrote ca.pub): accept its certificates, mint none; default: a CA key in the data dir')
+    .option('--revocation-list <file>', "with --ca-public-key: the CA's signed revocation list (cohort ca revoke), relayed to SecAgg rounds and re-read when it changes")
     .option('--tls-cert <file>', 'serve HTTPS and WSS with this PEM certificate (chain: the server certificate first)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
     .option('--insecure', 'allow plaintext HTTP/WebSocket on a non-loopback --host (logged as a warning)')
@@ -85,6 +87,7 @@ export function buildProgram(): Command {
     .option('--enrol-token <token>', 'a one-time enrolment token (cohort admin clients enroll): exchanged for a certificate at the first hello')
     .option('--certificate <file>', 'a certificate from `cohort ca sign` (offline CA) to keep in the identity file')
     .option('--ca-public-key <file>', "the federation CA's public key (ca.pub): pinned in the identity file; SecAgg neighbours must show its certificates")
+    .option('--max-revocation-age <duration>', "with the CA pinned: require its signed revocation list, at most this old (e.g. 1h), in every SecAgg round")
     .option('--ca-file <file>', 'trust this PEM CA bundle for the server certificate, instead of the system store')
     .option('--server-fingerprint <sha256:hex>', "accept only a server certificate with this SHA-256 fingerprint (self-signed allowed); cohort serve logs it")
     .option('--insecure', 'allow plaintext http:// to a host that is not loopback')
@@ -183,6 +186,13 @@ export function buildProgram(): Command {
     .option('--expires <duration>', 'validity, e.g. 90d or 24h (default 365d)')
     .option('--out <file>', 'write the certificate here (default: stdout)')
     .action(async (o) => run(async () => (await import('./ca.ts')).caSign(o as never)));
+  ca.command('revoke')
+    .description("add certificate serials to the CA's signed revocation list (for cohort serve --revocation-list; clients refuse SecAgg neighbours on it)")
+    .option('--ca-key <file>', 'the CA key (cohort ca init)')
+    .option('--serial <serial>', 'a certificate serial to revoke (repeatable)', (v: string, all: string[] = []) => [...all, v])
+    .option('--list <file>', 'the revocation list to extend and rewrite (created if missing)')
+    .option('--json', 'print the list')
+    .action(async (o) => run(async () => (await import('./ca.ts')).caRevoke(o as never)));
 
   // Flags are checked by the commands (ConfigError, exit 2), not by commander's requiredOption (exit 1).
   const admin = program.command('admin').description('administration: API tokens and the audit log (local, --data-dir); jobs, ledger, versions, promote, rollback, download (a running coordinator, --server --token)');

@@ -19,6 +19,7 @@ export interface ServerCommandOptions {
   lingerMs?: string;
   clientAuth?: string;
   caPublicKey?: string;
+  revocationList?: string;
   tlsCert?: string;
   tlsKey?: string;
   insecure?: boolean;
@@ -42,7 +43,7 @@ export async function serverCommand(opts: ServerCommandOptions): Promise<number>
     maxUnregistered: positiveInt('--max-unregistered', opts.maxUnregistered),
     maxUnregisteredPerIp: positiveInt('--max-unregistered-per-ip', opts.maxUnregisteredPerIp),
   };
-  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections, tls, insecure: opts.insecure, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
+  const coordinator = await startCoordinator({ config, dataDir, host: opts.host, port, logger, connections, tls, insecure: opts.insecure, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey, ...(opts.revocationList ? { revocationListFile: resolve(opts.revocationList) } : {}) });
   const { engine } = coordinator;
   logger.info(
     { url: coordinator.url, api: `${coordinator.url}/api/v1`, ...tlsLogFields(coordinator.serverFingerprint), dataDir, job: config.id, rounds: config.rounds, resumeFrom: engine.lastCommittedRound, checksum: engine.globalChecksum },
@@ -131,6 +132,7 @@ export interface ServeCommandOptions {
   logLevel: LogLevel;
   clientAuth?: string;
   caPublicKey?: string;
+  revocationList?: string;
   tlsCert?: string;
   tlsKey?: string;
   insecure?: boolean;
@@ -141,7 +143,7 @@ export async function serveCommand(opts: ServeCommandOptions): Promise<number> {
   const logger = createLogger(opts.logLevel);
   const { startService } = await import('../server/service.ts');
   const tls = tlsFromFlags(opts);
-  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger, tls, insecure: opts.insecure, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey });
+  const service = await startService({ dataDir: resolve(opts.dataDir), host: opts.host, port: parsePort(opts.port), logger, tls, insecure: opts.insecure, clientAuth: clientAuthMode(opts.clientAuth), caPublicKeyFile: opts.caPublicKey, ...(opts.revocationList ? { revocationListFile: resolve(opts.revocationList) } : {}) });
   logger.info({ url: service.url, api: `${service.url}/api/v1`, ...tlsLogFields(service.serverFingerprint), dataDir: resolve(opts.dataDir), jobs: [...service.jobs.keys()] }, 'service listening');
   await new Promise<void>((done) => {
     const stop = (signal: string) => {

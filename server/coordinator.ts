@@ -37,6 +37,8 @@ export interface CoordinatorOptions {
   clientAuth?: ClientAuthMode;
   /** The offline CA's public key file; without it the CA key lives in the data dir. */
   caPublicKeyFile?: string;
+  /** With an offline CA: its signed revocation list file (`cohort ca revoke`), re-read when it changes. */
+  revocationListFile?: string;
   /** Serve HTTPS + WSS with this certificate (server/transport/tls.ts `loadServerTls`). */
   tls?: ServerTls;
   /** Bounds on connections that have not made their first request (TLS handshake included). */
@@ -71,7 +73,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const store = CohortStore.open(opts.dataDir, { keepCheckpoints: opts.config.checkpoints.keep, failpoint });
   const metrics = new CohortMetrics();
   let engineRef: RoundEngine | undefined;
-  const federation = federationFor({ store, dataDir: opts.dataDir, host: opts.host ?? '127.0.0.1', clientAuth: opts.clientAuth, caPublicKeyFile: opts.caPublicKeyFile, logger });
+  const federation = federationFor({ store, dataDir: opts.dataDir, host: opts.host ?? '127.0.0.1', clientAuth: opts.clientAuth, caPublicKeyFile: opts.caPublicKeyFile, ...(opts.revocationListFile ? { revocationListFile: opts.revocationListFile } : {}), logger });
   federation.onRevoked((clientId) => engineRef?.disconnectClient(clientId));
   const api = buildAdminApi({
     store,

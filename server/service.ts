@@ -32,6 +32,8 @@ export interface ServiceOptions {
   clientAuth?: ClientAuthMode;
   /** The offline CA's public key file; without it the CA key lives in the data dir. */
   caPublicKeyFile?: string;
+  /** With an offline CA: its signed revocation list file (`cohort ca revoke`), re-read when it changes. */
+  revocationListFile?: string;
   host?: string;
   port?: number;
   logger?: Logger;
@@ -80,7 +82,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
   const store = CohortStore.open(opts.dataDir);
   const metrics = new CohortMetrics();
   const jobs = new Map<string, LiveJob>();
-  const federation = federationFor({ store, dataDir: opts.dataDir, host, clientAuth: opts.clientAuth, caPublicKeyFile: opts.caPublicKeyFile, logger });
+  const federation = federationFor({ store, dataDir: opts.dataDir, host, clientAuth: opts.clientAuth, caPublicKeyFile: opts.caPublicKeyFile, ...(opts.revocationListFile ? { revocationListFile: opts.revocationListFile } : {}), logger });
   // A revoked client's connections close in every job (its in-flight contributions count as dropouts).
   federation.onRevoked((clientId) => {
     for (const h of jobs.values()) h.engine.disconnectClient(clientId);

@@ -57,6 +57,7 @@ export const ERRORS = {
   BAD_CERTIFICATE: { area: 'identity', status: 400, summary: 'not a well-formed client certificate (schema, key or signature length, encoding)' },
   ENROLMENT_REFUSED: { area: 'identity', status: 401, summary: 'an enrolment token that is unknown, used, expired, or for another client id or job' },
   CA_UNAVAILABLE: { area: 'identity', status: 409, summary: 'this coordinator holds only the CA public key (offline CA): it cannot issue certificates' },
+  REVOCATION_LIST_REFUSED: { area: 'identity', status: 400, summary: 'the revocation list does not verify against the federation CA, or is not newer than the one held' },
   IDENTITY_FILE_UNSAFE: { area: 'identity', status: 400, summary: 'an identity or CA key file readable by group or others, or not a key file' },
   REVOKED: { area: 'identity', status: 401, summary: 'a client id, key or certificate revoked by an operator' },
 

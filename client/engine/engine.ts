@@ -24,7 +24,7 @@ import { SecureAggregation, type SecAggIdentity } from './secure-aggregation.ts'
 import { fromBase64Url } from '../../shared/crypto/bytes.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import { ed25519KeyPair, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
-import { signHello, type Certificate } from '../../shared/identity/index.ts';
+import { RevocationView, signHello, type Certificate } from '../../shared/identity/index.ts';
 import {
   PROTOCOL_VERSION,
   type ClientTransport,
@@ -93,6 +93,12 @@ export interface ClientIdentity {
    * then show certificates from it (client/engine/secure-aggregation.ts).
    */
   caPublicKey?: string;
+  /**
+   * With a CA key: require, in every SecAgg round, the CA's revocation list signed less than this long
+   * ago (a coordinator cannot then withhold revocations longer). Without it, a relayed list is still
+   * checked and never rolled back, but a round without one is accepted (shared/identity/revocation.ts).
+   */
+  maxRevocationAgeMs?: number;
 }
 
 type ClientState = 'connecting' | 'waiting-welcome' | 'idle' | 'training' | 'evaluating' | 'ended';
@@ -122,6 +128,8 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
   private jobEnd?: JobEnd;
   /** The current round's secure aggregation, if the round uses it. */
   private secagg?: SecureAggregation;
+  /** The CA-signed revocations this client has accepted (with a CA key), kept across rounds. */
+  private revocations?: RevocationView;
 
   private readonly clock: Clock;
   private readonly identity: ClientIdentity;
@@ -246,8 +254,13 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
   }
 
   private secaggIdentity(): SecAggIdentity {
-    const { key, certificate, caPublicKey } = this.identity;
-    return { key, ...(certificate ? { certificate } : {}), ...(caPublicKey ? { caPublicKey: fromBase64Url(caPublicKey) } : {}), now: () => Date.now() /* certificates are valid in wall-clock time */ };
+    const { key, certificate, caPublicKey, maxRevocationAgeMs } = this.identity;
+    const now = () => Date.now(); // certificates and revocation lists are valid in wall-clock time
+    if (caPublicKey && !this.revocations) {
+      // One view for the engine's lifetime: the newest list seen is never given up for an older one.
+      this.revocations = new RevocationView({ caPublicKey: fromBase64Url(caPublicKey), now, ...(maxRevocationAgeMs !== undefined ? { maxAgeMs: maxRevocationAgeMs } : {}) });
+    }
+    return { key, ...(certificate ? { certificate } : {}), ...(caPublicKey ? { caPublicKey: fromBase64Url(caPublicKey) } : {}), ...(this.revocations ? { revocations: this.revocations } : {}), now };
   }
 
   private onSecAgg(msg: SecAggDown): void {

@@ -20,7 +20,7 @@ import type { Logger } from '../../shared/log.ts';
 import type { SecAggUp, Train } from '../../shared/protocol/index.ts';
 import { encodeUpdate, fromBase64Url, SecAggClient, type SecAggClientMessage } from '../../shared/secagg/index.ts';
 import type { Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
-import { certifiedPeerCheck, type Certificate } from '../../shared/identity/index.ts';
+import { certifiedPeerCheck, type Certificate, type RevocationView } from '../../shared/identity/index.ts';
 
 /** Who this client is in SecAgg, and whom it accepts as neighbours. */
 export interface SecAggIdentity {
@@ -32,6 +32,8 @@ export interface SecAggIdentity {
    * show a certificate from it for the identity key that signed its round keys, or the round aborts.
    */
   caPublicKey?: Uint8Array;
+  /** With a CA key: the newest CA-signed revocation list this client has accepted (kept across rounds). */
+  revocations?: RevocationView;
   now: () => number;
 }
 
@@ -57,7 +59,9 @@ export class SecureAggregation {
       // With a CA key, a neighbour is someone the CA certified for this job, with the key that signed
       // its round keys: a coordinator cannot slip in clients of its own making. Without one, the
       // coordinator relays identities (honest-but-curious).
-      ...(ca ? { checkPeer: certifiedPeerCheck(ca, train.jobId, identity.now) } : {}),
+      // A neighbour on the newest CA-signed revocation list relayed to this client is refused too.
+      ...(ca ? { checkPeer: certifiedPeerCheck(ca, train.jobId, identity.now, identity.revocations ? (s) => identity.revocations!.isRevoked(s) : undefined) } : {}),
+      ...(identity.revocations ? { acceptRevocations: (list: unknown) => identity.revocations!.accept(list) } : {}),
     });
   }
 

@@ -29,6 +29,7 @@ import { registerDashboard } from './dashboard.ts';
 import { LiveEvents } from './events.ts';
 import { openApiDocument } from './openapi.ts';
 import type { Federation } from '../identity/federation.ts';
+import { RevocationListSchema } from '../../shared/identity/index.ts';
 import { keyFingerprint } from '../../shared/identity/index.ts';
 import { fromBase64Url } from '../../shared/crypto/bytes.ts';
 import { registerBrowserClient } from './browser-client.ts';
@@ -476,6 +477,24 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       handler: (ctx) => {
         federationOf().revoke(ctx.params.id, ctx.token!.name);
         return { clientId: ctx.params.id, identity: identityView(store.identities.identity(ctx.params.id)) };
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/clients/revocation-list',
+      access: 'viewer',
+      summary: "the federation CA's revocation list relayed to SecAgg rounds (clients that know the CA refuse neighbours on it), or null",
+      handler: () => ({ revocationList: federationOf().revocationList() ?? null }),
+    },
+    {
+      method: 'POST',
+      url: '/api/v1/clients/revocation-list',
+      access: 'admin',
+      summary: 'upload an offline CA\'s signed revocation list (cohort ca revoke): it must verify against the CA key and be newer than the one held',
+      body: RevocationListSchema,
+      handler: (ctx) => {
+        const list = federationOf().setRevocationList(ctx.body, ctx.token!.name);
+        return { issuedAt: list.issuedAt, serials: list.serials.length };
       },
     },
     {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fromBase64Url, toBase64Url } from '../../shared/crypto/bytes.ts';
 import { ed25519KeyPair, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
 import { CohortError } from '../../shared/errors.ts';
-import { keyFingerprint, signCertificate, type Certificate, type CertificateFields } from '../../shared/identity/index.ts';
+import { keyFingerprint, signCertificate, signRevocationList, type Certificate, type CertificateFields, type RevocationList } from '../../shared/identity/index.ts';
 
 export interface CertificateAuthority {
   readonly publicKey: Uint8Array;
@@ -21,12 +21,20 @@ export interface CertificateAuthority {
   readonly fingerprint: string;
   /** Present only when this process holds the private key. */
   readonly issue?: (fields: CertificateFields) => Certificate;
+  /** Present only when this process holds the private key: signs a revocation list. */
+  readonly signRevocations?: (serials: Iterable<string>, issuedAt: number) => RevocationList;
   /** Where the key came from, for logs and the README's trust statement. */
   readonly where: 'data-dir' | 'offline' | 'memory';
 }
 
 export function authorityFromKey(key: Ed25519KeyPair, where: CertificateAuthority['where']): CertificateAuthority {
-  return { publicKey: key.publicKey, fingerprint: keyFingerprint(key.publicKey), issue: (fields) => signCertificate(key, fields), where };
+  return {
+    publicKey: key.publicKey,
+    fingerprint: keyFingerprint(key.publicKey),
+    issue: (fields) => signCertificate(key, fields),
+    signRevocations: (serials, issuedAt) => signRevocationList(key, serials, issuedAt),
+    where,
+  };
 }
 
 export function authorityFromPublicKey(publicKey: Uint8Array): CertificateAuthority {

@@ -22,7 +22,8 @@ import { CohortError } from '../../shared/errors.ts';
 import { randomBytes } from '../../shared/random.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
 import { boundText, type Hello } from '../../shared/protocol/index.ts';
-import { verifyCertificate, verifyHello, type Certificate } from '../../shared/identity/index.ts';
+import { verifyCertificate, verifyHello, verifyRevocationList, type Certificate, type RevocationList } from '../../shared/identity/index.ts';
+import fs from 'node:fs';
 import type { CohortStore, EnrolmentRow } from '../store/index.ts';
 import type { CertificateAuthority } from './authority.ts';
 
@@ -31,6 +32,8 @@ export type ClientAuthMode = 'first-use' | 'certificate';
 /** What the round engine asks of the federation at hello (server/round/registry.ts). */
 export interface ClientAuthenticator {
   authenticate(hello: Hello, ctx: HelloContext): Admission;
+  /** The CA-signed list of revoked certificate serials to relay to SecAgg rounds, when there is one. */
+  revocationList?(): RevocationList | undefined;
 }
 
 export interface HelloContext {
@@ -60,6 +63,16 @@ export interface FederationOptions {
   certificateTtlMs?: number;
   /** Failed hellos per address per minute audited one by one (default 20); past it, one row per minute. */
   maxFailuresPerMinute?: number;
+  /**
+   * With the CA key here: a revocation list relayed to SecAgg rounds is re-signed when it is older than
+   * this (default 10 min), and at once after a revocation, so clients requiring a fresh list get one.
+   */
+  revocationListTtlMs?: number;
+  /**
+   * With an offline CA: a file holding the CA-signed revocation list (`cohort ca revoke`), re-read when
+   * it changes. Without it, an offline-CA coordinator relays no list until one is uploaded.
+   */
+  revocationListFile?: string;
 }
 
 const DAY = 86_400_000;
@@ -74,6 +87,10 @@ export class Federation implements ClientAuthenticator {
   private readonly pendingBinds = new Map<string, string>();
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly revokedListeners = new Set<(clientId: string) => void>();
+  /** The revocation list relayed to SecAgg rounds: signed here, or the offline CA's (file or upload). */
+  private relayed?: RevocationList;
+  private relayedStale = true;
+  private listFileStamp?: string;
 
   constructor(private readonly opts: FederationOptions) {
     this.mode = opts.mode;
@@ -182,7 +199,76 @@ export class Federation implements ClientAuthenticator {
       throw new CohortError('NOT_FOUND', `no client ${clientId} is known to this coordinator`);
     }
     this.audit(actor, 'client.revoke', clientId, 'ok');
+    this.relayedStale = true;
     for (const listener of this.revokedListeners) listener(clientId);
+  }
+
+  /**
+   * The CA-signed revocation list SecAgg rounds relay (clients that know the CA refuse neighbours on it,
+   * shared/identity/revocation.ts): with the CA key here, a list signed now of every revoked serial
+   * (re-signed after each revocation and every `revocationListTtlMs`); with an offline CA, the newest
+   * list from `revocationListFile` or `setRevocationList`; none in first-use mode without a CA.
+   */
+  revocationList(): RevocationList | undefined {
+    const now = this.now();
+    const sign = this.authority?.signRevocations;
+    if (sign) {
+      const ttl = this.opts.revocationListTtlMs ?? 10 * 60_000;
+      if (this.relayedStale || !this.relayed || now - this.relayed.issuedAt >= ttl) {
+        this.relayed = sign(this.store.identities.revokedSerials(), now);
+        this.relayedStale = false;
+      }
+      return this.relayed;
+    }
+    if (this.opts.revocationListFile) this.readListFile();
+    return this.relayed;
+  }
+
+  /**
+   * An offline CA's revocation list, uploaded by an operator: it must verify against the CA key and be
+   * newer than the one held (REVOCATION_LIST_REFUSED otherwise). Audited either way.
+   */
+  setRevocationList(input: unknown, actor: string): RevocationList {
+    try {
+      if (!this.authority) throw new CohortError('REVOCATION_LIST_REFUSED', 'this coordinator has no federation CA configured');
+      if (this.authority.signRevocations) throw new CohortError('REVOCATION_LIST_REFUSED', 'this coordinator holds the CA key and signs its own revocation list (revoke clients instead)');
+      let list: RevocationList;
+      try {
+        list = verifyRevocationList(input, this.authority.publicKey, this.now());
+      } catch (err) {
+        throw new CohortError('REVOCATION_LIST_REFUSED', err instanceof CohortError ? err.message : 'not a revocation list');
+      }
+      if (this.relayed && list.issuedAt <= this.relayed.issuedAt) {
+        throw new CohortError('REVOCATION_LIST_REFUSED', `the list is not newer than the one held (signed ${new Date(this.relayed.issuedAt).toISOString()})`);
+      }
+      this.relayed = list;
+      this.audit(actor, 'client.revocation-list', 'federation', 'ok', { issuedAt: list.issuedAt, serials: list.serials.length });
+      return list;
+    } catch (err) {
+      this.audit(actor, 'client.revocation-list', 'federation', 'failed', { error: err instanceof CohortError ? err.code : 'INTERNAL', reason: boundText(err instanceof Error ? err.message : String(err), 300) });
+      throw err;
+    }
+  }
+
+  private readListFile(): void {
+    const file = this.opts.revocationListFile!;
+    let stamp: string;
+    try {
+      const st = fs.statSync(file);
+      stamp = `${st.mtimeMs}/${st.size}`;
+    } catch {
+      return; // no file yet: nothing to relay, or keep the last one read
+    }
+    if (stamp === this.listFileStamp) return;
+    this.listFileStamp = stamp;
+    try {
+      const text = fs.readFileSync(file, 'utf8');
+      if (this.relayed && (JSON.parse(text) as { issuedAt?: unknown }).issuedAt === this.relayed.issuedAt) return;
+      this.setRevocationList(JSON.parse(text), 'system');
+      this.log.info({ file, issuedAt: this.relayed?.issuedAt }, 'revocation list loaded');
+    } catch (err) {
+      this.log.warn({ file, err: (err as Error).message }, 'revocation list file refused; keeping the previous list');
+    }
   }
 
   /** Called with each revoked client id (the service closes its connections in every job). */

@@ -18,6 +18,8 @@ export interface FederationSetup {
   clientAuth?: ClientAuthMode;
   /** The offline CA's public key file (`cohort ca init` wrote it): no CA private key on this machine. */
   caPublicKeyFile?: string;
+  /** With an offline CA: the file its signed revocation list is kept in (`cohort ca revoke`), re-read when it changes. */
+  revocationListFile?: string;
   logger?: Logger;
   now?: () => number;
 }
@@ -29,5 +31,15 @@ export function federationFor(s: FederationSetup): Federation {
   }
   const authority = s.caPublicKeyFile ? authorityFromPublicKey(readCaPublicKey(s.caPublicKeyFile)) : dataDirAuthority(s.dataDir);
   s.logger?.info({ clientAuth: mode, ca: authority.fingerprint, caKey: authority.where }, mode === 'first-use' ? 'clients: an unknown id is bound to the first key it presents (loopback default)' : 'clients: a certificate from the federation CA (or an enrolment token) is required');
-  return new Federation({ store: s.store, mode, authority, ...(s.logger ? { logger: s.logger } : {}), ...(s.now ? { now: s.now } : {}) });
+  if (s.revocationListFile && authority.signRevocations) {
+    throw new CohortError('BAD_CONFIG', '--revocation-list is for an offline CA (--ca-public-key): with the CA key in the data dir the coordinator signs its own list');
+  }
+  return new Federation({
+    store: s.store,
+    mode,
+    authority,
+    ...(s.revocationListFile ? { revocationListFile: s.revocationListFile } : {}),
+    ...(s.logger ? { logger: s.logger } : {}),
+    ...(s.now ? { now: s.now } : {}),
+  });
 }

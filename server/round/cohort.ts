@@ -13,6 +13,7 @@ import type { JobConfig } from './config.ts';
 import type { PrivacyController, RoundPlan } from './privacy.ts';
 import type { ConnectedClient } from './registry.ts';
 import { secaggForRound, type SecAggOutcome, type SecAggRound } from './secagg.ts';
+import type { RevocationList } from '../../shared/identity/index.ts';
 import type { TrainingRound } from './training.ts';
 
 export interface RoundStarterContext {
@@ -28,6 +29,8 @@ export interface RoundStarterContext {
   send: (connId: string, msg: ServerMessage) => void;
   /** The client is still registered on this connection. */
   isRegistered: (connId: string, clientId: string) => boolean;
+  /** The federation CA's newest revocation list, relayed to every SecAgg round (server/identity). */
+  revocations?: () => RevocationList | undefined;
 }
 
 export class RoundStarter {
@@ -86,6 +89,7 @@ export class RoundStarter {
       isRegistered: this.ctx.isRegistered,
       onDone,
       ...(beforeUnmask ? { beforeUnmask } : {}),
+      ...(this.ctx.revocations ? { revocations: this.ctx.revocations() } : {}),
       failpoint: this.ctx.failpoint,
     });
   }

@@ -141,6 +141,6 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
     onProtocolError: (connId, error) => intake.protocolError(connId, error),
     onMessage: (connId, msg) => intake.message(connId, msg),
   };
-  const starter = new RoundStarter({ ...parts, minSurvivors, isRegistered });
+  const starter = new RoundStarter({ ...parts, minSurvivors, isRegistered, ...(authenticator.revocationList ? { revocations: () => authenticator.revocationList!() } : {}) });
   return { sink, guard, intake, registry, clientRows, starter, training, evaluations };
 }

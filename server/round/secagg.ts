@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { Logger } from '../../shared/log.ts';
+import type { RevocationList } from '../../shared/identity/index.ts';
 import type { RoundSecAgg, SecAggDown } from '../../shared/protocol/index.ts';
 import {
   decodeSum,
@@ -71,6 +72,8 @@ export interface SecAggRoundOptions {
    * ledger must already hold it. If it throws, the attempt aborts and nothing is requested.
    */
   beforeUnmask?: () => void;
+  /** The CA-signed revocation list to relay in ShareKeysRequest (clients that know the CA check it). */
+  revocations?: RevocationList | undefined;
   failpoint?: Failpoint;
 }
 
@@ -140,6 +143,7 @@ export class SecAggRound {
       minSurvivors,
       // Round keys must be signed by the key each member proved at hello (server/identity): the
       // identity SecAgg binds to is the authenticated one, not whatever a member advertises.
+      ...(opts.revocations ? { revocations: opts.revocations } : {}),
       ...(opts.members.every((m) => m.publicKey) ? { identityKeys: new Map(opts.members.map((m) => [m.clientId, fromBase64Url(m.publicKey!)])) } : {}),
     });
     opts.log.info(

@@ -105,13 +105,14 @@ export function verifyCertificate(input: unknown, check: CertificateCheck): Cert
 /**
  * A SecAgg neighbour check (shared/secagg SecAggClientOptions.checkPeer): the neighbour must show a
  * certificate from the CA, valid now and for the job, for its id and for the identity key that signed its
- * round keys. Returns why not, or undefined.
+ * round keys, and not revoked on the newest list this client has accepted (`isRevoked`, revocation.ts).
+ * Returns why not, or undefined.
  */
-export function certifiedPeerCheck(caPublicKey: Uint8Array, jobId: string, now: () => number) {
+export function certifiedPeerCheck(caPublicKey: Uint8Array, jobId: string, now: () => number, isRevoked?: (serial: string) => boolean) {
   return (peer: { clientId: string; identityKey: Uint8Array; certificate?: Certificate }): string | undefined => {
     if (!peer.certificate) return 'no certificate from the federation CA';
     try {
-      verifyCertificate(peer.certificate, { caPublicKey, now: now(), jobId, clientId: peer.clientId, publicKey: peer.identityKey });
+      verifyCertificate(peer.certificate, { caPublicKey, now: now(), jobId, clientId: peer.clientId, publicKey: peer.identityKey, ...(isRevoked ? { isRevoked } : {}) });
       return undefined;
     } catch (err) {
       return err instanceof CohortError ? err.message : 'certificate check failed';

@@ -80,6 +80,11 @@ export interface SecAggClientOptions {
    * CA key this client was configured with): a reason to refuse aborts the round (UNKNOWN_IDENTITY).
    */
   checkPeer?: (peer: { clientId: string; identityKey: Uint8Array; certificate?: Certificate }) => string | undefined;
+  /**
+   * Takes the revocation list ShareKeysRequest relays (or its absence) before any neighbour is checked
+   * (identity/revocation.ts RevocationView.accept): a reason to refuse aborts the round (UNSAFE_REQUEST).
+   */
+  acceptRevocations?: (list: unknown) => string | undefined;
   /** Privacy floor: refuse rounds announcing, or unmasking, fewer survivors than this. */
   minSurvivorsFloor?: number;
   /**
@@ -323,6 +328,8 @@ export class SecAggClient {
       const at = listed.indexOf(index);
       return at < 0 ? undefined : digests.subarray(at * ADVERTISEMENT_DIGEST_BYTES, (at + 1) * ADVERTISEMENT_DIGEST_BYTES);
     };
+    const refused = this.opts.acceptRevocations?.(msg.revocations);
+    if (refused !== undefined) throw this.fail(E.UNSAFE_REQUEST, refused);
     const own = digestOf(r.index);
     if (!own || !equalBytes(own, r.ownDigest!)) throw this.fail(E.BAD_ROSTER, "the advertisement list omits or alters this client's own");
     const graphSeed = derivedGraphSeed(r.configHash, advertisedBitmap, digests);

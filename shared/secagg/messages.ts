@@ -21,6 +21,7 @@ import { SHARE_VALUE_BYTES } from '../crypto/shamir.ts';
 import { SecAggError, SecAggErrorCode } from './errors.ts';
 import { ADVERTISEMENT_DIGEST_BYTES, SHARE_PLAINTEXT_BYTES } from './keys.ts';
 import { CertificateSchema } from '../identity/certificate.ts';
+import { RevocationListSchema } from '../identity/revocation.ts';
 
 /** Largest cohort a SecAgg round accepts. */
 export const MAX_COHORT = 100_000;
@@ -87,6 +88,8 @@ export const ShareKeysRequestSchema = z
       .string()
       .max(Math.ceil((MAX_COHORT * ADVERTISEMENT_DIGEST_BYTES * 4) / 3))
       .regex(/^[A-Za-z0-9_-]*$/, 'base64url'),
+    /** The federation CA's newest revocation list, when the coordinator has one (identity/revocation.ts). */
+    revocations: RevocationListSchema.optional(),
     peers: list(
       z.object({ clientId: id, identityKey: key32, cPk: key32, sPk: key32, signature, certificate: CertificateSchema.optional() }).strict(),
     ),

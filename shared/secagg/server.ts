@@ -69,6 +69,7 @@ import {
   type Unmask,
 } from './messages.ts';
 import type { Certificate } from '../identity/certificate.ts';
+import type { RevocationList } from '../identity/revocation.ts';
 
 export type SecAggServerPhase = 'idle' | 'advertise' | 'share' | 'collect' | 'consistency' | 'unmask' | 'done' | 'aborted';
 
@@ -96,6 +97,8 @@ export interface SecAggServerOptions {
    * per attempt). It tells attempts apart; the graph seed is derived from the advertisements.
    */
   nonce?: Uint8Array;
+  /** The CA-signed revocation list relayed in ShareKeysRequest (clients that know the CA check it). */
+  revocations?: RevocationList;
   /** Registered identity keys; when given, a client must advertise exactly its registered key. */
   identityKeys?: ReadonlyMap<string, Uint8Array>;
   /**
@@ -153,6 +156,7 @@ export class SecAggServer {
   readonly session: string;
   private readonly indexOf = new Map<string, number>();
   private readonly registry?: ReadonlyMap<string, Uint8Array>;
+  private readonly revocations?: RevocationList;
   /** The mask PRG this round announces. */
   readonly prgName: MaskPrgName;
   private readonly prg: PrgImpl;
@@ -203,6 +207,7 @@ export class SecAggServer {
     if (this.nonce.length !== 32) throw new SecAggError(E.BAD_MESSAGE, 'nonce must be 32 bytes');
     neighborGraph(n, params.neighbors, new Uint8Array(32)); // the parameters make a graph (throws otherwise)
     this.registry = opts.identityKeys;
+    this.revocations = opts.revocations;
     const prg = opts.prg ?? DEFAULT_MASK_PRG;
     if (typeof prg === 'string') {
       if (!isMaskPrgName(prg)) throw new SecAggError(E.BAD_MESSAGE, `unknown mask PRG ${JSON.stringify(prg)}`);
@@ -379,7 +384,7 @@ export class SecAggServer {
     listed.forEach((u, i) => digests.set(this.advertised.get(u)!.digest, i * ADVERTISEMENT_DIGEST_BYTES));
     const graphSeed = derivedGraphSeed(this.configHash, advertisedBitmap, digests);
     this.derived = { graphSeed, graph: neighborGraph(this.cohort.length, this.params.neighbors, graphSeed), roundHash: roundHash(this.configHash, graphSeed) };
-    const roster = { advertised: toBase64Url(advertisedBitmap), digests: toBase64Url(digests) };
+    const roster = { advertised: toBase64Url(advertisedBitmap), digests: toBase64Url(digests), ...(this.revocations ? { revocations: this.revocations } : {}) };
     this.u1 = this.prune(new Set(this.answered));
     if (this.u1.size < this.minSurvivors) return this.fail(`only ${this.u1.size} clients advertised keys; the round needs ${this.minSurvivors}`);
     const out = new Map<string, SecAggServerMessage>();

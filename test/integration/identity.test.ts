@@ -238,7 +238,7 @@ describe('client identity (certificates)', () => {
     expect(JSON.stringify(c.store.identities.listEnrolments())).not.toContain(t1.slice(4));
   }, 60_000);
 
-  it('runs a SecAgg round among enrolled devices: each signs its round keys with its certified key and checks its neighbours’ certificates', async () => {
+  it('runs a SecAgg round among enrolled devices: each signs its round keys with its certified key, checks its neighbours’ certificates, and requires a fresh CA-signed revocation list', async () => {
     const c = await coordinator(
       job('sa-certs', {
         rounds: 2,
@@ -252,15 +252,24 @@ describe('client identity (certificates)', () => {
     );
     const devices = [0, 1, 2, 3].map((i) => {
       const { token } = c.federation.createEnrolment({ clientId: `sa-${i}`, jobs: ['sa-certs'], ttlMs: 600_000, actor: 'test' });
-      return honest(c.url, `sa-${i}`, { key: ed25519KeyPair(), enrolToken: token });
+      // Each device requires the CA's revocation list, signed within the last minute, in every round.
+      return honest(c.url, `sa-${i}`, { key: ed25519KeyPair(), enrolToken: token, maxRevocationAgeMs: 60_000 });
     });
-    const pinned = await Promise.all(devices.map((d) => new Promise<string>((resolve) => d.once('enrolled', (e) => resolve(e.caPublicKey)))));
-    expect(new Set(pinned)).toEqual(new Set([toBase64Url(c.federation.authority!.publicKey)]));
+    const enrolled = await Promise.all(devices.map((d) => new Promise<{ certificate: Certificate; caPublicKey: string }>((resolve) => d.once('enrolled', resolve))));
+    expect(new Set(enrolled.map((e) => e.caPublicKey))).toEqual(new Set([toBase64Url(c.federation.authority!.publicKey)]));
     const aborted: string[] = [];
     c.engine.on('aborted', (a: { reason: string }) => aborted.push(a.reason));
     expect((await devices[0].whenJobEnds()).status).toBe('completed');
     expect(aborted).toEqual([]);
     expect(c.store.listRounds('sa-certs').map((r) => r.survivors)).toEqual([4, 4]);
+    // The list the rounds relayed: signed by the data-dir CA, shown over the API.
+    const viewer = c.store.createToken({ name: 'v', role: 'viewer' }).token;
+    const shown = (await (await fetch(`${c.url}/api/v1/clients/revocation-list`, { headers: { authorization: `Bearer ${viewer}` } })).json()) as { revocationList: { issuer: string; serials: string[] } };
+    expect(shown.revocationList.issuer).toBe(c.federation.authority!.fingerprint);
+    expect(shown.revocationList.serials).toEqual([]);
+    // A revocation re-signs the list at once, with the revoked device's certificate on it.
+    c.federation.revoke('sa-3', 'test');
+    expect(c.federation.revocationList()!.serials).toEqual([enrolled[3].certificate.serial]);
   }, 90_000);
 
   it('revokes a client mid-round: its connection closes within 1 s, the round completes without it, and it cannot rejoin', async () => {
@@ -328,7 +337,8 @@ describe('client identity from the command line', () => {
     const init = await cohort(['ca', 'init', '--out', dir, '--json']);
     expect(init.code, init.stderr).toBe(0);
     expect(statSync(join(dir, 'ca.key')).mode & 0o777).toBe(0o600);
-    const c = await coordinator(job('offline', { rounds: 2, sampling: { mode: 'fixed', cohortSize: 1 }, minClients: 1 }), { clientAuth: 'certificate', caPublicKeyFile: join(dir, 'ca.pub') });
+    const crl = join(dir, 'revoked.json');
+    const c = await coordinator(job('offline', { rounds: 2, sampling: { mode: 'fixed', cohortSize: 1 }, minClients: 1 }), { clientAuth: 'certificate', caPublicKeyFile: join(dir, 'ca.pub'), revocationListFile: crl });
     const op = c.store.createToken({ name: 'op', role: 'operator' }).token;
     const res = await fetch(`${c.url}/api/v1/clients/enrolments`, { method: 'POST', headers: { authorization: `Bearer ${op}`, 'content-type': 'application/json' }, body: JSON.stringify({ clientId: 'x' }) });
     expect(res.status).toBe(409);
@@ -345,6 +355,25 @@ describe('client identity from the command line', () => {
     const run = await cohort(['client', '--server', c.url, '--data', data, '--identity', identityFile, '--certificate', certFile, '--log-level', 'warn']);
     expect(run.code, run.stderr).toBe(0);
     expect(c.store.identities.identity('mdm-device')).toMatchObject({ boundBy: 'certificate', publicKey: shown.publicKey });
+
+    // Revoking it offline: `cohort ca revoke` writes the CA-signed list the coordinator relays.
+    expect(c.federation.revocationList()).toBeUndefined();
+    const serial = (JSON.parse(readFileSync(certFile, 'utf8')) as Certificate).serial;
+    const revoked = await cohort(['ca', 'revoke', '--ca-key', join(dir, 'ca.key'), '--serial', serial, '--list', crl]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(c.federation.revocationList()?.serials).toEqual([serial]);
+    // A list that is not newer is refused over the API (admin only), and so is a tampered one; both audited.
+    const admin = c.store.createToken({ name: 'root', role: 'admin' }).token;
+    const upload = (body: unknown) => fetch(`${c.url}/api/v1/clients/revocation-list`, { method: 'POST', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const current = JSON.parse(readFileSync(crl, 'utf8')) as { serials: string[] };
+    const stale = await upload(current);
+    expect(stale.status).toBe(400);
+    expect(((await stale.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'REVOCATION_LIST_REFUSED', message: expect.stringMatching(/not newer/) });
+    const forged = await upload({ ...current, serials: [], issuedAt: Date.now() + 1000 });
+    expect(forged.status).toBe(400);
+    expect(((await forged.json()) as { error: { message: string } }).error.message).toMatch(/bad CA signature/);
+    expect(c.federation.revocationList()?.serials).toEqual([serial]);
+    expect(c.store.listAudit({ action: 'client.revocation-list' }).map((r) => `${r.actor}:${r.outcome}`)).toEqual(expect.arrayContaining(['system:ok', 'root:failed']));
   }, 90_000);
 
   it('refuses an identity file that group or others can read', async () => {

@@ -7,6 +7,7 @@ import { cryptoWords } from '../../random.ts';
 import { SecAggClient, type SecAggClientOptions } from '../client.ts';
 import type { SecAggClientMessage, SecAggServerMessage } from '../messages.ts';
 import type { NeighborGraph } from '../graph.ts';
+import type { RevocationList } from '../../identity/revocation.ts';
 import { SecAggServer, type SecAggResult, type SecAggServerPhase } from '../server.ts';
 
 /** The last phase a client answers in is the one before this: it goes silent from `dropBefore` on. */
@@ -38,6 +39,8 @@ export interface SimulationOptions {
   timings?: { client: Map<string, number>; server: number };
   /** The attempt's nonce (default random). */
   nonce?: Uint8Array;
+  /** A CA-signed revocation list the server relays in ShareKeysRequest. */
+  revocations?: RevocationList;
   /** Extra options per client (a certificate, a neighbour check). */
   clientOptions?: (clientId: string, index: number) => Partial<SecAggClientOptions>;
 }
@@ -94,6 +97,7 @@ export function simulateRound(opts: SimulationOptions): SimulationResult {
     minSurvivors: opts.minSurvivors,
     identityKeys: new Map(ids.map((id, i) => [id, identities[i].publicKey])),
     ...(opts.nonce ? { nonce: opts.nonce } : {}),
+    ...(opts.revocations ? { revocations: opts.revocations } : {}),
   }));
   const clients = ids.map((clientId, i) => new SecAggClient({ clientId, jobId, round, identity: identities[i], ...opts.clientOptions?.(clientId, i) }));
   const clientErrors = new Map<string, Error>();
