@@ -112,6 +112,12 @@ export interface ClientEngineEvents {
   trained: [{ round: number; numExamples: number; metrics: Record<string, number>; ms: number }];
   refused: [{ round: number; reason: string }];
   evaluated: [{ round: number } & EvaluationResult];
+  /**
+   * This client aborted a round's secure aggregation because the coordinator's messages failed a check
+   * (e.g. SECAGG_UNKNOWN_IDENTITY: a neighbour without a valid certificate; SECAGG_BAD_ROSTER: a steered
+   * neighbour graph). It stops answering that round; the coordinator sees a dropout.
+   */
+  secaggAborted: [{ round: number; code: string; message: string }];
   roundResult: [RoundResult];
   serverError: [ErrorMessage];
   jobEnd: [JobEnd];
@@ -269,7 +275,13 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
       this.log.warn({ round: msg.round }, 'secagg message for a round this client is not aggregating; ignored');
       return;
     }
+    const wasAborted = secagg.aborted;
     this.sendSecAgg(secagg.handle(msg.body));
+    const aborted = secagg.aborted;
+    if (aborted && !wasAborted) {
+      this.log.error({ round: secagg.round, code: aborted.code, reason: aborted.message }, 'secure aggregation aborted: the coordinator relayed something this client refuses');
+      this.emit('secaggAborted', { round: secagg.round, ...aborted });
+    }
   }
 
   private sendSecAgg(messages: ReturnType<SecureAggregation['handle']>): void {

@@ -65,12 +65,24 @@ export class SecureAggregation {
     });
   }
 
+  /**
+   * Why this client aborted the round's SecAgg (a neighbour without a valid certificate, a steered graph,
+   * a bad signature…): the client stops answering, which the coordinator sees as a dropout.
+   */
+  get aborted(): { code: string; message: string } | undefined {
+    return this.abortedWith;
+  }
+  private abortedWith?: { code: string; message: string };
+
   /** A server SecAgg message; returns what to send back (nothing if it was rejected). */
   handle(body: Record<string, unknown>): SecAggUp[] {
     try {
       return this.client.handle(body).map((m) => this.wrap(m));
     } catch (err) {
       this.log.warn({ round: this.round, err: (err as Error).message }, 'secure aggregation message rejected');
+      if (this.client.phase === 'aborted' && !this.abortedWith) {
+        this.abortedWith = { code: (err as { code?: string }).code ?? 'SECAGG_ABORTED', message: (err as Error).message };
+      }
       return [];
     }
   }

@@ -306,6 +306,45 @@ describe('client identity (certificates)', () => {
   }, 60_000);
 });
 
+describe('a hostile coordinator (offline CA) cannot add a client of its own making to a SecAgg round', () => {
+  it('admits an uncertified Sybil and samples it with three certified devices: every honest device detects it and aborts the round', async () => {
+    // The federation's CA is offline: the devices hold certificates from it and have its key pinned.
+    const ca = ed25519KeyPair();
+    const dir = mkdtempSync(join(tmpdir(), 'cohort-hostile-ca-'));
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'ca.pub'), `${toBase64Url(ca.publicKey)}\n`);
+    // The hostile part: this coordinator admits any unknown id on first use next to the CA's
+    // certificates, so a client it runs itself (no certificate) joins and is sampled.
+    const c = await coordinator(
+      job('hostile', {
+        rounds: 1,
+        sampling: { mode: 'fixed', cohortSize: 4 },
+        minClients: 4,
+        minSurvivors: 3,
+        dp: { mode: 'distributed', noiseMultiplier: 0.8, clipNorm: 1 },
+        secagg: { enabled: true, bits: 20, phaseTimeoutMs: 3_000 },
+        timeouts: { trainMs: 5_000, retryDelayMs: 20 },
+      }),
+      { clientAuth: 'first-use', caPublicKeyFile: join(dir, 'ca.pub') },
+    );
+    const now = Date.now();
+    const devices = [0, 1, 2].map((i) => {
+      const key = ed25519KeyPair();
+      const certificate = signCertificate(ca, { clientId: `dev-${i}`, publicKey: toBase64Url(key.publicKey), jobs: ['hostile'], notBefore: now - 1000, notAfter: now + 3_600_000, serial: toBase64Url(randomBytes(16)) });
+      return honest(c.url, `dev-${i}`, { key, certificate, caPublicKey: toBase64Url(ca.publicKey) });
+    });
+    const detected = devices.map((d) => new Promise<{ round: number; code: string; message: string }>((resolve) => d.once('secaggAborted', resolve)));
+    honest(c.url, 'sybil', { key: ed25519KeyPair() });
+    const seen = await Promise.all(detected);
+    for (const d of seen) {
+      expect(d.code).toBe('SECAGG_UNKNOWN_IDENTITY');
+      expect(d.message).toMatch(/sybil: no certificate from the federation CA/);
+    }
+    // Nothing was released: the round cannot complete without the honest devices.
+    expect(c.store.listRounds('hostile')).toEqual([]);
+  }, 60_000);
+});
+
 describe('client identity from the command line', () => {
   it('enrols a real `cohort client` process with a token from `cohort admin clients enroll`; the identity file is private and keeps the certificate', async () => {
     const c = await coordinator(job('cli-enrol', { rounds: 2, sampling: { mode: 'fixed', cohortSize: 1 }, minClients: 1 }), { clientAuth: 'certificate' });
