@@ -231,7 +231,7 @@ export class Federation implements ClientAuthenticator {
   setRevocationList(input: unknown, actor: string): RevocationList {
     try {
       if (!this.authority) throw new CohortError('REVOCATION_LIST_REFUSED', 'this coordinator has no federation CA configured');
-      if (this.authority.signRevocations) throw new CohortError('REVOCATION_LIST_REFUSED', 'this coordinator holds the CA key and signs its own revocation list (revoke clients instead)');
+      if (this.authority.signRevocations) throw new CohortError('API_CONFLICT', 'this coordinator holds the CA key and signs its own revocation list (revoke clients instead)');
       let list: RevocationList;
       try {
         list = verifyRevocationList(input, this.authority.publicKey, this.now());

@@ -16,6 +16,8 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { startCoordinator, type Coordinator } from '../../server/coordinator.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
 import { testIdentity } from '../support/identity.ts';
+import { ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import { signRevocationList } from '../../shared/identity/index.ts';
 
 const DIM = 18; // logreg 8 → 2
 
@@ -81,7 +83,7 @@ describe('admin API', () => {
     let checked = 0;
     c.store.createToken({ name: 'matrix', role: 'viewer' });
     // A body each POST route accepts (the others take {}); revoking a revoked token again is a no-op.
-    const bodies: Record<string, () => unknown> = { '/api/v1/tokens': () => ({ name: `matrix-${checked}`, role: 'viewer' }), '/api/v1/clients/enrolments': () => ({ clientId: 'matrix-device' }) };
+    const bodies: Record<string, () => unknown> = { '/api/v1/tokens': () => ({ name: `matrix-${checked}`, role: 'viewer' }), '/api/v1/clients/enrolments': () => ({ clientId: 'matrix-device' }), '/api/v1/clients/revocation-list': () => signRevocationList(ed25519KeyPair(), [], Date.now()) };
     for (const [path, methods] of Object.entries(doc.paths)) {
       // A client route names a client of the job (revoking one again is a no-op).
       const url = path.replace(/^\/api\/v1\/clients\/\{id\}/, '/api/v1/clients/a2').replace('{id}', 'api').replace('{round}', '1').replace('{token}', 'matrix');

@@ -54,4 +54,7 @@ engine.start();
 const end = await engine.whenJobEnds();
 say({ event: 'job_end', status: end.status, rounds: end.rounds });
 engine.stop();
+// Exit only once stdout has been flushed: an 'encoded' line is ~0.5 MB, and a parent slow to read (a
+// loaded machine) leaves writes queued that process.exit would drop (seen: 'encoded 3' and 'job_end' lost).
+await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
 process.exit(0);

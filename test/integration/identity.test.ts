@@ -322,8 +322,8 @@ describe('a hostile coordinator (offline CA) cannot add a client of its own maki
         minClients: 4,
         minSurvivors: 3,
         dp: { mode: 'distributed', noiseMultiplier: 0.8, clipNorm: 1 },
-        secagg: { enabled: true, bits: 20, phaseTimeoutMs: 3_000 },
-        timeouts: { trainMs: 5_000, retryDelayMs: 20 },
+        secagg: { enabled: true, bits: 20, phaseTimeoutMs: 10_000 },
+        timeouts: { trainMs: 20_000, retryDelayMs: 20 },
       }),
       { clientAuth: 'first-use', caPublicKeyFile: join(dir, 'ca.pub') },
     );
@@ -342,7 +342,7 @@ describe('a hostile coordinator (offline CA) cannot add a client of its own maki
     }
     // Nothing was released: the round cannot complete without the honest devices.
     expect(c.store.listRounds('hostile')).toEqual([]);
-  }, 60_000);
+  }, 90_000);
 });
 
 describe('client identity from the command line', () => {
