@@ -29,7 +29,20 @@ export interface JoinOptions {
    * created on first use, and its certificate if the device was enrolled. `false`: no stored key
    * (a fresh client id per join).
    */
-  identity?: { name?: string; certificate?: string; enrolToken?: string } | false;
+  identity?:
+    | {
+        name?: string;
+        certificate?: string;
+        enrolToken?: string;
+        /**
+         * The federation CA's public key (base64url) to pin (enrolment pins the one that signed the
+         * certificate): SecAgg neighbours must then show its certificates and not be on its revocation list.
+         */
+        caPublicKey?: string;
+        /** With a pinned CA: require its revocation list, signed within this many ms, in every SecAgg round. */
+        maxRevocationAgeMs?: number;
+      }
+    | false;
   /** Default: `web-` and 16 hex digits of the identity's public key (random without an identity). */
   clientId?: string;
   /** The weakest rounds this device accepts; weaker ones are refused before training. */
@@ -276,6 +289,8 @@ export async function join(opts: JoinOptions): Promise<CohortClient> {
             name: opts.identity?.name ?? 'default',
             ...(opts.identity?.certificate ? { certificate: opts.identity.certificate } : {}),
             ...(opts.identity?.enrolToken ? { enrolToken: opts.identity.enrolToken } : {}),
+            ...(opts.identity?.caPublicKey ? { caPublicKey: opts.identity.caPublicKey } : {}),
+            ...(opts.identity?.maxRevocationAgeMs !== undefined ? { maxRevocationAgeMs: opts.identity.maxRevocationAgeMs } : {}),
           },
         }),
     ...(opts.reconnect ? { reconnect: opts.reconnect } : {}),

@@ -22,6 +22,8 @@ export interface StoredIdentity extends Ed25519KeyPair {
   createdAt: number;
   /** The CA's certificate for this key, once enrolled (its format is the identity plane's). */
   certificate?: string;
+  /** The federation CA's public key (base64url), pinned at enrolment: SecAgg neighbours must show its certificates. */
+  caPublicKey?: string;
 }
 
 interface IdentityRecord {
@@ -29,6 +31,7 @@ interface IdentityRecord {
   seed: Uint8Array;
   createdAt: number;
   certificate?: string;
+  caPublicKey?: string;
 }
 
 function request<T>(req: IDBRequest<T>): Promise<T> {
@@ -85,13 +88,13 @@ export class IdentityKeystore {
     return identityOf(record);
   }
 
-  /** Stores the CA's certificate for an existing key. */
-  async setCertificate(name: string, certificate: string): Promise<void> {
+  /** Stores the CA's certificate for an existing key (and pins the CA's key when given: enrolment). */
+  async setCertificate(name: string, certificate: string, caPublicKey?: string): Promise<void> {
     const tx = this.db.transaction(STORE, 'readwrite');
     const store = tx.objectStore(STORE);
     const record = (await request(store.get(name))) as IdentityRecord | undefined;
     if (!record) throw new CohortError('NOT_FOUND', `no identity key named ${JSON.stringify(name)}`);
-    await request(store.put({ ...record, certificate }));
+    await request(store.put({ ...record, certificate, ...(caPublicKey ? { caPublicKey } : {}) }));
   }
 
   /** Forgets the key (the device will enrol as a new identity). */
@@ -110,5 +113,12 @@ function identityOf(record: IdentityRecord): StoredIdentity {
     throw new CohortError('CORRUPT', `identity key ${JSON.stringify(record.name)} in IndexedDB is not a ${ED25519_SEED_BYTES}-byte seed`);
   }
   const pair = ed25519KeyPair(record.seed);
-  return { name: record.name, createdAt: record.createdAt, seed: pair.seed, publicKey: pair.publicKey, ...(record.certificate ? { certificate: record.certificate } : {}) };
+  return {
+    name: record.name,
+    createdAt: record.createdAt,
+    seed: pair.seed,
+    publicKey: pair.publicKey,
+    ...(record.certificate ? { certificate: record.certificate } : {}),
+    ...(record.caPublicKey ? { caPublicKey: record.caPublicKey } : {}),
+  };
 }

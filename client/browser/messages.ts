@@ -34,7 +34,7 @@ export interface StartCommand {
    * The device's long-term Ed25519 key: the IndexedDB record to use (created on first use) and the
    * certificate to store with it. The worker opens the keystore, so no key work runs on the page.
    */
-  identity?: { name: string; certificate?: string; enrolToken?: string };
+  identity?: { name: string; certificate?: string; enrolToken?: string; caPublicKey?: string; maxRevocationAgeMs?: number };
   reconnect?: { initialDelayMs?: number; maxDelayMs?: number; maxAttempts?: number };
   /**
    * Test-only: post each round's encoded (clipped, rounded, noised) but still unmasked input to the

@@ -120,9 +120,12 @@ async function identityOf(cmd: StartCommand): Promise<StoredIdentity | undefined
   const store = await IdentityKeystore.open();
   try {
     const key = await store.getOrCreate(cmd.identity.name);
-    if (cmd.identity.certificate && cmd.identity.certificate !== key.certificate) {
-      await store.setCertificate(cmd.identity.name, cmd.identity.certificate);
-      return { ...key, certificate: cmd.identity.certificate };
+    const { certificate, caPublicKey } = cmd.identity;
+    if ((certificate && certificate !== key.certificate) || (caPublicKey && caPublicKey !== key.caPublicKey)) {
+      const cert = certificate ?? key.certificate;
+      if (!cert) return { ...key, ...(caPublicKey ? { caPublicKey } : {}) }; // a CA pinned for this visit only: nothing to store it with yet
+      await store.setCertificate(cmd.identity.name, cert, caPublicKey ?? key.caPublicKey);
+      return { ...key, certificate: cert, ...(caPublicKey ?? key.caPublicKey ? { caPublicKey: caPublicKey ?? key.caPublicKey } : {}) };
     }
     return key;
   } finally {
@@ -154,6 +157,8 @@ async function start(cmd: StartCommand): Promise<void> {
             key: { seed: identity.seed, publicKey: identity.publicKey },
             ...(certificate?.success ? { certificate: certificate.data } : {}),
             ...(cmd.identity?.enrolToken && !certificate?.success ? { enrolToken: cmd.identity.enrolToken } : {}),
+            ...(identity.caPublicKey ? { caPublicKey: identity.caPublicKey } : {}),
+            ...(cmd.identity?.maxRevocationAgeMs !== undefined ? { maxRevocationAgeMs: cmd.identity.maxRevocationAgeMs } : {}),
           },
         }
       : {}),
@@ -162,12 +167,12 @@ async function start(cmd: StartCommand): Promise<void> {
   });
   engine = client;
   // A certificate issued at enrolment is kept with the key in IndexedDB: later visits need no token.
-  client.on('enrolled', ({ certificate }) => {
+  client.on('enrolled', ({ certificate, caPublicKey }) => {
     if (!cmd.identity) return;
     const name = cmd.identity.name;
     void IdentityKeystore.open().then(async (store) => {
       try {
-        await store.setCertificate(name, JSON.stringify(certificate));
+        await store.setCertificate(name, JSON.stringify(certificate), caPublicKey);
       } finally {
         store.close();
       }
@@ -192,6 +197,7 @@ async function start(cmd: StartCommand): Promise<void> {
   });
   client.on('disconnected', (reason) => post({ type: 'disconnected', reason }));
   client.on('refused', (r) => post({ type: 'refused', round: r.round, reason: r.reason }));
+  client.on('secaggAborted', (a) => post({ type: 'error', code: a.code, message: `round ${a.round}: secure aggregation aborted: ${a.message}`, fatal: false }));
   client.on('trained', (t) => post({ type: 'uploaded', round: t.round, numExamples: t.numExamples, secureAggregation: (offeredBits.get(t.round) ?? 0) > 0, ms: t.ms }));
   client.on('evaluated', (e) => post({ type: 'evaluated', round: e.round, numExamples: e.numExamples, loss: e.loss, accuracy: e.accuracy }));
   client.on('roundResult', (r) => post({ type: 'round', round: r.round, outcome: r.outcome, included: r.included }));

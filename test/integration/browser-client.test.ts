@@ -32,6 +32,7 @@ import { parseJobConfig } from '../../server/round/config.ts';
 import { createLogger } from '../../cli/log.ts';
 import { initialWeights, type ModelSpec } from '../../shared/model/index.ts';
 import { SecAggServer } from '../../shared/secagg/index.ts';
+import { toBase64Url } from '../../shared/crypto/bytes.ts';
 import { ROOT, spawnJsonLines, type JsonLinesChild } from './helpers.ts';
 
 interface NodeClientLine {
@@ -331,17 +332,26 @@ describe('browser client in headless Chromium', () => {
     );
     const page = await (await browser!.newContext()).newPage();
     await page.goto(`${service.url}/client/cohort-client.files.json`);
+    // The page's device enrols with a one-time token: its certificate and the CA that signed it are kept.
+    const { token: enrolToken } = service.federation.createEnrolment({ clientId: 'web-enrolled', jobs: ['digits'], ttlMs: 600_000, actor: 'test' });
     const outcome = (await page.evaluate(`(async () => {
       const { join } = await import('/client/cohort-client.browser.js');
       const bytes = new Uint8Array(await (await fetch('/client/cohort-client.mnist.bin')).arrayBuffer());
       const n = 100, x = new Float32Array(n * 784), y = new Int32Array(n);
       for (let i = 0; i < n; i++) { for (let p = 0; p < 784; p++) x[i * 784 + p] = bytes[i * 785 + p] / 255; y[i] = bytes[i * 785 + 784]; }
-      const client = await join({ job: 'digits', data: { x, y, shape: [784] }, identity: { name: 'serve-test' } });
+      const client = await join({ job: 'digits', clientId: 'web-enrolled', data: { x, y, shape: [784] }, identity: { name: 'serve-test', enrolToken: ${JSON.stringify(enrolToken)} } });
       const end = await client.done;
+      const { IdentityKeystore } = await import('/client/cohort-client.browser.js');
+      const store = await IdentityKeystore.open();
+      const kept = await store.get('serve-test');
+      store.close();
       const lost = await join({ job: 'no-such-job', data: { x, y, shape: [784] }, identity: false, reconnect: { maxAttempts: 0 } });
       const failure = await lost.done.then(() => 'resolved', (e) => e.code);
-      return { end, progress: client.progress, failure, failedPhase: lost.progress.phase };
-    })()`)) as { end: { status: string; rounds: number }; progress: { roundsTakenPart: number; phase: string; jobId: string }; failure: string; failedPhase: string };
+      return { end, progress: client.progress, failure, failedPhase: lost.progress.phase, pinned: kept.caPublicKey, certifiedAs: JSON.parse(kept.certificate).clientId };
+    })()`)) as { end: { status: string; rounds: number }; progress: { roundsTakenPart: number; phase: string; jobId: string }; failure: string; failedPhase: string; pinned: string; certifiedAs: string };
+    // Pinned at enrolment: SecAgg neighbours of this device must show the same CA's certificates from now on.
+    expect(outcome.pinned).toBe(toBase64Url(service.federation.authority!.publicKey));
+    expect(outcome.certifiedAs).toBe('web-enrolled');
     expect(outcome.end).toEqual({ status: 'completed', rounds: 2 });
     expect(outcome.progress).toMatchObject({ roundsTakenPart: 2, phase: 'ended', jobId: 'digits' });
     expect(outcome.failure).toBe('UNKNOWN_JOB');
