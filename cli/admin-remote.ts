@@ -6,6 +6,9 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { request as httpsRequest, type Agent } from 'node:https';
+import { Readable } from 'node:stream';
+import { nodeCertificateCheck } from '../client/node/tls.ts';
 import { ConfigError } from '../shared/errors.ts';
 import { checkServerUrl } from '../shared/transport-security.ts';
 
@@ -15,6 +18,10 @@ export interface RemoteOptions {
   json?: boolean;
   /** Allow plaintext http:// to a host that is not loopback (the token would cross the network in clear). */
   insecure?: boolean;
+  /** A PEM CA bundle the coordinator's certificate must chain to (instead of the system store). */
+  caFile?: string;
+  /** `sha256:<hex>`: accept only the coordinator certificate with this fingerprint. */
+  serverFingerprint?: string;
 }
 
 const EXIT: Record<number, number> = { 401: 3, 403: 3, 429: 3, 404: 4, 409: 5 };
@@ -30,6 +37,8 @@ export class ApiRefusal extends Error {
     this.name = 'ApiRefusal';
   }
   get exitCode(): number {
+    // A coordinator whose certificate fails the check: a configuration error, as for `cohort client`.
+    if (this.code.startsWith('TLS_')) return 2;
     return EXIT[this.status] ?? 1;
   }
 }
@@ -52,13 +61,18 @@ function endpoint(o: RemoteOptions): { base: string; token: string } {
 async function request(o: RemoteOptions, method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
   const { base, token } = endpoint(o);
   let res: Response;
+  const headers = { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+  const pinned = o.caFile !== undefined || o.serverFingerprint !== undefined;
+  if (pinned && !base.startsWith('https:')) throw new ConfigError('--ca-file and --server-fingerprint check a TLS coordinator: use an https:// URL');
+  const check = pinned ? nodeCertificateCheck({ ...(o.caFile ? { caFile: o.caFile } : {}), ...(o.serverFingerprint ? { serverFingerprint: o.serverFingerprint } : {}) }) : undefined;
   try {
-    res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
+    res = check
+      ? await viaAgent(`${base}${path}`, method, headers, body === undefined ? undefined : JSON.stringify(body), check.socketOptions.agent as Agent)
+      : await fetch(`${base}${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
   } catch (err) {
+    // A certificate the check refused is a typed failure of its own (TLS_FINGERPRINT_MISMATCH, TLS_UNTRUSTED).
+    const refused = check?.failure;
+    if (refused) throw new ApiRefusal(0, refused.code, `${refused.code}: ${refused.message}`);
     throw new ApiRefusal(0, 'UNREACHABLE', `cannot reach ${base}: ${(err as Error).message}`);
   }
   if (!res.ok) {
@@ -75,6 +89,20 @@ async function request(o: RemoteOptions, method: 'GET' | 'POST', path: string, b
     throw new ApiRefusal(res.status, code, `${code}: ${message}`);
   }
   return res;
+}
+
+/** One request through `agent` (node:https, where the certificate check lives), answered as a fetch Response. */
+function viaAgent(url: string, method: string, headers: Record<string, string>, body: string | undefined, agent: Agent): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method, headers, agent }, (res) => {
+      const h = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(', ') : v);
+      const status = res.statusCode ?? 502;
+      resolve(new Response(status === 204 || status === 304 ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, headers: h }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 const json = async (o: RemoteOptions, method: 'GET' | 'POST', path: string, body?: unknown) => (await request(o, method, path, body)).json() as Promise<unknown>;

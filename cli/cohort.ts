@@ -224,6 +224,8 @@ export function buildProgram(): Command {
     .option('--server <url>', 'a running coordinator instead of a data dir (or COHORT_SERVER)')
     .option('--token <token>', 'an API token, viewer or above (or COHORT_TOKEN)')
     .option('--insecure', 'allow plaintext http:// to a --server that is not loopback')
+    .option('--ca-file <file>', "trust this PEM CA bundle for the coordinator's certificate, instead of the system store")
+    .option('--server-fingerprint <sha256:hex>', "accept only a coordinator certificate with this SHA-256 fingerprint (self-signed allowed)")
     .option('--verify', 'recompute the hash chain')
     .option('--job <id>', 'rows whose target is the job or inside it')
     .option('--actor <name>', 'rows by this actor')
@@ -239,6 +241,8 @@ export function buildProgram(): Command {
       .option('--server <url>', 'the coordinator, e.g. http://127.0.0.1:8080 (or COHORT_SERVER)')
       .option('--token <token>', 'an API token (or COHORT_TOKEN)')
       .option('--insecure', 'allow plaintext http:// to a host that is not loopback')
+      .option('--ca-file <file>', "trust this PEM CA bundle for the coordinator's certificate, instead of the system store")
+      .option('--server-fingerprint <sha256:hex>', "accept only a coordinator certificate with this SHA-256 fingerprint (self-signed allowed)")
       .option('--json', 'JSON for scripts');
   api(admin.command('jobs').description('jobs on a running coordinator: submit FILE | list | show ID | pause ID | resume ID | stop ID').argument('<action>').argument('[id]')).action(
     async (action: string, id: string | undefined, o) => run(async () => (await remote()).jobs(action, id, o as never)),

@@ -234,6 +234,28 @@ describe('TLS: HTTPS and WSS on one port', () => {
     expect(jobs.status).toBe(200);
     expect(JSON.parse(jobs.body)).toEqual([]);
   });
+
+  it('`cohort admin` reaches a self-signed coordinator by its pinned fingerprint (or a CA file), and refuses a wrong pin', async () => {
+    const svc = await startService({ dataDir: mkdtempSync(join(tmpdir(), 'cohort-tls-admin-')), tls: serverTls(pki.selfCert, pki.selfKey) });
+    cleanup.push(() => svc.close());
+    const { token } = svc.store.createToken({ name: 'tls-admin', role: 'viewer' });
+    const pinned = await cohort(['admin', 'jobs', 'list', '--server', svc.url, '--token', token, '--server-fingerprint', String(svc.serverFingerprint), '--json']);
+    expect(pinned.code, pinned.stderr).toBe(0);
+    expect(pinned.stdout).toBe(''); // no jobs: one JSON line per job
+    const wrong = `sha256:${'cd'.repeat(32)}`;
+    const refused = await cohort(['admin', 'jobs', 'list', '--server', svc.url, '--token', token, '--server-fingerprint', wrong]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`TLS_FINGERPRINT_MISMATCH: the server at 127.0.0.1 presented a certificate with fingerprint ${svc.serverFingerprint}, expected ${wrong}`);
+    // Without a pin the system store does not know a self-signed certificate.
+    const unpinned = await cohort(['admin', 'jobs', 'list', '--server', svc.url, '--token', token]);
+    expect(unpinned.code).not.toBe(0);
+    // The CA route, against a certificate from the test CA.
+    const viaCa = await startService({ dataDir: mkdtempSync(join(tmpdir(), 'cohort-tls-admin-ca-')), tls: serverTls(pki.serverCert, pki.serverKey) });
+    cleanup.push(() => viaCa.close());
+    const t2 = viaCa.store.createToken({ name: 'tls-admin-2', role: 'viewer' }).token;
+    const byCa = await cohort(['admin', 'audit', '--server', viaCa.url, '--token', t2, '--ca-file', pki.caPem, '--json']);
+    expect(byCa.code, byCa.stderr).toBe(0);
+  });
 });
 
 describe('TLS: the client refuses a server it cannot verify, for good', () => {
