@@ -148,6 +148,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
         joined: (connId, clientId) => this.onJoined(connId, clientId),
         closed: (round, secaggAbort) => this.closeRound(round, secaggAbort),
         evaluated: (summary, pauseReason) => this.afterRound(summary, pauseReason),
+        drift: (alert) => this.emit('drift', alert),
         pause: (reason) => this.pause(reason),
         abandon: (what, err) => this.abandon(what, err),
         fail: (reason) => this.finish('failed', reason),
@@ -306,6 +307,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
 
   private loadJob(): void {
     this.model = JobModel.load(this.config, this.store, this.log);
+    // Model health spans evaluations (temperature, drift reference window): rebuilt from the stored reports.
+    const reports = this.store.listEvaluations(this.jobId).flatMap((e) => (e.kind === 'federated' && e.health ? [e.health] : []));
+    this.evaluations.health.restore(reports);
     const found = this.model.resumeAs();
     if (found.status === 'paused') {
       [this.state, this.pauseReason] = ['paused', found.reason];

@@ -8,6 +8,7 @@
  */
 import { CohortError } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
+import { isZooSpec, resolveZooSpec } from '../../shared/model/index.ts';
 import { ErrorCode, type EvalResult, type ServerMessage } from '../../shared/protocol/index.ts';
 import { sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
 import type { CohortStore, EvaluationRecord } from '../store/index.ts';
@@ -15,7 +16,9 @@ import type { Failpoint } from '../failpoints.ts';
 import type { Clock } from './clock.ts';
 import type { JobConfig } from './config.ts';
 import type { RoundSummary } from './events.ts';
-import { checkEvalResult, type ValueLimits } from './ranges.ts';
+import { checkEvalHealth, checkEvalResult, type ValueLimits } from './ranges.ts';
+import { HealthMonitor, HealthTally, type DriftAlert } from './health.ts';
+import type { HealthRequest } from '../../shared/evaluation/index.ts';
 import { errorText, isStoreFailure } from './recovery.ts';
 import type { ConnectedClient } from './registry.ts';
 
@@ -26,14 +29,20 @@ export class EvaluationRound {
   private accuracySum = 0;
   private numExamples = 0;
   private responders = 0;
+  /** The statistics asked for (shared/evaluation), if any. */
+  readonly health?: HealthTally;
   timer: unknown;
 
   constructor(
     readonly round: number,
     evaluators: readonly ConnectedClient[],
+    request?: HealthRequest,
+    /** The model's class count, when the spec says (statistics of another count are refused). */
+    private readonly numClasses?: number,
   ) {
     for (const c of evaluators) this.members.set(c.clientId, { connId: c.connId, done: false });
     this.pending = this.members.size;
+    if (request) this.health = new HealthTally(request);
   }
 
   get settled(): boolean {
@@ -54,6 +63,8 @@ export class EvaluationRound {
     this.finish(member);
     try {
       checkEvalResult(msg, limits);
+      checkEvalHealth(msg, this.health?.request, this.numClasses);
+      this.health?.add(msg);
     } catch (err) {
       return err as CohortError;
     }
@@ -94,7 +105,7 @@ export class EvaluationRound {
 /** What the evaluation phase needs of the engine. */
 export interface EvaluationPhaseContext {
   jobId: string;
-  config: Pick<JobConfig, 'model' | 'evaluation' | 'timeouts'>;
+  config: Pick<JobConfig, 'model' | 'evaluation' | 'timeouts' | 'health' | 'criteria'>;
   store: Pick<CohortStore, 'recordEvaluation'>;
   clock: Clock;
   log: Logger;
@@ -109,13 +120,19 @@ export interface EvaluationPhaseContext {
   evaluating: () => boolean;
   /** The evaluation is over: its record (if any) is in `summary`; `pauseReason` if the store failed recording it. */
   done: (summary: RoundSummary, pauseReason?: string) => void;
+  /** A drift alert was raised at this evaluation (after its record is stored). */
+  drift: (alert: DriftAlert) => void;
 }
 
 export class EvaluationPhase {
   private current?: EvaluationRound;
   private summary?: RoundSummary;
+  /** Model health across evaluations: temperature search, drift reference, criteria. */
+  readonly health: HealthMonitor;
 
-  constructor(private readonly ctx: EvaluationPhaseContext) {}
+  constructor(private readonly ctx: EvaluationPhaseContext) {
+    this.health = new HealthMonitor(ctx.config);
+  }
 
   /** The round being evaluated, if any. */
   get round(): number | undefined {
@@ -132,7 +149,8 @@ export class EvaluationPhase {
   begin(summary: RoundSummary, evaluators: ConnectedClient[], model: { weights: Float32Array; checksum: string }): void {
     const { config, jobId } = this.ctx;
     this.summary = summary;
-    const ev = new EvaluationRound(summary.round, evaluators);
+    const request = this.health.request();
+    const ev = new EvaluationRound(summary.round, evaluators, request, modelClasses(config.model));
     ev.timer = this.ctx.timer('evaluation deadline', config.timeouts.evaluateMs, () => this.close());
     this.current = ev;
     for (const c of evaluators) {
@@ -145,6 +163,7 @@ export class EvaluationPhase {
         batchSize: config.evaluation.batchSize,
         timeoutMs: config.timeouts.evaluateMs,
         vector: model.weights,
+        ...(request ? { health: request } : {}),
       });
     }
     this.ctx.failpoint('evaluate', summary.round);
@@ -195,8 +214,15 @@ export class EvaluationPhase {
       log.warn({ round: ev.round }, 'federated evaluation got no results');
       return this.ctx.done(summary);
     }
+    const health = ev.health?.report(this.ctx.config.health.minGroupCount);
+    const alert = health ? this.health.conclude(ev.round, health, summary.epsilon ?? null) : undefined;
+    if (health) record.health = health;
     summary.evaluation = record;
-    log.info({ round: ev.round, ...record }, 'federated evaluation');
+    const { health: _h, ...headline } = record;
+    log.info(
+      { round: ev.round, ...headline, ...(health ? { ece: health.metrics.ece, brier: health.metrics.brier, nll: health.metrics.nll, criteria: health.criteria?.passed } : {}) },
+      'federated evaluation',
+    );
     try {
       store.recordEvaluation(jobId, ev.round, record);
     } catch (err) {
@@ -204,6 +230,15 @@ export class EvaluationPhase {
       log.error({ err, round: ev.round }, 'cannot record the federated evaluation');
       if (isStoreFailure(err)) return this.ctx.done(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
     }
+    if (alert) {
+      log.warn({ round: ev.round, reason: alert.reason, action: alert.action }, 'drift alert');
+      this.ctx.drift(alert);
+    }
     this.ctx.done(summary);
   }
+}
+
+/** The class count a model spec states (zoo specs), else undefined (the first report's count is used). */
+function modelClasses(spec: JobConfig['model']): number | undefined {
+  return isZooSpec(spec) ? resolveZooSpec(spec).numClasses : undefined;
 }

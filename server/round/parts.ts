@@ -14,6 +14,7 @@ import type { Clock } from './clock.ts';
 import { ClientRows } from './client-rows.ts';
 import { RoundStarter } from './cohort.ts';
 import type { JobConfig } from './config.ts';
+import type { DriftAlert } from './health.ts';
 import type { RoundSummary } from './events.ts';
 import { EvaluationPhase } from './evaluation.ts';
 import { MessageIntake } from './intake.ts';
@@ -50,6 +51,8 @@ export interface EngineHooks {
   joined(connId: string, clientId: string): void;
   closed(round: TrainingRound, secaggAbort?: string): void;
   evaluated(summary: RoundSummary, pauseReason?: string): void;
+  /** A drift alert at an evaluation (health.ts). */
+  drift(alert: DriftAlert): void;
   pause(reason: string): void;
   abandon(what: string, err: unknown): void;
   fail(reason: string): void;
@@ -121,7 +124,7 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
   const registry = new ClientRegistry({ jobId, authenticator, serverIdentity, transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
   const clientRows = new ClientRows(parts);
   const training: TrainingPhase = new TrainingPhase({ ...parts, dim: hooks.dim, training: () => hooks.state() === 'training', closed: hooks.closed });
-  const evaluations: EvaluationPhase = new EvaluationPhase({ ...parts, evaluating: () => hooks.state() === 'evaluating', done: hooks.evaluated });
+  const evaluations: EvaluationPhase = new EvaluationPhase({ ...parts, evaluating: () => hooks.state() === 'evaluating', done: hooks.evaluated, drift: hooks.drift });
   /** A member's connection is gone: the phase in flight counts it out. */
   const gone = (clientId: string, connId: string): void => {
     training.gone(clientId, connId);

@@ -306,6 +306,15 @@ CREATE TABLE client_certificates (
 CREATE INDEX client_certificates_by_client ON client_certificates(client_id);
 `;
 
+/**
+ * v7: model health (issue 18). `evaluations.health`: the evaluation's health report as JSON (metrics
+ * from the evaluators' summed statistics, calibration, fairness, drift, criteria); NULL for evaluations
+ * without statistics and for every row written before v7, which read as they always did.
+ */
+const V7 = `
+ALTER TABLE evaluations ADD COLUMN health TEXT CHECK (health IS NULL OR json_valid(health));
+`;
+
 /** Ordered schema steps; append new ones at the end. */
 export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V1),
@@ -314,6 +323,7 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V4),
   (db) => db.exec(V5),
   (db) => db.exec(V6),
+  (db) => db.exec(V7),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
