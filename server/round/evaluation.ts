@@ -120,6 +120,8 @@ export interface EvaluationPhaseContext {
   evaluating: () => boolean;
   /** The evaluation is over: its record (if any) is in `summary`; `pauseReason` if the store failed recording it. */
   done: (summary: RoundSummary, pauseReason?: string) => void;
+  /** A client declared its groups with an accepted evaluation result (for group reweighting). */
+  declared?: (clientId: string, groups: Record<string, string>) => void;
   /** A drift alert was raised at this evaluation (after its record is stored). */
   drift: (alert: DriftAlert) => void;
 }
@@ -176,6 +178,7 @@ export class EvaluationPhase {
       throw new CohortError(ErrorCode.NOT_IN_ROUND, `evaluation of round ${msg.round}: you were not asked`);
     }
     const outOfRange = ev.accept(client, msg, this.ctx.valueLimits);
+    if (!outOfRange && msg.groups) this.ctx.declared?.(client.clientId, msg.groups);
     if (outOfRange) {
       this.ctx.reject(client.connId, outOfRange.code, outOfRange.message, msg);
       this.ctx.log.warn({ client: client.clientId, round: msg.round }, 'evaluation result out of range; excluded');
