@@ -100,6 +100,19 @@ export const JobConfigSchema = z
          * `npm run sim -- fairness`.
          */
         groupWeights: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}=[A-Za-z0-9._-]{1,64}$/, 'attribute=value'), z.number().positive().max(1000)).optional(),
+        /**
+         * A DP job's evaluation statistics, noised by the coordinator (central mode) with the Gaussian
+         * mechanism and accounted in the ledger (shared/evaluation/private-stats.ts): z = σ / Δ, with
+         * Δ = maxExamples·√7 the sensitivity of one client's weighted statistics.
+         */
+        dp: z
+          .object({
+            noiseMultiplier: z.number().positive().max(1e6),
+            /** Each client's statistics count at most this many examples. */
+            maxExamples: z.number().int().min(1).max(1e7).default(1000),
+          })
+          .strict()
+          .optional(),
         drift: z
           .object({
             /** How clients summarise their data (band means of each example, fixed bins over [lo, hi]). */
@@ -224,13 +237,22 @@ export const JobConfigSchema = z
     if (cfg.health.groupWeights && cfg.secagg.enabled) {
       ctx.addIssue({ code: 'custom', path: ['health', 'groupWeights'], message: 'group reweighting needs per-client weights, which secure aggregation hides: not supported with secagg' });
     }
-    if (cfg.dp.mode !== 'off' && (cfg.evaluation.every ?? 0) > 0 && !cfg.evaluation.unaccountedMetrics) {
+    if (cfg.health.dp) {
+      const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+      if (cfg.dp.mode !== 'central') issue(['health', 'dp'], "noised evaluation statistics are implemented for 'central' DP only (the coordinator adds the noise)");
+      if (!cfg.health.stats) issue(['health', 'stats'], 'health.dp noises the evaluation statistics: set health.stats to true');
+      if (cfg.health.drift || cfg.health.temperatureScaling) {
+        issue(['health', 'dp'], 'drift sketches and temperature NLLs are not noised or accounted yet: turn health.drift and health.temperatureScaling off with health.dp');
+      }
+    }
+    if (cfg.dp.mode !== 'off' && (cfg.evaluation.every ?? 0) > 0 && !cfg.evaluation.unaccountedMetrics && !(cfg.health.dp && cfg.dp.mode === 'central')) {
       ctx.addIssue({
         code: 'custom',
         path: ['evaluation', 'every'],
         message:
           'federated evaluation in a DP job sends each client\'s loss and accuracy to the coordinator un-noised, outside the ' +
-          'privacy ledger: set evaluation.unaccountedMetrics to true to accept that (e.g. clients evaluate on public data), or evaluation.every to 0',
+          'privacy ledger: in central mode set health.dp (noised statistics, accounted), or evaluation.unaccountedMetrics to true to accept that ' +
+          '(e.g. clients evaluate on public data), or evaluation.every to 0',
       });
     }
   })

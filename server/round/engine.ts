@@ -518,10 +518,18 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
   // ---- evaluate -------------------------------------------------------------------------------
 
   private beginEvaluation(summary: RoundSummary): void {
-    const evaluators = this.evaluations.choose(this.registry.all());
+    const idle = this.registry.all();
+    const evaluators = this.evaluations.choose(idle);
     if (evaluators.length === 0) return this.afterRound(summary);
+    // A DP job's noised statistics are planned (and checked against the budget) before anything is asked.
+    const privacy = this.model.privacy;
+    const noise = this.config.health.dp && privacy.enabled ? privacy.evaluationPlan(this.config.health.dp.noiseMultiplier, this.config.health.dp.maxExamples, evaluators.length, idle.length) : undefined;
+    if (noise && 'exhausted' in noise) {
+      this.log.warn({ round: summary.round, reason: noise.exhausted }, 'federated evaluation skipped: its noised statistics would exceed the privacy budget');
+      return this.afterRound(summary);
+    }
     this.state = 'evaluating';
-    this.evaluations.begin(summary, evaluators, this.model);
+    this.evaluations.begin(summary, evaluators, this.model, noise && { plan: noise, privacy });
   }
 
   private afterRound(summary: RoundSummary, pauseReason?: string): void {

@@ -18,7 +18,9 @@ import type { JobConfig } from './config.ts';
 import type { RoundSummary } from './events.ts';
 import { checkEvalHealth, checkEvalResult, type ValueLimits } from './ranges.ts';
 import { HealthMonitor, HealthTally, type DriftAlert } from './health.ts';
-import type { HealthRequest } from '../../shared/evaluation/index.ts';
+import { metricsOf, statsFromWeighted, weightedStats, type EvalStats, type HealthReport, type HealthRequest } from '../../shared/evaluation/index.ts';
+import { addGaussianNoise } from '../../shared/dp/index.ts';
+import type { EvaluationNoisePlan, PrivacyController } from './privacy.ts';
 import { errorText, isStoreFailure } from './recovery.ts';
 import type { ConnectedClient } from './registry.ts';
 
@@ -129,6 +131,7 @@ export interface EvaluationPhaseContext {
 export class EvaluationPhase {
   private current?: EvaluationRound;
   private summary?: RoundSummary;
+  private noise?: { plan: EvaluationNoisePlan; privacy: PrivacyController };
   /** Model health across evaluations: temperature search, drift reference, criteria. */
   readonly health: HealthMonitor;
 
@@ -147,11 +150,17 @@ export class EvaluationPhase {
     return sampleWithoutReplacement(idle, count, this.ctx.rng);
   }
 
-  /** Sends the evaluators the committed model; `summary` is handed back to `done` when the evaluation closes. */
-  begin(summary: RoundSummary, evaluators: ConnectedClient[], model: { weights: Float32Array; checksum: string }): void {
+  /**
+   * Sends the evaluators the committed model; `summary` is handed back to `done` when the evaluation
+   * closes. With `noise` (a DP job's health.dp) the statistics are capped per client, noised by the plan
+   * and accounted in the ledger with the record.
+   */
+  begin(summary: RoundSummary, evaluators: ConnectedClient[], model: { weights: Float32Array; checksum: string }, noise?: { plan: EvaluationNoisePlan; privacy: PrivacyController }): void {
     const { config, jobId } = this.ctx;
     this.summary = summary;
-    const request = this.health.request();
+    this.noise = noise;
+    const asked = this.health.request();
+    const request = asked && noise ? { ...asked, maxExamples: noise.plan.maxExamples } : asked;
     const ev = new EvaluationRound(summary.round, evaluators, request, modelClasses(config.model));
     ev.timer = this.ctx.timer('evaluation deadline', config.timeouts.evaluateMs, () => this.close());
     this.current = ev;
@@ -201,8 +210,35 @@ export class EvaluationPhase {
     const summary = this.summary;
     if (ev) this.ctx.clock.clearTimeout(ev.timer);
     this.current = undefined;
+    this.noise = undefined;
     this.summary = undefined;
     return ev && summary;
+  }
+
+  /**
+   * A DP job's evaluation closes: the noised statistics and their ledger row are written in one
+   * transaction, and only then is the record published (the summary, the API); un-noised figures never
+   * leave the coordinator. No statistics: no record (the plain loss and accuracy are not noised).
+   */
+  private closePrivate(ev: EvaluationRound, summary: RoundSummary, noise: { plan: EvaluationNoisePlan; privacy: PrivacyController }): void {
+    const { log, store, jobId } = this.ctx;
+    this.cancel();
+    const record = privateRecord(ev, noise.plan, this.ctx.rng);
+    if (!record) {
+      log.warn({ round: ev.round }, 'DP federated evaluation got no statistics; nothing recorded or accounted');
+      return this.ctx.done(summary);
+    }
+    try {
+      store.recordEvaluation(jobId, ev.round, record, noise.privacy.evaluationEntry(noise.plan, record.clients));
+    } catch (err) {
+      log.error({ err, round: ev.round }, 'cannot record the DP federated evaluation (nothing published)');
+      if (isStoreFailure(err)) return this.ctx.done(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);
+      return this.ctx.done(summary);
+    }
+    noise.privacy.evaluationReleased(noise.plan);
+    summary.evaluation = record;
+    log.info({ round: ev.round, accuracy: record.accuracy, ece: record.health!.metrics.ece, epsilon: noise.privacy.epsilonSpent }, 'federated evaluation (noised statistics, accounted)');
+    this.ctx.done(summary);
   }
 
   /** Everyone answered or the deadline passed: records the evaluation and hands the summary back. */
@@ -211,7 +247,14 @@ export class EvaluationPhase {
     const summary = this.summary;
     if (!ev || !summary || !this.ctx.evaluating()) return;
     const { log, store, jobId } = this.ctx;
+    const noise = this.noise;
+    if (noise) return this.closePrivate(ev, summary, noise);
     this.cancel();
+    if (this.ctx.config.health.dp) {
+      // Defence in depth: a DP job's evaluation is published only noised and accounted (closePrivate).
+      log.error({ round: ev.round }, 'DP federated evaluation without a noise plan; nothing recorded');
+      return this.ctx.done(summary);
+    }
     const record = ev.record();
     if (!record) {
       log.warn({ round: ev.round }, 'federated evaluation got no results');
@@ -239,6 +282,33 @@ export class EvaluationPhase {
     }
     this.ctx.done(summary);
   }
+}
+
+/** The one noise draw of a DP evaluation: σ = plan.stddev on every coordinate of the weighted sum (the plan's event accounts it). */
+export function noisedWeightedStats(stats: EvalStats, plan: EvaluationNoisePlan, rng: Rng): Float64Array {
+  return addGaussianNoise(weightedStats(stats), plan.stddev, rng);
+}
+
+/** The published figures of a DP evaluation: only what the noised statistics say. */
+function privateRecord(ev: EvaluationRound, plan: EvaluationNoisePlan, rng: Rng): EvaluationRecord | undefined {
+  const tally = ev.health?.report(Number.MAX_SAFE_INTEGER);
+  if (!tally) return undefined;
+  const stats = statsFromWeighted(noisedWeightedStats(tally.stats, plan, rng), tally.stats.numClasses);
+  const metrics = metricsOf(stats);
+  if (!metrics) return undefined;
+  const health: HealthReport = {
+    stats,
+    metrics,
+    clients: tally.clients,
+    privacy: {
+      noiseMultiplier: plan.noiseMultiplier,
+      sensitivity: plan.sensitivity,
+      stddev: plan.stddev,
+      maxExamples: plan.maxExamples,
+      withheld: 'per-group metrics, accuracy across clients, drift sketches and temperature NLLs are not noised: not published in a DP job',
+    },
+  };
+  return { kind: 'federated', loss: metrics.nll, accuracy: metrics.accuracy, numExamples: stats.count, clients: tally.clients, health };
 }
 
 /** The class count a model spec states (zoo specs), else undefined (the first report's count is used). */

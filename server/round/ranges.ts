@@ -88,7 +88,8 @@ export function checkEvalHealth(msg: EvalResult, request: HealthRequest | undefi
   for (const [name, s] of [['stats', h.stats], ['calibrated', h.calibrated]] as const) {
     if (!s) continue;
     if (numClasses !== undefined && s.numClasses !== numClasses) fail(`${name} of ${s.numClasses} classes, the model has ${numClasses}`);
-    if (s.count !== n) fail(`${name} count ${s.count} is not numExamples ${n}`);
+    const expected = Math.min(n, req.maxExamples ?? Infinity);
+    if (s.count !== expected) fail(`${name} count ${s.count} is not ${req.maxExamples === undefined ? 'numExamples' : 'min(numExamples, maxExamples)'} ${expected}`);
     const why = inconsistency(s);
     if (why) fail(`${name}: ${why}`);
   }
@@ -97,7 +98,7 @@ export function checkEvalHealth(msg: EvalResult, request: HealthRequest | undefi
   if (h.temperatureNll) {
     if (h.temperatureNll.length !== temps.length) fail(`${h.temperatureNll.length} temperature NLLs for ${temps.length} temperatures`);
     h.temperatureNll.forEach((x, i) => {
-      if (x > PER_EXAMPLE_MAX.nll * n) fail(`temperatureNll[${i}] ${x} above −ln 1e-7 per example`);
+      if (x > PER_EXAMPLE_MAX.nll * h.stats.count) fail(`temperatureNll[${i}] ${x} above −ln 1e-7 per example`);
     });
   }
   if (h.drift) {
@@ -105,11 +106,11 @@ export function checkEvalHealth(msg: EvalResult, request: HealthRequest | undefi
     if (!b) fail('a drift sketch was not asked for');
     if (h.drift.labels.length !== h.stats.numClasses) fail(`drift labels of ${h.drift.labels.length} classes, statistics of ${h.stats.numClasses}`);
     const total = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
-    if (total(h.drift.labels) !== n) fail(`drift labels count ${total(h.drift.labels)} examples, not ${n}`);
+    if (total(h.drift.labels) !== h.stats.count) fail(`drift labels count ${total(h.drift.labels)} examples, not ${h.stats.count}`);
     if (h.drift.features.length !== b!.bands) fail(`${h.drift.features.length} drift features, ${b!.bands} asked`);
     h.drift.features.forEach((f, i) => {
       if (f.length !== b!.bins) fail(`drift feature ${i} has ${f.length} bins, ${b!.bins} asked`);
-      if (total(f) !== n) fail(`drift feature ${i} counts ${total(f)} examples, not ${n}`);
+      if (total(f) !== h.stats.count) fail(`drift feature ${i} counts ${total(f)} examples, not ${h.stats.count}`);
     });
   }
 }

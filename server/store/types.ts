@@ -106,7 +106,7 @@ export interface LedgerRow extends LedgerEntry {
   seq: number;
   round: number;
   /** 'attempt': a release to the coordinator written ahead by an attempt (its attempt number is set), committed or not. */
-  status: 'committed' | 'attempt';
+  status: 'committed' | 'attempt' | 'evaluation';
   attempt: number | null;
   recordedAt: number;
 }

@@ -51,6 +51,13 @@ export class HealthAccumulator {
   /** One batch: rows × K probabilities, the rows' labels, and their raw features (rows × featureLength). */
   add(probs: ArrayLike<number>, labels: ArrayLike<number>, features?: ArrayLike<number>): void {
     const K = this.numClasses;
+    const room = (this.request.maxExamples ?? Infinity) - this.stats.count;
+    if (room <= 0) return;
+    if (labels.length > room) {
+      // A DP evaluation's statistics count at most maxExamples examples (the sensitivity bound).
+      const rows = room;
+      return this.add(Array.prototype.slice.call(probs, 0, rows * K), Array.prototype.slice.call(labels, 0, rows), features && Array.prototype.slice.call(features, 0, rows * this.featureLength));
+    }
     addPredictions(this.stats, probs, labels);
     if (this.calibrated) addPredictions(this.calibrated, temperatureScale(probs, K, this.request.temperature!), labels);
     (this.request.temperatures ?? []).forEach((t, i) => {

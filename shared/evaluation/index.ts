@@ -6,3 +6,4 @@ export * from './drift.ts';
 export * from './accumulator.ts';
 export * from './criteria.ts';
 export * from './report.ts';
+export * from './private-stats.ts';

@@ -44,6 +44,9 @@ export interface HealthReport {
   temperature?: TemperatureReport;
   drift?: DriftReport;
   criteria?: CriteriaReport;
-  /** Results refused (with the reason, bounded), at most 20 listed. */
-  excluded?: { clientId: string; reason: string }[];
+  /**
+   * A DP job's evaluation (health.dp): the statistics and metrics above are the noised ones; the noise
+   * and its ledger row; which figures are withheld and why.
+   */
+  privacy?: { noiseMultiplier: number; sensitivity: number; stddev: number; maxExamples: number; withheld: string };
 }

@@ -66,6 +66,8 @@ export const HealthRequestSchema = z
     /** A calibrated temperature: the client also reports the statistics of softmax(z / T) (`calibrated`). */
     temperature: positive.optional(),
     drift: DriftBinningSchema.optional(),
+    /** DP evaluation: count at most this many examples in the statistics (it bounds one client's sensitivity). */
+    maxExamples: z.number().int().min(1).max(2 ** 40).optional(),
   })
   .strict();
 export type HealthRequest = z.output<typeof HealthRequestSchema>;

@@ -20,6 +20,7 @@ import { SocketIoClientTransport } from '../../client/transport/socketio.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
 import type { DriftAlert } from '../../server/round/health.ts';
 import { startService, type Service } from '../../server/service.ts';
+import { startCoordinator } from '../../server/coordinator.ts';
 import type { HealthReport, HealthRequest } from '../../shared/evaluation/index.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
 import type { TrainingParams } from '../../shared/protocol/index.ts';
@@ -165,5 +166,62 @@ describe('model health over Socket.IO: statistics, groups, criteria, and a drift
     expect(last.evaluation.accuracy).toBeCloseTo(reports.at(-1)!.metrics.accuracy, 12);
     expect(last.health!.ece).toBe(reports.at(-1)!.metrics.ece);
     expect(last.gates.results.map((g) => g.gate)).toEqual(['criteria.minAccuracy', 'criteria.maxEce']);
+  }, 120_000);
+});
+
+describe('a DP job\'s evaluation over Socket.IO: noised statistics, accounted in the ledger with the record', () => {
+  it('writes an evaluation ledger row after each committed round, publishes only the noised figures', async () => {
+    await selectBackend({ prefer: 'wasm' });
+    const dataDir = mkdtempSync(join(tmpdir(), 'cohort-health-dp-'));
+    const coordinator = await startCoordinator({
+      dataDir,
+      config: parseJobConfig({
+        id: 'dp-health',
+        model: MODEL,
+        rounds: 2,
+        sampling: { mode: 'fixed', cohortSize: 4 },
+        minClients: 4,
+        dp: { mode: 'central', noiseMultiplier: 1, clipNorm: 1, budget: { epsilon: 100, delta: 1e-5 } },
+        evaluation: { every: 1 },
+        health: { dp: { noiseMultiplier: 1, maxExamples: 30 } },
+        timeouts: { trainMs: 60_000, evaluateMs: 60_000, retryDelayMs: 50 },
+      }),
+    });
+    const clients = Array.from({ length: 4 }, (_, i) => {
+      const e = new ClientEngine({
+        clientId: `d${i}`,
+        identity: testIdentity(`health-dp-${i}`),
+        task: new TfjsTask({ train: blobs(40, 10 + i), test: blobs(50, 20 + i) }),
+        groups: { region: 'eu' },
+        transport: new SocketIoClientTransport({ url: coordinator.url, reconnect: { maxAttempts: 0 } }),
+      });
+      e.start();
+      return e;
+    });
+    try {
+      expect(await coordinator.engine.whenFinished()).toMatchObject({ status: 'completed', rounds: 2 });
+      const ledger = coordinator.store.listLedger('dp-health');
+      expect(ledger.map((r) => [r.status, r.round])).toEqual([
+        ['committed', 1],
+        ['evaluation', 1],
+        ['committed', 2],
+        ['evaluation', 2],
+      ]);
+      const ev = ledger[1];
+      expect(ev).toMatchObject({ noiseMultiplier: 1, clipNorm: 30 * Math.sqrt(7), event: { kind: 'gaussian', noiseMultiplier: 0.5 }, coordinatorEvent: null });
+      expect(ev.epsilon).toBeGreaterThan(ledger[0].epsilon);
+      expect(ledger[2].epsilon).toBeGreaterThan(ev.epsilon);
+      for (const e of coordinator.store.listEvaluations('dp-health')) {
+        const h = e.health!;
+        expect(h.privacy).toMatchObject({ noiseMultiplier: 1, maxExamples: 30, stddev: 30 * Math.sqrt(7) });
+        expect(h.fairness).toBeUndefined(); // groups were declared, but per-group figures are not noised
+        expect(h.clientAccuracy).toBeUndefined();
+        expect(e.accuracy).toBe(h.metrics.accuracy);
+        expect(e.loss).toBe(h.metrics.nll);
+      }
+    } finally {
+      for (const c of clients) c.stop();
+      await coordinator.close();
+    }
   }, 120_000);
 });
