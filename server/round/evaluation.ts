@@ -228,8 +228,11 @@ export class EvaluationPhase {
       log.warn({ round: ev.round }, 'DP federated evaluation got no statistics; nothing recorded or accounted');
       return this.ctx.done(summary);
     }
+    const entry = noise.privacy.evaluationEntry(noise.plan, record.clients);
+    // Success criteria on the noised figures, with the ε this release brings the job to.
+    this.health.conclude(ev.round, record.health!, entry.epsilon);
     try {
-      store.recordEvaluation(jobId, ev.round, record, noise.privacy.evaluationEntry(noise.plan, record.clients));
+      store.recordEvaluation(jobId, ev.round, record, entry);
     } catch (err) {
       log.error({ err, round: ev.round }, 'cannot record the DP federated evaluation (nothing published)');
       if (isStoreFailure(err)) return this.ctx.done(summary, `the store failed while recording the evaluation of round ${ev.round}: ${errorText(err)}`);

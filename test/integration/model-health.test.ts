@@ -184,6 +184,7 @@ describe('a DP job\'s evaluation over Socket.IO: noised statistics, accounted in
         dp: { mode: 'central', noiseMultiplier: 1, clipNorm: 1, budget: { epsilon: 100, delta: 1e-5 } },
         evaluation: { every: 1 },
         health: { dp: { noiseMultiplier: 1, maxExamples: 30 } },
+        criteria: { minAccuracy: 0.01, maxEpsilon: 1000 },
         timeouts: { trainMs: 60_000, evaluateMs: 60_000, retryDelayMs: 50 },
       }),
     });
@@ -218,6 +219,10 @@ describe('a DP job\'s evaluation over Socket.IO: noised statistics, accounted in
         expect(h.clientAccuracy).toBeUndefined();
         expect(e.accuracy).toBe(h.metrics.accuracy);
         expect(e.loss).toBe(h.metrics.nll);
+        expect(h.criteria!.results.map((c) => [c.criterion, c.value])).toEqual([
+          ['minAccuracy', h.metrics.accuracy],
+          ['maxEpsilon', ledger.find((r) => r.status === 'evaluation' && r.round === e.round)!.epsilon],
+        ]);
       }
     } finally {
       for (const c of clients) c.stop();
