@@ -172,7 +172,7 @@ export async function ledger(id: string | undefined, o: RemoteOptions): Promise<
     against?: string;
   };
   if (o.json) return (out(`${JSON.stringify(l)}\n`), 0);
-  out(table(['round', 'release', 'mode', 'ε consumers', 'ε coordinator', 'δ'], l.rows.map((r) => [String(r.round), r.status === 'committed' ? 'committed' : `attempt ${r.attempt}`, r.mode, eps(r.epsilonPublished), eps(r.epsilonCoordinator), String(r.delta)])));
+  out(table(['round', 'release', 'mode', 'ε consumers', 'ε coordinator', 'δ'], l.rows.map((r) => [String(r.round), r.status === 'attempt' ? `attempt ${r.attempt}` : r.status, r.mode, eps(r.epsilonPublished), eps(r.epsilonCoordinator), String(r.delta)])));
   if (l.nextRound) out(`after the next round: ε consumers ${eps(l.nextRound.published)}, ε coordinator ${eps(l.nextRound.coordinator)}; the budget is against ${l.against}\n`);
   return 0;
 }

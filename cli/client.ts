@@ -152,6 +152,7 @@ export async function clientCommand(opts: ClientCommandOptions): Promise<number>
     backend,
     identity,
     ...(cfg.privacyFloor ? { policy: privacyFloorPolicy(cfg.privacyFloor) } : {}),
+    ...(cfg.groups ? { groups: cfg.groups } : {}),
   });
   process.once('SIGINT', () => {
     engine.stop();

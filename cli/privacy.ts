@@ -146,7 +146,7 @@ export function privacyLedger(o: LedgerOptions): number {
     const header = ['round', 'release', 'mode', 'sampling', 'q', 'population', 'cohort', 'survivors', 'z', 'C', 'ε consumers', 'ε coordinator', 'δ', 'order'];
     const table = rows.map((r) => [
       String(r.round),
-      r.status === 'committed' ? 'committed' : `attempt ${r.attempt}`,
+      r.status === 'attempt' ? `attempt ${r.attempt}` : r.status,
       r.mode,
       r.sampling,
       r.samplingRate.toPrecision(4),

@@ -103,7 +103,7 @@ export async function startService(opts: ServiceOptions): Promise<Service> {
       connections: opts.connections,
     });
     const engine = new RoundEngine({ config, store, transport: metrics.meteredTransport(transport, config.id), logger, clients: federation, serverIdentity: security.fingerprint ?? 'plaintext' });
-    wireJobOps({ engine, config, store, metrics, logger });
+    wireJobOps({ engine, config, store, metrics, logger, submit: (c) => submit(c) });
     const handle: LiveJob = { id: config.id, config, engine };
     jobs.set(config.id, handle);
     try {

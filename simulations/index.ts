@@ -8,6 +8,8 @@ import { CohortError } from '../shared/errors.ts';
 export const EXPERIMENTS: Record<string, { about: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
   fedavg: { about: 'IID vs shards vs Dirichlet; E and B sweeps (McMahan et al. 2017)', load: () => import('./experiments/fedavg.ts') },
   'dp-fedavg': { about: 'accuracy and ε per round for several noise multipliers', load: () => import('./experiments/dp-fedavg.ts') },
+  drift: { about: 'drift detection delay and false alarms (PSI on summed sketches), with and without DP noise', load: () => import('./experiments/drift.ts') },
+  fairness: { about: 'group accuracy gap before/after group reweighting; ECE before/after federated temperature scaling', load: () => import('./experiments/fairness.ts') },
   'secagg-cost': { about: 'round time and bytes vs cohort size and dropout, with and without SecAgg', load: () => import('./experiments/secagg-cost.ts') },
 };
 

@@ -24,7 +24,7 @@ export interface JobSummary {
 export interface LedgerRow {
   seq: number;
   round: number;
-  status: 'committed' | 'attempt';
+  status: 'committed' | 'attempt' | 'evaluation';
   attempt: number | null;
   recordedAt: number;
   mode: string;

@@ -25,6 +25,7 @@ import { fromBase64Url } from '../../shared/crypto/bytes.ts';
 import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
 import { ed25519KeyPair, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
 import { RevocationView, signHello, type Certificate } from '../../shared/identity/index.ts';
+import type { ClientHealthReport, Groups, HealthRequest } from '../../shared/evaluation/index.ts';
 import {
   PROTOCOL_VERSION,
   type ClientTransport,
@@ -53,13 +54,15 @@ export interface EvaluationResult {
   numExamples: number;
   loss: number;
   accuracy: number;
+  /** Additive statistics (shared/evaluation), when the evaluation asked for them (`health`). */
+  health?: ClientHealthReport;
 }
 
 /** What the client does with its data: local training and evaluation. */
 export interface ClientTask {
   readonly numExamples: number;
   fit(weights: Float32Array, model: ModelSpec, training: TrainingParams, round: number): Promise<FitResult>;
-  evaluate(weights: Float32Array, model: ModelSpec, batchSize: number): Promise<EvaluationResult>;
+  evaluate(weights: Float32Array, model: ModelSpec, batchSize: number, health?: HealthRequest): Promise<EvaluationResult>;
 }
 
 /** Decides whether to take part in a round; returns a refusal reason or undefined to accept. */
@@ -82,6 +85,8 @@ export interface ClientEngineOptions {
   policy?: RoundPolicy;
   /** Time source (training durations in events and logs); tests pass a ManualClock. */
   clock?: Clock;
+  /** Group attributes this client declares for fairness reports, e.g. { region: "eu" } (sent with health statistics). */
+  groups?: Groups;
 }
 
 export interface ClientIdentity {
@@ -355,14 +360,17 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     this.state = 'evaluating';
     let result: EvaluationResult;
     try {
-      result = await this.opts.task.evaluate(msg.vector, msg.model, msg.batchSize);
+      result = await this.opts.task.evaluate(msg.vector, msg.model, msg.batchSize, msg.health);
     } catch (err) {
       this.log.error({ err, round: msg.round }, 'evaluation failed');
       result = { numExamples: 0, loss: 0, accuracy: 0 };
     }
     if (epoch !== this.epoch || (this.state as ClientState) === 'ended') return;
     this.state = 'idle';
-    this.opts.transport.send({ type: 'eval_result', jobId: msg.jobId, round: msg.round, ...result });
+    // Statistics and groups go only to a coordinator that asked for them (an older one would refuse the fields).
+    const { health, ...plain } = result;
+    const extra = msg.health && health ? { health, ...(this.opts.groups ? { groups: this.opts.groups } : {}) } : {};
+    this.opts.transport.send({ type: 'eval_result', jobId: msg.jobId, round: msg.round, ...plain, ...extra });
     this.emit('evaluated', { round: msg.round, ...result });
   }
 }

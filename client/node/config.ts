@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.ts';
 import { PrivacyFloorSchema } from '../engine/privacy-floor.ts';
+import { GroupsSchema } from '../../shared/evaluation/schema.ts';
 
 export const ClientConfigSchema = z
   .object({
@@ -26,6 +27,8 @@ export const ClientConfigSchema = z
     labelColumn: z.union([z.string(), z.number().int().min(0)]).optional(),
     featureShape: z.array(z.number().int().positive()).optional(),
     numClasses: z.number().int().min(2).optional(),
+    /** Group attributes for fairness reports, e.g. { "region": "eu", "device": "low-end" } (sent with evaluation statistics). */
+    groups: GroupsSchema.optional(),
     /** The weakest privacy this client accepts; rounds announced with less are refused. */
     privacyFloor: PrivacyFloorSchema.optional(),
     reconnect: z

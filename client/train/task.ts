@@ -4,6 +4,7 @@
  */
 import type { ModelSpec } from '../../shared/model/index.ts';
 import type { TrainingParams } from '../../shared/protocol/index.ts';
+import type { HealthRequest } from '../../shared/evaluation/index.ts';
 import type { ClientTask, EvaluationResult, FitResult } from '../engine/index.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { LocalTrainer } from './trainer.ts';
@@ -32,8 +33,8 @@ export class TfjsTask implements ClientTask {
     return { delta: result.delta, numExamples: result.numExamples, metrics: result.metrics };
   }
 
-  async evaluate(weights: Float32Array, model: ModelSpec, batchSize: number): Promise<EvaluationResult> {
-    return this.trainerFor(model).evaluate(weights, this.opts.test ?? this.opts.train, batchSize);
+  async evaluate(weights: Float32Array, model: ModelSpec, batchSize: number, health?: HealthRequest): Promise<EvaluationResult> {
+    return this.trainerFor(model).evaluate(weights, this.opts.test ?? this.opts.train, batchSize, health);
   }
 
   dispose(): void {

@@ -19,6 +19,8 @@ import { buildModel } from '../../shared/model/build.ts';
 import type { ModelSpec } from '../../shared/model/spec.ts';
 import { flattenWeights, manifestOf, setFlatWeights, type WeightManifest } from '../../shared/model/weights.ts';
 import type { Dataset } from '../data/dataset.ts';
+import { featureLength } from '../data/dataset.ts';
+import { HealthAccumulator, type ClientHealthReport, type HealthRequest } from '../../shared/evaluation/index.ts';
 import { currentBackend, selectBackend } from './backend.ts';
 import { SGD_STEP, type SgdStepAttrs } from './kernels.ts';
 
@@ -307,22 +309,32 @@ export class LocalTrainer {
     return { delta, numExamples: data.size, metrics };
   }
 
-  /** Loss and accuracy of `weights` on `data`, in batches of `batchSize` (default 256). */
-  async evaluate(weights: Float32Array, data: Dataset, batchSize = DEFAULT_EVAL_BATCH): Promise<EvalResult> {
+  /**
+   * Loss and accuracy of `weights` on `data`, in batches of `batchSize` (default 256); with a health
+   * request also the additive statistics of shared/evaluation (calibration, confusion, drift sketch).
+   */
+  async evaluate(weights: Float32Array, data: Dataset, batchSize = DEFAULT_EVAL_BATCH, health?: HealthRequest): Promise<EvalResult & { health?: ClientHealthReport }> {
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ConfigError(`evaluate: batchSize must be an integer >= 1`);
     const model = await this.ready();
     setFlatWeights(model, weights);
     const batches = new BatchMaker(model, data);
     const stats = new EpochStats();
+    const dim = featureLength(data.featureShape);
+    let healthStats: HealthAccumulator | undefined;
     for (let start = 0; start < data.size; start += batchSize) {
       const len = Math.min(batchSize, data.size - start);
       tf.tidy(() => {
         const batch = batches.range(start, len);
         const probs = model.apply(batch.x, { training: false }) as tf.Tensor;
-        stats.add(probs.dataSync(), batch.labels, batch.classes);
+        const p = probs.dataSync();
+        stats.add(p, batch.labels, batch.classes);
+        if (health) {
+          healthStats ??= new HealthAccumulator(batch.classes, health, dim);
+          healthStats.add(p, batch.labels, data.features.subarray(start * dim, (start + len) * dim));
+        }
       });
     }
-    return { numExamples: data.size, ...stats.finish(data.size) };
+    return { numExamples: data.size, ...stats.finish(data.size), ...(healthStats ? { health: healthStats.report() } : {}) };
   }
 
   /** The model's current weights: after train(), the locally trained ones. */

@@ -22,6 +22,7 @@ import type { RoundEngine } from '../round/engine.ts';
 import type { CohortMetrics } from '../ops/metrics.ts';
 import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
 import { checkGates } from '../ops/gates.ts';
+import type { HealthReport } from '../../shared/evaluation/index.ts';
 import { gatesOf, modelCard, version } from '../ops/versions.ts';
 import type { AuditEntry, CohortStore, TokenRow } from '../store/index.ts';
 import { allows, Authenticator, type Access } from './auth.ts';
@@ -303,14 +304,32 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
         const rounds = new Map(store.listRounds(h.id).map((r) => [r.round, r]));
         const ledger = new Map(store.listLedger(h.id).filter((r) => r.status === 'committed').map((r) => [r.round, r]));
         const production = store.productionTag(h.id)?.round;
+        const health = new Map(store.listEvaluations(h.id).flatMap((e) => (e.kind === 'federated' && e.health ? [[e.round, e.health] as const] : [])));
         return store.checkpointRounds(h.id).map((round) => ({
           round,
           sha256: store.checkpoint(h.id, round)!.checksum,
           epsilon: ledger.get(round) ? { published: ledger.get(round)!.epsilonPublished, coordinator: ledger.get(round)!.epsilonCoordinator, delta: ledger.get(round)!.delta } : null,
           evaluation: rounds.get(round)?.evaluation ?? null,
           production: round === production,
-          gates: checkGates(h.config.promote, { evaluation: rounds.get(round)?.evaluation ?? null, epsilon: ledger.get(round)?.epsilon ?? null }),
+          health: healthHeadline(health.get(round)),
+          gates: checkGates(
+            h.config.promote,
+            { evaluation: rounds.get(round)?.evaluation ?? null, epsilon: ledger.get(round)?.epsilon ?? null, health: health.get(round) ?? null },
+            h.config.criteria,
+          ),
         }));
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/health',
+      access: 'viewer',
+      summary:
+        "model health per evaluated version (issue 18): metrics from the evaluators' summed statistics (per-class precision/recall/F1, accuracy, ECE and its reliability diagram, Brier, NLL), temperature scaling, per-group metrics and gaps, accuracy across clients, drift scores and alerts, success criteria",
+      params: jobParams,
+      handler: (ctx) => {
+        const h = job(ctx.params.id);
+        return store.listEvaluations(h.id).flatMap((e) => (e.kind === 'federated' && e.health ? [{ round: e.round, ...e.health }] : []));
       },
     },
     {
@@ -619,3 +638,19 @@ class RawJson {
 
 /** The registry's codes the API answers with, for the OpenAPI document's error schema. */
 export const API_ERROR_CODES = Object.keys(ERRORS).filter((c) => isCohortErrorCode(c));
+
+/** The figures of a version's health a versions list shows; the whole report is at /jobs/:id/health. */
+function healthHeadline(h: HealthReport | undefined) {
+  if (!h) return null;
+  return {
+    ece: h.metrics.ece,
+    brier: h.metrics.brier,
+    nll: h.metrics.nll,
+    eceCalibrated: h.temperature?.calibrated?.ece ?? null,
+    temperature: h.temperature?.best ?? null,
+    groupAccuracyGap: h.fairness?.accuracyGap ?? null,
+    worstDecileAccuracy: h.clientAccuracy?.worstDecile ?? null,
+    driftAlert: h.drift?.alert ?? null,
+    criteria: h.criteria ?? null,
+  };
+}

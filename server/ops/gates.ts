@@ -3,10 +3,12 @@
  * (the job config's `promote` section). A gate whose metric the version does not have (no evaluation,
  * no DP) fails: a criterion nobody measured is not met.
  */
+import { checkCriteria, type CriterionName, type HealthReport } from '../../shared/evaluation/index.ts';
 import type { JobConfig } from '../round/config.ts';
 
 export interface GateResult {
-  gate: 'minAccuracy' | 'maxLoss' | 'maxEpsilon';
+  /** A `promote` gate, or one of the job's success criteria (`criteria.*`, shared/evaluation/criteria.ts). */
+  gate: 'minAccuracy' | 'maxLoss' | 'maxEpsilon' | `criteria.${CriterionName}`;
   limit: number;
   value: number | null;
   passed: boolean;
@@ -17,9 +19,16 @@ export interface VersionFacts {
   evaluation: { loss: number; accuracy: number } | null;
   /** ε at that version against the budget's audience, if the job is DP. */
   epsilon: number | null;
+  /** The version's model health (its federated evaluation's statistics), if measured. */
+  health?: HealthReport | null;
 }
 
-export function checkGates(promote: JobConfig['promote'], facts: VersionFacts): { passed: boolean; results: GateResult[] } {
+/**
+ * The promotion gates of `promote` and, when the job sets `criteria`, every success criterion: checked
+ * again here from the version's stored health and ε (not trusted from the evaluation's own verdict), so
+ * a version nobody measured fails them.
+ */
+export function checkGates(promote: JobConfig['promote'], facts: VersionFacts, criteria?: JobConfig['criteria']): { passed: boolean; results: GateResult[] } {
   const results: GateResult[] = [];
   const gate = (name: GateResult['gate'], limit: number | undefined, value: number | null, ok: (v: number) => boolean) => {
     if (limit === undefined) return;
@@ -28,5 +37,16 @@ export function checkGates(promote: JobConfig['promote'], facts: VersionFacts): 
   gate('minAccuracy', promote.minAccuracy, facts.evaluation?.accuracy ?? null, (v) => v >= promote.minAccuracy!);
   gate('maxLoss', promote.maxLoss, facts.evaluation?.loss ?? null, (v) => v <= promote.maxLoss!);
   gate('maxEpsilon', promote.maxEpsilon, facts.epsilon, (v) => v <= promote.maxEpsilon!);
+  if (criteria) {
+    const h = facts.health ?? null;
+    const checked = checkCriteria(criteria, {
+      accuracy: h?.metrics.accuracy ?? facts.evaluation?.accuracy ?? null,
+      ece: h ? (h.temperature?.calibrated?.ece ?? h.metrics.ece) : null,
+      groupGap: h?.fairness?.accuracyGap ?? null,
+      worstDecileAccuracy: h?.clientAccuracy?.worstDecile ?? null,
+      epsilon: facts.epsilon,
+    });
+    for (const r of checked.results) results.push({ gate: `criteria.${r.criterion}`, limit: r.limit, value: r.value, passed: r.passed });
+  }
   return { passed: results.every((r) => r.passed), results };
 }

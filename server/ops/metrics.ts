@@ -9,6 +9,8 @@
  *   cohort_clients_connected (polled on scrape), cohort_round_sampled / _survived / _dropped
  *   cohort_epsilon_spent{audience}, cohort_epsilon_budget{audience}, cohort_job_finished{status}
  *   cohort_round_duration_seconds (histogram)
+ *   cohort_eval_accuracy, cohort_eval_ece, cohort_drift_psi (last federated evaluation's health),
+ *   cohort_drift_alerts_total{action}
  *
  * Rounds, aborts, ε and the job's end come from the engine's events (`attach`). Rejections and bytes are
  * not engine events: they are counted at the transport seam (`meteredTransport`, a ServerTransport
@@ -20,6 +22,7 @@ import type { ClientMessage, ServerMessage, ServerTransport, ServerTransportSink
 import type { JobConfig } from '../round/config.ts';
 import type { RoundEngine } from '../round/engine.ts';
 import type { JobSummary, RoundSummary } from '../round/events.ts';
+import type { DriftAlert } from '../round/health.ts';
 import { wireBytes } from '../transport/memory.ts';
 
 /** The buckets an abort reason is counted in. */
@@ -72,6 +75,10 @@ export class CohortMetrics {
   private readonly epsilonBudget: Gauge<'job' | 'audience'>;
   private readonly finished: Gauge<'job' | 'status'>;
   private readonly duration: Histogram<'job'>;
+  private readonly evalAccuracy: Gauge<'job'>;
+  private readonly evalEce: Gauge<'job'>;
+  private readonly driftPsi: Gauge<'job'>;
+  private readonly driftAlerts: Counter<'job' | 'action'>;
   /** Engines polled on scrape, by job. */
   private readonly engines = new Map<string, RoundEngine>();
 
@@ -106,6 +113,10 @@ export class CohortMetrics {
     });
     this.epsilonBudget = gauge('cohort_epsilon_budget', "The job's ε budget; audience: the ε it applies to.", ['job', 'audience']);
     this.finished = gauge('cohort_job_finished', 'Set to 1 when the job reaches a final state, labelled with it.', ['job', 'status']);
+    this.evalAccuracy = gauge('cohort_eval_accuracy', "Accuracy of the last federated evaluation (from the evaluators' summed statistics when present).", ['job']);
+    this.evalEce = gauge('cohort_eval_ece', 'Top-label expected calibration error (15 bins) of the last federated evaluation with statistics.', ['job']);
+    this.driftPsi = gauge('cohort_drift_psi', 'Largest population stability index (labels or a feature) of the last evaluation against the reference window.', ['job']);
+    this.driftAlerts = counter('cohort_drift_alerts_total', 'Drift alerts raised, by the configured action (review, retrain).', ['job', 'action']);
     this.duration = new Histogram({
       name: 'cohort_round_duration_seconds',
       help: "Committed rounds' duration (the engine clock, first train sent to commit).",
@@ -138,10 +149,13 @@ export class CohortMetrics {
     const onRound = (s: RoundSummary): void => this.roundCommitted(job, s);
     const onAborted = (a: { reason: string }): void => this.aborted.inc({ job, reason: abortReasonBucket(a.reason) });
     const onFinished = (s: JobSummary): void => this.finished.set({ job, status: s.status }, 1);
+    const onDrift = (a: DriftAlert): void => this.driftAlerts.inc({ job, action: a.action });
     engine.on('round', onRound);
     engine.on('aborted', onAborted);
     engine.on('finished', onFinished);
+    engine.on('drift', onDrift);
     return () => {
+      engine.off('drift', onDrift);
       engine.off('round', onRound);
       engine.off('aborted', onAborted);
       engine.off('finished', onFinished);
@@ -156,6 +170,10 @@ export class CohortMetrics {
     this.survived.set({ job }, record.survivors);
     this.dropped.set({ job }, record.dropouts);
     this.duration.observe({ job }, Math.max(0, record.endedAt - record.startedAt) / 1000);
+    const ev = s.evaluation;
+    if (ev) this.evalAccuracy.set({ job }, ev.health?.metrics.accuracy ?? ev.accuracy);
+    if (ev?.health) this.evalEce.set({ job }, ev.health.metrics.ece);
+    if (ev?.health?.drift?.scores) this.driftPsi.set({ job }, ev.health.drift.scores.maxPsi);
   }
 
   /** A message refused with a typed error `code` (the metered transport calls it for every error reply). */

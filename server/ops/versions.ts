@@ -16,11 +16,20 @@ export interface Version extends VersionFacts {
 export function version(store: CohortStore, jobId: string, round: number): Version {
   const row = store.listRounds(jobId).find((r) => r.round === round);
   const ledger = store.listLedger(jobId).find((r) => r.status === 'committed' && r.round === round);
-  return { round, row, ledger, evaluation: row?.evaluation ?? null, epsilon: ledger?.epsilon ?? null };
+  const health = store.listEvaluations(jobId).find((e) => e.round === round && e.kind === 'federated')?.health ?? null;
+  return { round, row, ledger, evaluation: row?.evaluation ?? null, epsilon: ledger?.epsilon ?? null, health };
 }
 
 export function gatesOf(config: JobConfig, v: Version): { passed: boolean; results: GateResult[] } {
-  return checkGates(config.promote, v);
+  return checkGates(config.promote, v, config.criteria);
+}
+
+/** The model-health part of a model card: calibration, temperature, fairness, drift, criteria. */
+function healthCard(v: Version) {
+  const h = v.health;
+  if (!h) return null;
+  const { stats: _stats, drift, ...rest } = h;
+  return { ...rest, ...(drift ? { drift: { scores: drift.scores ?? null, accuracyDrop: drift.accuracyDrop ?? null, alert: drift.alert ?? null, reference: drift.reference } } : {}) };
 }
 
 export function modelCard(config: JobConfig, store: CohortStore, jobId: string, round: number) {
@@ -49,6 +58,7 @@ export function modelCard(config: JobConfig, store: CohortStore, jobId: string, 
           },
     secureAggregation: config.secagg.enabled ? { bits: config.secagg.bits, dropoutRate: config.secagg.dropoutRate, corruptRate: config.secagg.corruptRate } : null,
     evaluation: v.evaluation,
+    health: healthCard(v),
     gates,
   };
   const e = (x: number | null | undefined, d = 4) => (x === null || x === undefined ? 'n/a' : x.toFixed(d));
@@ -65,6 +75,16 @@ export function modelCard(config: JobConfig, store: CohortStore, jobId: string, 
     ...(v.ledger ? [`- trust: ${v.ledger.trust}`] : []),
     `- secure aggregation: ${card.secureAggregation ? `on (${config.secagg.bits} bits)` : 'off'}`,
     `- evaluation: ${v.evaluation ? `accuracy ${e(v.evaluation.accuracy)}, loss ${e(v.evaluation.loss)} (${v.row?.evaluation?.kind ?? 'n/a'})` : 'none'}`,
+    ...(v.health
+      ? [
+          `- calibration: ECE ${e(v.health.metrics.ece)}, Brier ${e(v.health.metrics.brier)}, NLL ${e(v.health.metrics.nll)}` +
+            (v.health.temperature?.calibrated ? `; after temperature scaling (T = ${v.health.temperature.applied}): ECE ${e(v.health.temperature.calibrated.ece)}` : '') +
+            (v.health.temperature ? `; best T this evaluation ${v.health.temperature.best}` : ''),
+          ...(v.health.fairness ? [`- groups: accuracy gap ${e(v.health.fairness.accuracyGap)}, equalised-odds difference ${e(v.health.fairness.equalisedOddsDifference)}; ${v.health.fairness.groups.map((g) => (g.metrics ? `${g.group} ${e(g.metrics.accuracy)}` : `${g.group} suppressed (${g.suppressed})`)).join(', ')}`] : []),
+          ...(v.health.clientAccuracy ? [`- accuracy across ${v.health.clientAccuracy.clients} clients: mean ${e(v.health.clientAccuracy.mean)}, worst decile ${e(v.health.clientAccuracy.worstDecile)}, variance ${e(v.health.clientAccuracy.variance, 6)}`] : []),
+          ...(v.health.drift?.alert ? [`- drift alert: ${v.health.drift.alert}`] : []),
+        ]
+      : []),
     `- gates: ${gates.results.length === 0 ? 'none set' : gates.results.map((g) => `${g.gate} ${g.limit}: ${g.passed ? 'passed' : 'failed'} (${e(g.value)})`).join('; ')}`,
     '',
   ].join('\n');

@@ -61,6 +61,14 @@ export class JobModel {
         throw new CohortError('CORRUPT_CHECKPOINT', `checkpoint of round ${checkpoint.round} does not match its checksum`);
       }
       log.info({ round, checksum: checkpoint.checksum }, 'resumed from checkpoint');
+    } else if (config.initFrom) {
+      // A retraining job (a drift alert's): the other job's stored version, checked like a checkpoint.
+      const from = store.checkpoint(config.initFrom.job, config.initFrom.round);
+      if (!from) throw new CohortError('BAD_CONFIG', `initFrom: job ${config.initFrom.job} has no stored version ${config.initFrom.round}`);
+      if (weightsChecksum(from.weights) !== from.checksum) throw new CohortError('CORRUPT_CHECKPOINT', `version ${config.initFrom.round} of job ${config.initFrom.job} does not match its checksum`);
+      weights = from.weights.slice();
+      optimizer = createServerOptimizer(config.optimizer, weights.length);
+      log.info({ from: config.initFrom, checksum: from.checksum }, 'initialised global model from a stored version');
     } else {
       weights = initialWeights(config.model, config.seed).weights;
       optimizer = createServerOptimizer(config.optimizer, weights.length);

@@ -10,6 +10,7 @@ import { DpConfigSchema } from '../../shared/dp/index.ts';
 import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
+import { CriteriaSchema, DriftBinningSchema } from '../../shared/evaluation/index.ts';
 import { SecAggConfigSchema } from './secagg.ts';
 import { VALUE_LIMITS } from './ranges.ts';
 
@@ -80,6 +81,65 @@ export const JobConfigSchema = z
       })
       .strict()
       .prefault({}),
+    /**
+     * Model health (shared/evaluation): what federated evaluation asks clients for besides loss and
+     * accuracy — additive statistics (calibration, confusion, Brier, NLL), per-group metrics, federated
+     * temperature scaling, drift sketches — and what the coordinator does with them.
+     */
+    health: z
+      .object({
+        /** Ask evaluators for additive statistics. */
+        stats: z.boolean().default(true),
+        /** Groups with fewer examples than this are suppressed in fairness reports (metrics withheld, reason given). */
+        minGroupCount: z.number().int().min(1).max(1e9).default(20),
+        /** Federated temperature scaling (Guo et al. 2017): NLL sums over a grid of T, refined around the best. */
+        temperatureScaling: z.boolean().default(false),
+        /**
+         * Group reweighting in FedAvg: a client whose declared group attribute matches `attribute=value`
+         * has its update weighted by this factor (default 1). A fairness lever; its effect is measured by
+         * `npm run sim -- fairness`.
+         */
+        groupWeights: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}=[A-Za-z0-9._-]{1,64}$/, 'attribute=value'), z.number().positive().max(1000)).optional(),
+        /**
+         * A DP job's evaluation statistics, noised by the coordinator (central mode) with the Gaussian
+         * mechanism and accounted in the ledger (shared/evaluation/private-stats.ts): z = σ / Δ, with
+         * Δ = maxExamples·√7 the sensitivity of one client's weighted statistics.
+         */
+        dp: z
+          .object({
+            noiseMultiplier: z.number().positive().max(1e6),
+            /** Each client's statistics count at most this many examples. */
+            maxExamples: z.number().int().min(1).max(1e7).default(1000),
+          })
+          .strict()
+          .optional(),
+        drift: z
+          .object({
+            /** How clients summarise their data (band means of each example, fixed bins over [lo, hi]). */
+            binning: DriftBinningSchema,
+            /** Evaluations whose summed sketches form the reference window (the training data's). */
+            referenceEvaluations: z.number().int().min(1).max(1000).default(2),
+            /** Alert when the PSI of the labels or of any feature exceeds this (0.25: the usual "significant shift"). */
+            psiThreshold: z.number().positive().max(100).default(0.25),
+            /** Alert when the JS divergence (base 2) of labels or any feature exceeds this. */
+            jsThreshold: z.number().positive().max(1).optional(),
+            /** Alert when federated accuracy falls this far below the reference window's. */
+            accuracyDrop: z.number().positive().max(1).optional(),
+            /** On an alert: hold the production version for human review, or submit a retraining job from the version. */
+            onDrift: z.enum(['review', 'retrain']).default('review'),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Success criteria (shared/evaluation/criteria.ts), checked at each evaluation and by the promotion gates. */
+    criteria: CriteriaSchema.optional(),
+    /** Start from another job's stored version instead of the seed (a retraining job submitted on drift). */
+    initFrom: z
+      .object({ job: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), round: z.number().int().min(1) })
+      .strict()
+      .optional(),
     timeouts: z
       .object({
         /** Give up (job failed) if too few clients for this long; 0 = wait forever. */
@@ -165,13 +225,34 @@ export const JobConfigSchema = z
         message: `cohortSize ${cfg.sampling.cohortSize} < minClients ${cfg.minClients}: no round could ever start`,
       });
     }
-    if (cfg.dp.mode !== 'off' && (cfg.evaluation.every ?? 0) > 0 && !cfg.evaluation.unaccountedMetrics) {
+    if (cfg.health.drift && !cfg.health.stats) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'drift'], message: 'drift monitoring needs health.stats: true (sketches travel with the statistics)' });
+    }
+    if ((cfg.health.drift || cfg.health.temperatureScaling) && (cfg.evaluation.every ?? (cfg.dp.mode === 'off' ? 1 : 0)) === 0) {
+      ctx.addIssue({ code: 'custom', path: ['evaluation', 'every'], message: 'drift monitoring and temperature scaling run at federated evaluations: set evaluation.every ≥ 1' });
+    }
+    if (cfg.health.groupWeights && cfg.dp.mode !== 'off') {
+      ctx.addIssue({ code: 'custom', path: ['health', 'groupWeights'], message: 'group reweighting changes a client\'s sensitivity (weight × clip norm), which the DP accounting does not cover: not supported with DP' });
+    }
+    if (cfg.health.groupWeights && cfg.secagg.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['health', 'groupWeights'], message: 'group reweighting needs per-client weights, which secure aggregation hides: not supported with secagg' });
+    }
+    if (cfg.health.dp) {
+      const issue = (path: string[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+      if (cfg.dp.mode !== 'central') issue(['health', 'dp'], "noised evaluation statistics are implemented for 'central' DP only (the coordinator adds the noise)");
+      if (!cfg.health.stats) issue(['health', 'stats'], 'health.dp noises the evaluation statistics: set health.stats to true');
+      if (cfg.health.drift || cfg.health.temperatureScaling) {
+        issue(['health', 'dp'], 'drift sketches and temperature NLLs are not noised or accounted yet: turn health.drift and health.temperatureScaling off with health.dp');
+      }
+    }
+    if (cfg.dp.mode !== 'off' && (cfg.evaluation.every ?? 0) > 0 && !cfg.evaluation.unaccountedMetrics && !(cfg.health.dp && cfg.dp.mode === 'central')) {
       ctx.addIssue({
         code: 'custom',
         path: ['evaluation', 'every'],
         message:
           'federated evaluation in a DP job sends each client\'s loss and accuracy to the coordinator un-noised, outside the ' +
-          'privacy ledger: set evaluation.unaccountedMetrics to true to accept that (e.g. clients evaluate on public data), or evaluation.every to 0',
+          'privacy ledger: in central mode set health.dp (noised statistics, accounted), or evaluation.unaccountedMetrics to true to accept that ' +
+          '(e.g. clients evaluate on public data), or evaluation.every to 0',
       });
     }
   })

@@ -148,6 +148,7 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
         joined: (connId, clientId) => this.onJoined(connId, clientId),
         closed: (round, secaggAbort) => this.closeRound(round, secaggAbort),
         evaluated: (summary, pauseReason) => this.afterRound(summary, pauseReason),
+        drift: (alert) => this.emit('drift', alert),
         pause: (reason) => this.pause(reason),
         abandon: (what, err) => this.abandon(what, err),
         fail: (reason) => this.finish('failed', reason),
@@ -306,6 +307,9 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
 
   private loadJob(): void {
     this.model = JobModel.load(this.config, this.store, this.log);
+    // Model health spans evaluations (temperature, drift reference window): rebuilt from the stored reports.
+    const reports = this.store.listEvaluations(this.jobId).flatMap((e) => (e.kind === 'federated' && e.health ? [e.health] : []));
+    this.evaluations.health.restore(reports);
     const found = this.model.resumeAs();
     if (found.status === 'paused') {
       [this.state, this.pauseReason] = ['paused', found.reason];
@@ -514,10 +518,18 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
   // ---- evaluate -------------------------------------------------------------------------------
 
   private beginEvaluation(summary: RoundSummary): void {
-    const evaluators = this.evaluations.choose(this.registry.all());
+    const idle = this.registry.all();
+    const evaluators = this.evaluations.choose(idle);
     if (evaluators.length === 0) return this.afterRound(summary);
+    // A DP job's noised statistics are planned (and checked against the budget) before anything is asked.
+    const privacy = this.model.privacy;
+    const noise = this.config.health.dp && privacy.enabled ? privacy.evaluationPlan(this.config.health.dp.noiseMultiplier, this.config.health.dp.maxExamples, evaluators.length, idle.length) : undefined;
+    if (noise && 'exhausted' in noise) {
+      this.log.warn({ round: summary.round, reason: noise.exhausted }, 'federated evaluation skipped: its noised statistics would exceed the privacy budget');
+      return this.afterRound(summary);
+    }
     this.state = 'evaluating';
-    this.evaluations.begin(summary, evaluators, this.model);
+    this.evaluations.begin(summary, evaluators, this.model, noise && { plan: noise, privacy });
   }
 
   private afterRound(summary: RoundSummary, pauseReason?: string): void {

@@ -1,5 +1,6 @@
 /** What the round engine reports: a committed round, an aborted attempt, a pause, the job's end. */
 import type { EvaluationRecord, JobStatus, RoundRecord } from '../store/index.ts';
+import type { DriftAlert } from './health.ts';
 
 export interface RoundSummary {
   round: number;
@@ -30,6 +31,8 @@ export interface RoundEngineEvents {
   paused: [{ reason: string }];
   /** The job reached a final state. */
   finished: [JobSummary];
+  /** Federated evaluation found drift above the job's thresholds (health.drift); `action` is the configured onDrift. */
+  drift: [DriftAlert];
   /** A client was sent job_end (the number of distinct clients told so far). */
   endAnnounced: [number];
 }

@@ -14,6 +14,7 @@ import type { Clock } from './clock.ts';
 import { ClientRows } from './client-rows.ts';
 import { RoundStarter } from './cohort.ts';
 import type { JobConfig } from './config.ts';
+import type { DriftAlert } from './health.ts';
 import type { RoundSummary } from './events.ts';
 import { EvaluationPhase } from './evaluation.ts';
 import { MessageIntake } from './intake.ts';
@@ -50,6 +51,8 @@ export interface EngineHooks {
   joined(connId: string, clientId: string): void;
   closed(round: TrainingRound, secaggAbort?: string): void;
   evaluated(summary: RoundSummary, pauseReason?: string): void;
+  /** A drift alert at an evaluation (health.ts). */
+  drift(alert: DriftAlert): void;
   pause(reason: string): void;
   abandon(what: string, err: unknown): void;
   fail(reason: string): void;
@@ -120,8 +123,20 @@ export function engineParts(b: EngineBasics, hooks: EngineHooks): EngineParts {
   const parts = { jobId, config, store, clock, log, rng, valueLimits, failpoint, timer, send, reject };
   const registry = new ClientRegistry({ jobId, authenticator, serverIdentity, transport, clock, log, helloMs: config.timeouts.helloMs, valueLimits, timer });
   const clientRows = new ClientRows(parts);
-  const training: TrainingPhase = new TrainingPhase({ ...parts, dim: hooks.dim, training: () => hooks.state() === 'training', closed: hooks.closed });
-  const evaluations: EvaluationPhase = new EvaluationPhase({ ...parts, evaluating: () => hooks.state() === 'evaluating', done: hooks.evaluated });
+  // Group reweighting (health.groupWeights): each client's groups as it last declared them with an evaluation.
+  const declaredGroups = new Map<string, Record<string, string>>();
+  const weights = config.health.groupWeights;
+  const groupWeight = weights
+    ? (clientId: string): number => Object.entries(declaredGroups.get(clientId) ?? {}).reduce((w, [a, v]) => w * (weights[`${a}=${v}`] ?? 1), 1)
+    : undefined;
+  const training: TrainingPhase = new TrainingPhase({ ...parts, dim: hooks.dim, training: () => hooks.state() === 'training', closed: hooks.closed, groupWeight });
+  const evaluations: EvaluationPhase = new EvaluationPhase({
+    ...parts,
+    evaluating: () => hooks.state() === 'evaluating',
+    done: hooks.evaluated,
+    drift: hooks.drift,
+    declared: (clientId, groups) => declaredGroups.set(clientId, groups),
+  });
   /** A member's connection is gone: the phase in flight counts it out. */
   const gone = (clientId: string, connId: string): void => {
     training.gone(clientId, connId);

@@ -32,6 +32,7 @@ import { CohortError } from '../../shared/errors.ts';
 import {
   DEFAULT_ORDERS,
   DpEventSchema,
+  gaussianEvent,
   RdpAccountant,
   rdpOfEvent,
   type DpEvent,
@@ -40,6 +41,7 @@ import {
 import { epsilonWithShortDraws, shortDrawProbability } from '../../shared/privacy/conditioning.ts';
 import { describeEvent, mechanismOf } from '../../shared/privacy/describe.ts';
 import type { RoundPrivacy } from '../../shared/protocol/index.ts';
+import { statsSensitivity } from '../../shared/evaluation/index.ts';
 import type { Rng } from '../../shared/random.ts';
 import type { LedgerEntry, LedgerRow } from '../store/index.ts';
 import type { JobConfig } from './config.ts';
@@ -78,6 +80,20 @@ export interface RoundNoise {
   centralStddev?: number;
   /** Local: σ = z·C each client adds; distributed: each client's share, so the sum over minSurvivors carries z·sensitivity. */
   clientStddev?: number;
+}
+
+/** The noise of one evaluation's statistics and the event it is accounted as (one plan, both uses). */
+export interface EvaluationNoisePlan {
+  event: DpEvent;
+  /** z = σ / Δ as configured (health.dp.noiseMultiplier). */
+  noiseMultiplier: number;
+  /** Δ: one client's L2 sensitivity of the weighted statistics (add or remove one client). */
+  sensitivity: number;
+  /** σ the coordinator adds to every coordinate of the weighted sum. */
+  stddev: number;
+  evaluators: number;
+  population: number;
+  maxExamples: number;
 }
 
 export interface RoundPlan {
@@ -376,6 +392,71 @@ export class PrivacyController {
     this.coordinator.compose(plan.coordinatorEvent);
     plan.coordinatorAccounted = true;
     this.spent = this.evaluate(this.published.rdp(), this.shortDrawMass, this.coordinator.rdp());
+  }
+
+  /**
+   * A DP job's evaluation statistics (health.dp, central mode): the Gaussian mechanism on the weighted
+   * statistics vector (shared/evaluation/private-stats.ts), planned once — σ = z·Δ is what the
+   * coordinator adds, and the event (z, or z/2 under replace-one, where one client's change is 2Δ) is
+   * what the ledger accounts. Released to model consumers (the published metrics); the coordinator is
+   * trusted in central mode. Evaluators are not sampled with an amplification claim: the event is
+   * unsampled. Returns a reason instead when it would take the job past its budget.
+   */
+  evaluationPlan(noiseMultiplier: number, maxExamples: number, evaluators: number, population: number): EvaluationNoisePlan | { exhausted: string } {
+    const sensitivity = statsSensitivity(maxExamples);
+    const event = gaussianEvent(this.relation === 'replaceOne' ? noiseMultiplier / 2 : noiseMultiplier);
+    const plan: EvaluationNoisePlan = { event, noiseMultiplier, sensitivity, stddev: noiseMultiplier * sensitivity, evaluators, population, maxExamples };
+    const after = this.evaluate(this.withPublished(event), this.shortDrawMass, this.coordinator?.rdp() ?? null);
+    if (!Number.isFinite(after.epsilon)) return { exhausted: 'the evaluation\'s ε cannot be bounded' };
+    const budget = this.dp.budget;
+    if (budget && after.epsilon > budget.epsilon) {
+      return { exhausted: `noised evaluation statistics would raise ε from ${this.epsilonSpent.toFixed(4)} to ${after.epsilon.toFixed(4)}, past the budget ε=${budget.epsilon}` };
+    }
+    return plan;
+  }
+
+  /** The ledger row of an evaluation's noised statistics (cumulative ε includes it). */
+  evaluationEntry(plan: EvaluationNoisePlan, responders: number): LedgerEntry {
+    const after = this.evaluate(this.withPublished(plan.event), this.shortDrawMass, this.coordinator?.rdp() ?? null);
+    const sampling = this.config.sampling;
+    return {
+      mode: this.dp.mode as Exclude<DpMode, 'off'>,
+      mechanism: mechanismOf(plan.event),
+      sampling: sampling.mode,
+      samplingRate: Math.min(1, Math.max(plan.evaluators, 1) / Math.max(plan.population, 1)),
+      population: Math.max(1, plan.population),
+      cohortSize: plan.evaluators,
+      survivors: responders,
+      noiseMultiplier: plan.noiseMultiplier,
+      clipNorm: plan.sensitivity,
+      event: plan.event,
+      coordinatorEvent: null,
+      shortDrawProbability: 0,
+      audience: this.audience,
+      epsilon: after.epsilon,
+      epsilonPublished: after.published,
+      epsilonCoordinator: after.coordinator,
+      delta: this.delta,
+      rdpOrder: Number.isFinite(after.order) ? after.order : null,
+      trust:
+        `${TRUST.central}; evaluation statistics: each client's statistics count at most ${plan.maxExamples} examples, weighted so one client ` +
+        `moves them by at most Δ = ${plan.sensitivity.toPrecision(6)} in L2 (the ledger's clip_norm column); the coordinator adds N(0, (z·Δ)²), ` +
+        `z = ${plan.noiseMultiplier}, to their sum before anything is published; released to model consumers: ${describeEvent(plan.event)} ` +
+        '(unsampled: no amplification claimed for the choice of evaluators); per-client and per-group figures are not published',
+    };
+  }
+
+  /** After the evaluation's row is written: its event is spent. */
+  evaluationReleased(plan: EvaluationNoisePlan): void {
+    this.published.compose(plan.event);
+    this.spent = this.evaluate(this.published.rdp(), this.shortDrawMass, this.coordinator?.rdp() ?? null);
+  }
+
+  private withPublished(event: DpEvent): Float64Array {
+    const curve = this.published.rdp();
+    const added = rdpOfEvent(event, this.published.orders(), { neighboringRelation: this.relation });
+    for (let i = 0; i < curve.length; i++) curve[i] += added[i];
+    return curve;
   }
 
   /** After a successful commit: the round's events are spent; adaptive clipping moves C. */

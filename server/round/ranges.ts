@@ -10,6 +10,7 @@
  */
 import { CohortError } from '../../shared/errors.ts';
 import { ErrorCode, type EvalResult, type Hello, type Update } from '../../shared/protocol/index.ts';
+import { inconsistency, PER_EXAMPLE_MAX, type HealthRequest } from '../../shared/evaluation/index.ts';
 
 export interface ValueLimits {
   /** numExamples of hello, update and eval_result. */
@@ -67,4 +68,49 @@ export function checkEvalResult(msg: EvalResult, limits: ValueLimits): void {
   checkExamples('eval_result', msg.numExamples, limits);
   checkMetric('eval_result', 'loss', msg.loss, limits);
   checkMetric('eval_result', 'accuracy', msg.accuracy, limits);
+}
+
+/**
+ * Throws OUT_OF_RANGE unless `msg.health` is statistics an honest client could have sent for this
+ * request: asked for, for the job's class count, for exactly `numExamples` examples, internally
+ * consistent (shared/evaluation `inconsistency`), temperature NLLs one per asked T within −ln 1e-7 per
+ * example, a drift sketch of the asked shape counting every example once per feature.
+ */
+export function checkEvalHealth(msg: EvalResult, request: HealthRequest | undefined, numClasses: number | undefined): void {
+  const h = msg.health;
+  if (!h) return;
+  const fail = (what: string) => {
+    throw outOfRange(`eval_result.health: ${what}`.slice(0, 512), { field: 'health' });
+  };
+  if (!request) fail('statistics were not asked for');
+  const req = request!;
+  const n = msg.numExamples;
+  for (const [name, s] of [['stats', h.stats], ['calibrated', h.calibrated]] as const) {
+    if (!s) continue;
+    if (numClasses !== undefined && s.numClasses !== numClasses) fail(`${name} of ${s.numClasses} classes, the model has ${numClasses}`);
+    const expected = Math.min(n, req.maxExamples ?? Infinity);
+    if (s.count !== expected) fail(`${name} count ${s.count} is not ${req.maxExamples === undefined ? 'numExamples' : 'min(numExamples, maxExamples)'} ${expected}`);
+    const why = inconsistency(s);
+    if (why) fail(`${name}: ${why}`);
+  }
+  if (h.calibrated && req.temperature === undefined) fail('calibrated statistics were not asked for');
+  const temps = req.temperatures ?? [];
+  if (h.temperatureNll) {
+    if (h.temperatureNll.length !== temps.length) fail(`${h.temperatureNll.length} temperature NLLs for ${temps.length} temperatures`);
+    h.temperatureNll.forEach((x, i) => {
+      if (x > PER_EXAMPLE_MAX.nll * h.stats.count) fail(`temperatureNll[${i}] ${x} above −ln 1e-7 per example`);
+    });
+  }
+  if (h.drift) {
+    const b = req.drift;
+    if (!b) fail('a drift sketch was not asked for');
+    if (h.drift.labels.length !== h.stats.numClasses) fail(`drift labels of ${h.drift.labels.length} classes, statistics of ${h.stats.numClasses}`);
+    const total = (xs: number[]) => xs.reduce((a, x) => a + x, 0);
+    if (total(h.drift.labels) !== h.stats.count) fail(`drift labels count ${total(h.drift.labels)} examples, not ${h.stats.count}`);
+    if (h.drift.features.length !== b!.bands) fail(`${h.drift.features.length} drift features, ${b!.bands} asked`);
+    h.drift.features.forEach((f, i) => {
+      if (f.length !== b!.bins) fail(`drift feature ${i} has ${f.length} bins, ${b!.bins} asked`);
+      if (total(f) !== h.stats.count) fail(`drift feature ${i} counts ${total(f)} examples, not ${h.stats.count}`);
+    });
+  }
 }

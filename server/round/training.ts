@@ -98,14 +98,15 @@ export class TrainingRound {
   }
 
   /** Folds an accepted (range-checked) update into the running sums; the member completes. */
-  fold(member: Member, msg: Update): void {
+  fold(member: Member, msg: Update, groupWeight = 1): void {
     const plan = this.plan;
     if (plan && plan.announce.mode === 'central') {
       // Defence in depth: the sensitivity bound must not rest on the client having clipped.
       clipL2InPlace(msg.vector, plan.announce.clipNorm);
     }
-    // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples.
-    this.sum.add(msg.vector, plan ? 1 : msg.numExamples);
+    // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples, times the
+    // client's group weight (health.groupWeights; refused with DP by the config).
+    this.sum.add(msg.vector, plan ? 1 : msg.numExamples * groupWeight);
     this.examples += msg.numExamples;
     this.bitSum += msg.clipBit ?? 0;
     this.lossSum += (msg.metrics.loss ?? 0) * msg.numExamples;
@@ -211,6 +212,8 @@ export interface TrainingPhaseContext {
   training: () => boolean;
   /** The attempt closed (everyone answered, the deadline passed, or SecAgg finished): commit or abort it. */
   closed: (round: TrainingRound, secaggAbort?: string) => void;
+  /** FedAvg weight factor of a client's update from its declared groups (1 without reweighting). */
+  groupWeight?: (clientId: string) => number;
 }
 
 export class TrainingPhase {
@@ -250,7 +253,7 @@ export class TrainingPhase {
       this.ctx.log.warn({ client: client.clientId, round: msg.round }, 'update out of range; the client is excluded from the round');
       return this.closeIfSettled();
     }
-    round.fold(member, msg);
+    round.fold(member, msg, this.ctx.groupWeight?.(client.clientId) ?? 1);
     this.ctx.log.debug({ client: client.clientId, round: msg.round, examples: msg.numExamples }, 'update folded in');
     this.ctx.failpoint('collect', msg.round);
     this.closeIfSettled();

@@ -15,19 +15,20 @@ interface EvaluationSql {
   accuracy: number;
   num_examples: number;
   clients: number;
+  health: string | null;
 }
 
 function prepare(db: Database.Database) {
   return {
     upsert: db.prepare(
-      `INSERT INTO evaluations (job_id, round, kind, loss, accuracy, num_examples, clients, recorded_at)
-       VALUES (@jobId, @round, @kind, @loss, @accuracy, @numExamples, @clients, @now)
+      `INSERT INTO evaluations (job_id, round, kind, loss, accuracy, num_examples, clients, health, recorded_at)
+       VALUES (@jobId, @round, @kind, @loss, @accuracy, @numExamples, @clients, @health, @now)
        ON CONFLICT (job_id, round, kind) DO UPDATE SET
          loss = excluded.loss, accuracy = excluded.accuracy, num_examples = excluded.num_examples,
-         clients = excluded.clients, recorded_at = excluded.recorded_at`,
+         clients = excluded.clients, health = excluded.health, recorded_at = excluded.recorded_at`,
     ),
     list: db.prepare<[string], EvaluationSql>(
-      `SELECT round, kind, loss, accuracy, num_examples, clients FROM evaluations
+      `SELECT round, kind, loss, accuracy, num_examples, clients, health FROM evaluations
         WHERE job_id = ? ORDER BY round, kind`,
     ),
   };
@@ -54,6 +55,7 @@ export class EvaluationsRepository {
       accuracy: v.finite('accuracy', ev.accuracy),
       numExamples: v.count('numExamples', ev.numExamples),
       clients: v.count('clients', ev.clients),
+      health: ev.health === undefined ? null : JSON.stringify(ev.health),
       now: this.now(),
     };
     this.jobs.withJob(params.jobId, () => this.st.upsert.run(params));
@@ -67,6 +69,7 @@ export class EvaluationsRepository {
       accuracy: r.accuracy,
       numExamples: r.num_examples,
       clients: r.clients,
+      ...(r.health === null ? {} : { health: JSON.parse(r.health) as EvaluationRecord['health'] }),
     }));
   }
 }

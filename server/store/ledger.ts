@@ -71,6 +71,11 @@ export class LedgerRepository {
     this.st.insert.run({ jobId, round, ...entry, now, status: attempt === undefined ? 'committed' : 'attempt', attempt: attempt ?? null });
   }
 
+  /** Inside the evaluation-record transaction only (store.recordEvaluation): a DP job's noised evaluation statistics. */
+  appendEvaluation(jobId: string, round: number, entry: LedgerParams, now: number): void {
+    this.st.insert.run({ jobId, round, ...entry, now, status: 'evaluation', attempt: null });
+  }
+
   /** The privacy ledger of a job, one row per release (committed rounds and attempts' releases to the coordinator), in order. */
   list(jobId: string): LedgerRow[] {
     return this.st.list.all(v.nonEmptyString('jobId', jobId)).map(toLedgerRow);

@@ -306,6 +306,54 @@ CREATE TABLE client_certificates (
 CREATE INDEX client_certificates_by_client ON client_certificates(client_id);
 `;
 
+/**
+ * v7: model health (issue 18).
+ * - `evaluations.health`: the evaluation's health report as JSON (metrics from the evaluators' summed
+ *   statistics, calibration, fairness, drift, criteria); NULL for evaluations without statistics and for
+ *   every row written before v7, which read as they always did.
+ * - `privacy_ledger.status` may be 'evaluation': a DP job's noised evaluation statistics, released with
+ *   the evaluation record in one transaction. SQLite cannot alter a CHECK, so the table is rebuilt (as in
+ *   v4; rows copied unchanged, column for column).
+ */
+const V7 = `
+ALTER TABLE evaluations ADD COLUMN health TEXT CHECK (health IS NULL OR json_valid(health));
+
+CREATE TABLE privacy_ledger_v7 (
+  job_id                 TEXT    NOT NULL,
+  seq                    INTEGER NOT NULL CHECK (seq >= 1),
+  round                  INTEGER NOT NULL CHECK (round >= 1),
+  status                 TEXT    NOT NULL CHECK (status IN ('committed','attempt','evaluation')),
+  attempt                INTEGER CHECK (attempt IS NULL OR attempt >= 1),
+  mode                   TEXT    NOT NULL CHECK (mode IN ('central','local','distributed')),
+  mechanism              TEXT    NOT NULL,
+  sampling               TEXT    NOT NULL CHECK (sampling IN ('poisson','fixed')),
+  sampling_rate          REAL    NOT NULL CHECK (sampling_rate > 0 AND sampling_rate <= 1),
+  population             INTEGER NOT NULL CHECK (population >= 1),
+  cohort_size            INTEGER NOT NULL CHECK (cohort_size >= 0),
+  survivors              INTEGER NOT NULL CHECK (survivors >= 0),
+  noise_multiplier       REAL    NOT NULL CHECK (noise_multiplier >= 0),
+  clip_norm              REAL    NOT NULL CHECK (clip_norm > 0),
+  event                  TEXT,
+  coordinator_event      TEXT,
+  short_draw_probability REAL    NOT NULL DEFAULT 0 CHECK (short_draw_probability >= 0 AND short_draw_probability <= 1),
+  audience               TEXT    NOT NULL CHECK (audience IN ('coordinator','published')),
+  epsilon                REAL    NOT NULL CHECK (epsilon >= 0),
+  epsilon_published      REAL    CHECK (epsilon_published IS NULL OR epsilon_published >= 0),
+  epsilon_coordinator    REAL    CHECK (epsilon_coordinator IS NULL OR epsilon_coordinator >= 0),
+  delta                  REAL    NOT NULL CHECK (delta > 0 AND delta < 1),
+  rdp_order              REAL,
+  trust                  TEXT    NOT NULL,
+  recorded_at            INTEGER NOT NULL,
+  PRIMARY KEY (job_id, seq),
+  CHECK (event IS NOT NULL OR coordinator_event IS NOT NULL),
+  CHECK ((status = 'attempt') = (attempt IS NOT NULL))
+) STRICT;
+INSERT INTO privacy_ledger_v7 SELECT * FROM privacy_ledger;
+DROP TABLE privacy_ledger;
+ALTER TABLE privacy_ledger_v7 RENAME TO privacy_ledger;
+CREATE UNIQUE INDEX privacy_ledger_committed ON privacy_ledger(job_id, round) WHERE status = 'committed';
+`;
+
 /** Ordered schema steps; append new ones at the end. */
 export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V1),
@@ -314,6 +362,7 @@ export const MIGRATIONS: readonly ((db: Database.Database) => void)[] = [
   (db) => db.exec(V4),
   (db) => db.exec(V5),
   (db) => db.exec(V6),
+  (db) => db.exec(V7),
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

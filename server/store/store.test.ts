@@ -152,6 +152,43 @@ describe('CohortStore: files and schema', () => {
     store = v4;
   });
 
+  it('migrates a v6 database to v7: ledger rows (and attempts) kept column for column, evaluations gain health, evaluation rows allowed', () => {
+    store.close();
+    fs.rmSync(path.join(dir, 'cohort.db'));
+    const raw = new Database(path.join(dir, 'cohort.db'));
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('foreign_keys = OFF');
+    for (const m of MIGRATIONS.slice(0, 6)) m(raw);
+    raw.pragma('user_version = 6');
+    raw.prepare(`INSERT INTO jobs VALUES ('j', '{}', 'h', 'running', NULL, 1, 1, 1)`).run();
+    raw.prepare(`INSERT INTO rounds (job_id, round, started_at, ended_at, cohort_size, survivors, dropouts, num_examples, committed_at)
+                 VALUES ('j', 1, 1, 2, 3, 3, 0, 30, 2)`).run();
+    const ev = JSON.stringify({ kind: 'gaussian', noiseMultiplier: 4 });
+    const ins = raw.prepare(`INSERT INTO privacy_ledger VALUES ('j', ?, 1, ?, ?, 'local', 'gaussian', 'fixed', 0.3, 10, 3, 3, 4, 1, NULL, ?, 0, 'coordinator', ?, NULL, ?, 1e-5, 3, 'old', 5)`);
+    ins.run(1, 'attempt', 1, ev, 0.4, 0.4);
+    ins.run(2, 'committed', null, ev, 0.5, 0.5);
+    raw.prepare(`INSERT INTO evaluations (job_id, round, kind, loss, accuracy, num_examples, clients, recorded_at) VALUES ('j', 1, 'federated', 0.5, 0.8, 30, 3, 9)`).run();
+    expect(() => ins.run(3, 'evaluation', null, ev, 0.6, 0.6)).toThrow(/CHECK/);
+    raw.close();
+    const v7 = open();
+    expect(v7.listLedger('j').map((r) => [r.seq, r.status, r.attempt, r.epsilon])).toEqual([
+      [1, 'attempt', 1, 0.4],
+      [2, 'committed', null, 0.5],
+    ]);
+    expect(v7.listEvaluations('j')).toEqual([{ round: 1, kind: 'federated', loss: 0.5, accuracy: 0.8, numExamples: 30, clients: 3 }]);
+    const entry = { ...v7.listLedger('j')[1], event: { kind: 'gaussian', noiseMultiplier: 1 }, coordinatorEvent: null, epsilon: 0.7 };
+    v7.recordEvaluation('j', 1, { kind: 'federated', loss: 0.4, accuracy: 0.9, numExamples: 30, clients: 3 }, entry);
+    expect(v7.listLedger('j').map((r) => [r.seq, r.status, r.attempt])).toEqual([
+      [1, 'attempt', 1],
+      [2, 'committed', null],
+      [3, 'evaluation', null],
+    ]);
+    const peek = new Database(path.join(dir, 'cohort.db'), { readonly: true });
+    expect(peek.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    peek.close();
+    store = v7;
+  });
+
   it('refuses a database written by a newer schema', () => {
     store.close();
     const raw = new Database(path.join(dir, 'cohort.db'));

@@ -22,7 +22,7 @@ import { AuditRepository } from './audit.ts';
 import { ClientsRepository } from './clients.ts';
 import { EvaluationsRepository } from './evaluations.ts';
 import { JobsRepository } from './jobs.ts';
-import { LedgerRepository } from './ledger.ts';
+import { LedgerRepository, ledgerParams } from './ledger.ts';
 import { migrate } from './migrations.ts';
 import { RoundsRepository } from './rounds.ts';
 import { TagsRepository } from './tags.ts';
@@ -43,6 +43,7 @@ import type {
   EvaluationRecord,
   JobRow,
   JobStatus,
+  LedgerEntry,
   LedgerRow,
   ParticipationEntry,
   RoundAttemptRow,
@@ -62,6 +63,7 @@ export class CohortStore {
   private readonly jobs: JobsRepository;
   private readonly rounds: RoundsRepository;
   private readonly ledger: LedgerRepository;
+  private readonly now: () => number;
   private readonly evaluations: EvaluationsRepository;
   private readonly clients: ClientsRepository;
   private readonly tokens: TokensRepository;
@@ -74,6 +76,7 @@ export class CohortStore {
     this.path = file;
     this.db = db;
     const now = opts.now ?? Date.now;
+    this.now = now;
     this.jobs = new JobsRepository(db, now);
     this.ledger = new LedgerRepository(db);
     this.rounds = new RoundsRepository(db, {
@@ -197,9 +200,20 @@ export class CohortStore {
 
   // ---- evaluation (evaluations.ts) -----------------------------------------------------------------------
 
-  /** Stores (or replaces) the evaluation of `round`'s model; round 0 is the initial model. */
-  recordEvaluation(jobId: string, round: number, ev: EvaluationRecord): void {
-    this.evaluations.record(jobId, round, ev);
+  /**
+   * Stores (or replaces) the evaluation of `round`'s model; round 0 is the initial model. A DP job's
+   * noised statistics come with their ledger row (`ledger`): both are written in one transaction, so an
+   * evaluation whose privacy cost is not recorded is never stored or served.
+   */
+  recordEvaluation(jobId: string, round: number, ev: EvaluationRecord, ledger?: LedgerEntry): void {
+    if (!ledger) return this.evaluations.record(jobId, round, ev);
+    const params = ledgerParams(ledger);
+    this.db
+      .transaction(() => {
+        this.ledger.appendEvaluation(jobId, round, params, this.now());
+        this.evaluations.record(jobId, round, ev);
+      })
+      .immediate();
   }
 
   listEvaluations(jobId: string): (EvaluationRecord & { round: number })[] {

@@ -1,4 +1,5 @@
 /** Rows the store reads and writes. Times are ms since the Unix epoch. */
+import type { HealthReport } from '../../shared/evaluation/index.ts';
 import { DP_MODES as ALL_DP_MODES, type DpMode } from '../../shared/dp/modes.ts';
 
 export const JOB_STATUSES = ['created', 'queued', 'running', 'paused', 'completed', 'failed', 'stopped', 'budget_exhausted'] as const;
@@ -47,6 +48,8 @@ export interface EvaluationRecord {
   numExamples: number;
   clients: number;
   kind: EvaluationKind;
+  /** Model health from the evaluators' additive statistics (schema v7), when they were asked for. */
+  health?: HealthReport;
 }
 
 export interface RoundRow extends RoundRecord {
@@ -103,7 +106,7 @@ export interface LedgerRow extends LedgerEntry {
   seq: number;
   round: number;
   /** 'attempt': a release to the coordinator written ahead by an attempt (its attempt number is set), committed or not. */
-  status: 'committed' | 'attempt';
+  status: 'committed' | 'attempt' | 'evaluation';
   attempt: number | null;
   recordedAt: number;
 }

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { ModelSpecSchema } from '../model/spec.ts';
 import { CertificateSchema } from '../identity/certificate.ts';
+import { GroupsSchema, HealthReportSchema, HealthRequestSchema } from '../evaluation/schema.ts';
 
 const b64url = (bytes: number) => z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes, base64url`);
 
@@ -113,6 +114,10 @@ export const EvalResultSchema = z
     numExamples: count,
     loss: finite,
     accuracy: finite.pipe(z.number().min(0).max(1)),
+    /** Additive evaluation statistics (shared/evaluation), present iff `evaluate.health` asked for them. */
+    health: HealthReportSchema.optional(),
+    /** The client's declared group attributes (fairness), e.g. { region: "eu" }. */
+    groups: GroupsSchema.optional(),
   })
   .strict();
 
@@ -185,6 +190,8 @@ export const EvaluateHeaderSchema = z
     model: ModelSpecSchema,
     batchSize: z.number().int().min(1).max(1 << 16),
     timeoutMs: z.number().int().positive(),
+    /** Ask for additive statistics (and temperature NLLs, a drift sketch) besides loss and accuracy. */
+    health: HealthRequestSchema.optional(),
   })
   .strict();
 
