@@ -3,3 +3,4 @@ export { buildModel, ModelSpecError } from './build.ts';
 export { buildZooModel } from './zoo.ts';
 export * from './weights.ts';
 export { weightsChecksum, weightsChecksumPortable } from './checksum.ts';
+export * from './quantize.ts';
