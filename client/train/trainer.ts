@@ -30,6 +30,8 @@ export interface TrainingConfig {
   proxMu: number;
   /** Seeds the per-epoch shuffles; default: random. */
   seed?: number;
+  /** Layers not to train (a frozen base, issue 19): their weights come back unchanged, their delta zero. */
+  frozen?: readonly string[];
 }
 
 export interface TrainResult {
@@ -279,6 +281,8 @@ export class LocalTrainer {
     const model = await this.ready();
     this.checkTrainable(model);
     setFlatWeights(model, globalWeights);
+    const frozen = new Set(cfg.frozen ?? []);
+    for (const layer of model.layers) layer.trainable = !frozen.has(layer.name);
     const batches = new BatchMaker(model, data);
     const optimizer = tf.train.sgd(cfg.learningRate);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);

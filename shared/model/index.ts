@@ -4,3 +4,4 @@ export { buildZooModel } from './zoo.ts';
 export * from './weights.ts';
 export { weightsChecksum, weightsChecksumPortable } from './checksum.ts';
 export * from './quantize.ts';
+export * from './transfer.ts';
