@@ -7,7 +7,7 @@ import { CohortError } from '../../shared/errors.ts';
 import { createServerOptimizer, type ServerOptimizer } from '../../shared/fl/index.ts';
 import { isAllFinite } from '../../shared/fl/aggregate.ts';
 import type { Logger } from '../../shared/log.ts';
-import { gatherTrainable, modelLayers, scatterTrainable, weightsChecksum, type TrainableSelection } from '../../shared/model/index.ts';
+import { gatherTrainable, layerOfWeight, modelLayers, pruneByMagnitude, scatterTrainable, sparsityAt, weightsChecksum, type TrainableSelection, type WeightManifest } from '../../shared/model/index.ts';
 import type { CohortStore, JobRow, JobStatus, RoundRecord } from '../store/index.ts';
 import type { Failpoint } from '../failpoints.ts';
 import { configHash, JobConfigSchema, type JobConfig } from './config.ts';
@@ -40,6 +40,7 @@ export class JobModel {
     readonly privacy: PrivacyController,
     /** The trainable weights (all of them without `transfer`): updates, sums and the optimizer have this dimension. */
     readonly selection: TrainableSelection,
+    private readonly manifest: WeightManifest,
   ) {}
 
   /** Loads (or creates) the job and its latest checkpoint; refuses a changed config or a corrupt checkpoint. */
@@ -55,7 +56,8 @@ export class JobModel {
     let weights: Float32Array;
     let round = 0;
     let optimizer: ServerOptimizer;
-    const selection = selectionOf(config, modelLayers(config.model).manifest);
+    const { manifest } = modelLayers(config.model);
+    const selection = selectionOf(config, manifest);
     if (checkpoint) {
       weights = checkpoint.weights;
       round = checkpoint.round;
@@ -77,7 +79,7 @@ export class JobModel {
     const lastClipNormNext = store.listRounds(id).at(-1)?.metrics?.clipNormNext;
     const privacy = new PrivacyController(config, store.listLedger(id), lastClipNormNext);
     if (privacy.enabled) log.info({ epsilon: privacy.epsilonSpent, delta: privacy.delta, mode: config.dp.mode }, 'privacy ledger loaded');
-    return new JobModel(config, store, log, job, weights, weightsChecksum(weights), round, optimizer, privacy, selection);
+    return new JobModel(config, store, log, job, weights, weightsChecksum(weights), round, optimizer, privacy, selection, manifest);
   }
 
   /**
@@ -163,6 +165,14 @@ export class JobModel {
       return false;
     }
     if (!whole) scatterTrainable(next, trainable, this.selection);
+    const prune = this.config.prune;
+    if (prune && round.round >= prune.startRound) {
+      // Magnitude pruning of the trainable kernels (post-processing: no privacy cost); zeros stay zero.
+      const frozen = new Set(this.selection.frozenLayers);
+      const layers = new Set(this.manifest.map((w) => layerOfWeight(w.name)).filter((l) => !frozen.has(l)));
+      const { zeros, size } = pruneByMagnitude(next, this.manifest, sparsityAt(prune, round.round), layers);
+      this.log.info({ round: round.round, sparsity: size ? zeros / size : 0 }, 'pruned');
+    }
     const checksum = weightsChecksum(next);
     const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;
     if (plan) record.metrics = { clipNorm: plan.announce.clipNorm, ...(clipNormNext === undefined ? {} : { clipNormNext }) };

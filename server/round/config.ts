@@ -85,6 +85,19 @@ export const JobConfigSchema = z
       .prefault({}),
     optimizer: ServerOptimizerConfigSchema.prefault({ name: 'fedavg' }),
     transfer: TransferSchema.optional(),
+    /**
+     * Magnitude pruning of the global model (shared/model/prune.ts, Han et al. 2015) on the gradual
+     * schedule of Zhu & Gupta 2017: each trainable kernel reaches `sparsity` at `endRound`; later rounds
+     * fine-tune the survivors. Post-processing of the released model: no privacy cost.
+     */
+    prune: z
+      .object({
+        sparsity: z.number().min(0).lt(1),
+        startRound: z.number().int().min(1).default(1),
+        endRound: z.number().int().min(1),
+      })
+      .strict()
+      .optional(),
     /** Differential privacy (shared/dp): mode, noise multiplier z, clip norm C, budget (ε, δ). */
     dp: DpConfigSchema.prefault({ mode: 'off' }),
     /** Secure aggregation (SecAgg+): the coordinator learns only the sum of the cohort's updates. */
@@ -182,6 +195,9 @@ export const JobConfigSchema = z
       if (cfg.minClients < 2) {
         ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients per round' });
       }
+    }
+    if (cfg.prune && (cfg.prune.endRound < cfg.prune.startRound || cfg.prune.endRound > cfg.rounds)) {
+      ctx.addIssue({ code: 'custom', path: ['prune', 'endRound'], message: `must be in [startRound (${cfg.prune.startRound}), rounds (${cfg.rounds})]` });
     }
     if (cfg.transfer) {
       const t = cfg.transfer;

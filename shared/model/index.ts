@@ -5,3 +5,4 @@ export * from './weights.ts';
 export { weightsChecksum, weightsChecksumPortable } from './checksum.ts';
 export * from './quantize.ts';
 export * from './transfer.ts';
+export * from './prune.ts';

@@ -6,7 +6,8 @@
  * - every update the coordinator received has the trainable dimension (603 of 45,003 weights), and the
  *   bytes each client's engine.io socket wrote in the round are counted: under 1/10 of one full update;
  * - with SecAgg and distributed DP, the masked vectors and the ledger's DP event have the trainable
- *   dimension (603, not 45,003).
+ *   dimension (603, not 45,003);
+ * - magnitude pruning to 90% with fine-tuning rounds reaches the requested sparsity in every kernel.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import { TfjsTask } from '../../client/train/task.ts';
 import type { Dataset } from '../../client/data/dataset.ts';
 import { startCoordinator, type Coordinator } from '../../server/coordinator.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
-import { gatherTrainable, modelLayers, trainableSelection } from '../../shared/model/index.ts';
+import { gatherTrainable, kernelSparsity, modelLayers, trainableSelection } from '../../shared/model/index.ts';
 import type { ClientMessage } from '../../shared/protocol/index.ts';
 import { seededRng } from '../../shared/random.ts';
 import { testIdentity } from '../support/identity.ts';
@@ -154,5 +155,21 @@ describe('transfer learning with a frozen base over Socket.IO', () => {
     const dims = [...JSON.stringify(ledger).matchAll(/"dimension":(\d+)/g)].map((m) => Number(m[1]));
     expect(dims.length).toBeGreaterThan(0);
     for (const d of dims) expect(d).toBe(HEAD);
+  });
+
+  it('prunes the global model to the requested sparsity on the schedule, then fine-tunes at it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cohort-prune-'));
+    const r = await run(dataDir, { ...common, id: 'pruned', rounds: 4, prune: { sparsity: 0.9, startRound: 1, endRound: 2 }, evaluation: { every: 0 } }, 3);
+    const store = r.coordinator.store;
+    expect(store.getJob('pruned')!.status).toBe('completed');
+    const { manifest } = modelLayers(MODEL);
+    const sparsity = store.checkpointRounds('pruned').map((round) => kernelSparsity(store.checkpoint('pruned', round)!.weights, manifest));
+    // kept: rounds 2–4; round 2 reached 0.9, rounds 3 and 4 fine-tuned (and were re-pruned) at it
+    expect(store.checkpointRounds('pruned')).toEqual([2, 3, 4]);
+    for (const s of sparsity) expect(s).toBeGreaterThanOrEqual(0.9);
+    for (const s of sparsity) expect(s).toBeLessThan(0.901);
+    const last = store.checkpoint('pruned', 4)!.weights;
+    expect(last).not.toEqual(store.checkpoint('pruned', 3)!.weights); // fine-tuning moved the survivors
+    expect(() => parseJobConfig({ ...common, prune: { sparsity: 0.5, endRound: 9 } })).toThrow(/prune.endRound: must be in \[startRound \(1\), rounds \(1\)\]/);
   });
 });
