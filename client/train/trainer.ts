@@ -282,7 +282,10 @@ export class LocalTrainer {
     this.checkTrainable(model);
     setFlatWeights(model, globalWeights);
     const frozen = new Set(cfg.frozen ?? []);
-    for (const layer of model.layers) layer.trainable = !frozen.has(layer.name);
+    for (const layer of model.layers) {
+      const trainable = !frozen.has(layer.name);
+      if (layer.trainable !== trainable) layer.trainable = trainable;
+    }
     const batches = new BatchMaker(model, data);
     const optimizer = tf.train.sgd(cfg.learningRate);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
