@@ -29,7 +29,8 @@ export const FLAGS = {
   labels: { type: 'string', default: '20', help: 'labelled examples per client' },
   rounds: { type: 'string', default: '30', help: 'rounds of DP-FedAvg' },
   fraction: { type: 'string', default: '0.2', help: 'fraction of clients per round' },
-  lr: { type: 'string', default: '0.05', help: 'client learning rate' },
+  lr: { type: 'string', default: '0.1', help: 'client learning rate' },
+  epochs: { type: 'string', default: '5', help: 'local epochs E (few labels per client: several passes)' },
   noise: { type: 'string', default: '0.3', help: 'noise multiplier z (central DP; 0: no DP)' },
   clip: { type: 'string', default: '1', help: 'clip norm C' },
   target: { type: 'string', default: '0.65', help: 'the test accuracy to reach' },
@@ -66,7 +67,7 @@ interface AtTarget {
 export async function run(args: string[]): Promise<number> {
   const flags: Flags = parseFlags(args, FLAGS as never);
   if (flags.quick) {
-    Object.assign(flags, { clients: '10', labels: '20', rounds: '3', fraction: '0.5', 'pretrain-size': '300', 'pretrain-epochs': '1', 'test-size': '200' });
+    Object.assign(flags, { clients: '10', labels: '20', rounds: '3', fraction: '0.5', epochs: '1', 'pretrain-size': '300', 'pretrain-epochs': '1', 'test-size': '200' });
   }
   if (flags.model !== 'cnn' || flags.dataset !== 'fashion-mnist') throw new ConfigError('transfer: the experiment is the CNN on fashion-mnist (--model cnn --dataset fashion-mnist)');
   const clients = int(flags, 'clients');
@@ -95,7 +96,7 @@ export async function run(args: string[]): Promise<number> {
       sampling: { mode: 'fixed', cohortSize: cohort },
       minClients: cohort,
       minSurvivors: 1,
-      training: { epochs: 1, batchSize: 10, learningRate: num(flags, 'lr') },
+      training: { epochs: int(flags, 'epochs'), batchSize: int(flags, 'batch-size'), learningRate: num(flags, 'lr') },
       ...(noise > 0 ? { dp: { mode: 'central' as const, noiseMultiplier: noise, clipNorm: clip } } : {}),
     } as const;
     const results: SeriesResult[] = [];
