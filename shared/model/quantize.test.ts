@@ -94,13 +94,13 @@ describe('int8, per-channel affine', () => {
 describe('a trained 2NN exported as int8 and float16 (acceptance)', () => {
   it('loads with tf.loadLayersModel and agrees with float32 on ≥ 99% of 2,000 MNIST test digits', async () => {
     const spec = { zoo: 'mlp' as const };
-    const { train, test } = loadMnist({ trainSize: 4000, testSize: 2000, seed: 19 });
+    const { train, test } = loadMnist({ trainSize: 3000, testSize: 2000, seed: 19 });
     const model = buildModel(spec);
     setFlatWeights(model, initialWeights(spec, 19).weights);
     model.compile({ optimizer: tf.train.sgd(0.1), loss: 'sparseCategoricalCrossentropy' });
     const x = tf.tensor2d(train.features, [train.size, 784]);
     const y = tf.tensor1d(train.labels, 'float32');
-    await model.fit(x, y, { epochs: 3, batchSize: 32, shuffle: false, verbose: 0 });
+    await model.fit(x, y, { epochs: 2, batchSize: 32, shuffle: false, verbose: 0 });
     tf.dispose([x, y]);
     const weights = flattenWeights(model);
     expect(manifestOf(model).length).toBe(6);
@@ -129,7 +129,7 @@ describe('a trained 2NN exported as int8 and float16 (acceptance)', () => {
     if (process.env.COHORT_TEST_LOG) console.log(JSON.stringify({ accuracy, agreement }));
     expect(agreement.int8).toBeGreaterThanOrEqual(0.99);
     expect(agreement.float16).toBeGreaterThanOrEqual(0.995);
-  });
+  }, 400_000); // training on the cpu backend: generous on a loaded machine
 
   it('a float16 export loads with stock tfjs (tf.io.fromMemory, no handler of ours) to the same weights', async () => {
     const spec = { zoo: 'mlp' as const, inputShape: [30], numClasses: 4 };

@@ -28,5 +28,5 @@ describe('transfer experiment (--quick)', () => {
     expect(perRound(scratch)).toBeGreaterThanOrEqual(5 * 4 * 1_663_370);
     expect(perRound(head)).toBeLessThan(perRound(scratch) / 100);
     expect(readdirSync(join(out, dir))).toEqual(expect.arrayContaining(['accuracy.svg', 'epsilon.svg', 'target.json', 'base']));
-  });
+  }, 400_000);
 });

@@ -123,7 +123,7 @@ describe('transfer learning with a frozen base over Socket.IO', () => {
     if (process.env.COHORT_TEST_LOG) console.log(JSON.stringify({ bytesFull: base.bytesSent, bytesHead: head.bytesSent }));
     const [ledger] = store.listLedger('head').filter((r) => r.status === 'committed');
     expect(ledger).toMatchObject({ mode: 'central', survivors: 3 });
-  });
+  }, 300_000);
 
   it('with SecAgg and distributed DP: masked vectors and the ledger event have the trainable dimension', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'cohort-transfer-sa-'));
@@ -155,7 +155,7 @@ describe('transfer learning with a frozen base over Socket.IO', () => {
     const dims = [...JSON.stringify(ledger).matchAll(/"dimension":(\d+)/g)].map((m) => Number(m[1]));
     expect(dims.length).toBeGreaterThan(0);
     for (const d of dims) expect(d).toBe(HEAD);
-  });
+  }, 300_000);
 
   it('prunes the global model to the requested sparsity on the schedule, then fine-tunes at it', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'cohort-prune-'));
@@ -171,5 +171,5 @@ describe('transfer learning with a frozen base over Socket.IO', () => {
     const last = store.checkpoint('pruned', 4)!.weights;
     expect(last).not.toEqual(store.checkpoint('pruned', 3)!.weights); // fine-tuning moved the survivors
     expect(() => parseJobConfig({ ...common, prune: { sparsity: 0.5, endRound: 9 } })).toThrow(/prune.endRound: must be in \[startRound \(1\), rounds \(1\)\]/);
-  });
+  }, 300_000);
 });
