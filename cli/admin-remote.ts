@@ -199,9 +199,10 @@ export async function rollback(id: string | undefined, o: RemoteOptions): Promis
   return 0;
 }
 
-export async function download(id: string | undefined, o: RemoteOptions & { round?: string; out?: string }): Promise<number> {
+export async function download(id: string | undefined, o: RemoteOptions & { round?: string; out?: string; quantize?: string }): Promise<number> {
   if (!id) throw new ConfigError('cohort admin download needs a job id');
   if (!o.out) throw new ConfigError('--out DIR is required');
+  if (o.quantize !== undefined && o.quantize !== 'int8' && o.quantize !== 'float16') throw new ConfigError(`--quantize must be int8 or float16, got ${o.quantize}`);
   let round = o.round;
   if (round === undefined) {
     const j = (await json(o, 'GET', `/api/v1/jobs/${enc(id)}`)) as JobView;
@@ -210,12 +211,13 @@ export async function download(id: string | undefined, o: RemoteOptions & { roun
   if (!/^[1-9]\d*$/.test(round)) throw new ConfigError(`--round must be a round number, got ${round}`);
   const dir = resolve(o.out);
   mkdirSync(dir, { recursive: true });
-  const base = `/api/v1/jobs/${enc(id)}/versions/${round}`;
+  const base = `/api/v1/jobs/${enc(id)}/versions/${round}${o.quantize ? `/${o.quantize}` : ''}`;
   const model = await json(o, 'GET', `${base}/model.json`);
   const weights = new Uint8Array(await (await request(o, 'GET', `${base}/weights.bin`)).arrayBuffer());
   writeFileSync(join(dir, 'model.json'), JSON.stringify(model));
   writeFileSync(join(dir, 'weights.bin'), weights);
-  out(o.json ? `${JSON.stringify({ dir, round: Number(round), bytes: weights.length })}\n` : `job ${id} version ${round}: ${dir}/model.json and weights.bin (${weights.length} bytes)\n`);
+  const format = o.quantize ?? 'float32';
+  out(o.json ? `${JSON.stringify({ dir, round: Number(round), format, bytes: weights.length })}\n` : `job ${id} version ${round} (${format}): ${dir}/model.json and weights.bin (${weights.length} bytes)\n`);
   return 0;
 }
 

@@ -257,7 +257,7 @@ export function buildProgram(): Command {
   api(admin.command('rollback').description('move the production tag back to the previous version').argument('[id]')).action(async (id: string | undefined, o) =>
     run(async () => (await remote()).rollback(id, o as never)),
   );
-  api(admin.command('download').description('a version as a tfjs artifact (model.json + weights.bin)').argument('[id]').option('--round <r>', 'the version (default: production, else the latest)').option('--out <dir>', 'where to write it')).action(
+  api(admin.command('download').description('a version as a tfjs artifact (model.json + weights.bin)').argument('[id]').option('--round <r>', 'the version (default: production, else the latest)').option('--out <dir>', 'where to write it').option('--quantize <format>', 'int8 (per-channel affine) or float16')).action(
     async (id: string | undefined, o) => run(async () => (await remote()).download(id, o as never)),
   );
   api(

@@ -10,6 +10,7 @@ export const EXPERIMENTS: Record<string, { about: string; load: () => Promise<{ 
   'dp-fedavg': { about: 'accuracy and ε per round for several noise multipliers', load: () => import('./experiments/dp-fedavg.ts') },
   drift: { about: 'drift detection delay and false alarms (PSI on summed sketches), with and without DP noise', load: () => import('./experiments/drift.ts') },
   fairness: { about: 'group accuracy gap before/after group reweighting; ECE before/after federated temperature scaling', load: () => import('./experiments/fairness.ts') },
+  transfer: { about: 'a CNN base pretrained on MNIST, its head fine-tuned on Fashion-MNIST vs from scratch (rounds, bytes, ε to a target)', load: () => import('./experiments/transfer.ts') },
   'secagg-cost': { about: 'round time and bytes vs cohort size and dropout, with and without SecAgg', load: () => import('./experiments/secagg-cost.ts') },
 };
 

@@ -22,7 +22,7 @@ import { silentLogger, type Logger } from '../../shared/log.ts';
 import { privatiseUpdate } from './privatise.ts';
 import { SecureAggregation, type SecAggIdentity } from './secure-aggregation.ts';
 import { fromBase64Url } from '../../shared/crypto/bytes.ts';
-import { weightsChecksum, type ModelSpec } from '../../shared/model/index.ts';
+import { gatherTrainable, modelLayers, trainableSelection, weightsChecksum, type ModelSpec, type TrainableSelection } from '../../shared/model/index.ts';
 import { ed25519KeyPair, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
 import { RevocationView, signHello, type Certificate } from '../../shared/identity/index.ts';
 import type { ClientHealthReport, Groups, HealthRequest } from '../../shared/evaluation/index.ts';
@@ -325,6 +325,13 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
       return;
     }
     this.state = 'idle';
+    if (msg.training.frozen) {
+      // A frozen base: only the trainable layers' weights leave the device (shared/model/transfer.ts).
+      const sel = this.selectionFor(msg.model, msg.training.frozen);
+      if (typeof sel === 'string') return this.refuse(msg, sel);
+      if (result.delta.length !== sel.total) return this.refuse(msg, `local training returned ${result.delta.length} values, the model has ${sel.total}`);
+      result = { ...result, delta: gatherTrainable(result.delta, sel) };
+    }
     if (!isFinite32(result.delta)) return this.refuse(msg, 'local training diverged (non-finite update)');
     if (result.numExamples < 1) return this.refuse(msg, 'no local training examples');
     if (this.secagg && this.secagg.round === msg.round) {
@@ -348,6 +355,20 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     });
     this.log.info({ round: msg.round, examples: result.numExamples, ms, ...result.metrics }, 'update sent');
     this.emit('trained', { round: msg.round, numExamples: result.numExamples, metrics: result.metrics, ms });
+  }
+
+  private selection?: { key: string; value: TrainableSelection | string };
+
+  /** The trainable slice a round's frozen layers leave (cached per model and list), or why it is refused. */
+  private selectionFor(model: ModelSpec, frozen: string[]): TrainableSelection | string {
+    const key = JSON.stringify([model, frozen]);
+    if (this.selection?.key !== key) {
+      const { layers, manifest } = modelLayers(model);
+      const unknown = frozen.filter((l) => !layers.includes(l));
+      const value = unknown.length ? `frozen layers not in the model: ${unknown.join(', ')}`.slice(0, 1000) : trainableSelection(manifest, frozen);
+      this.selection = { key, value };
+    }
+    return this.selection.value;
   }
 
   private async evaluate(msg: Evaluate): Promise<void> {

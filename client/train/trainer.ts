@@ -32,6 +32,8 @@ export interface TrainingConfig {
   proxMu: number;
   /** Seeds the per-epoch shuffles; default: random. */
   seed?: number;
+  /** Layers not to train (a frozen base, issue 19): their weights come back unchanged, their delta zero. */
+  frozen?: readonly string[];
 }
 
 export interface TrainResult {
@@ -281,6 +283,11 @@ export class LocalTrainer {
     const model = await this.ready();
     this.checkTrainable(model);
     setFlatWeights(model, globalWeights);
+    const frozen = new Set(cfg.frozen ?? []);
+    for (const layer of model.layers) {
+      const trainable = !frozen.has(layer.name);
+      if (layer.trainable !== trainable) layer.trainable = trainable;
+    }
     const batches = new BatchMaker(model, data);
     const optimizer = tf.train.sgd(cfg.learningRate);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);

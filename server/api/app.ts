@@ -20,7 +20,8 @@ import { systemClock, type Clock } from '../round/clock.ts';
 import { parseJobConfig, type JobConfig } from '../round/config.ts';
 import type { RoundEngine } from '../round/engine.ts';
 import type { CohortMetrics } from '../ops/metrics.ts';
-import { exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
+import { exportSizes, exportVersion, WEIGHTS_FILE } from '../ops/export.ts';
+import { EXPORT_FORMATS, type ExportFormat } from '../../shared/model/quantize.ts';
 import { checkGates } from '../ops/gates.ts';
 import type { HealthReport } from '../../shared/evaluation/index.ts';
 import { gatesOf, modelCard, version } from '../ops/versions.ts';
@@ -85,6 +86,7 @@ const enrolBody = z
     expiresInSeconds: z.number().int().min(1).max(366 * 86_400).optional(),
   })
   .strict();
+const formatParams = z.object({ id: z.string().min(1).max(200), round: z.coerce.number().int().min(1), format: z.enum(EXPORT_FORMATS) }).strict();
 const cardQuery = z.object({ format: z.enum(['json', 'md']).optional() }).strict();
 const auditQuery = z
   .object({
@@ -353,6 +355,40 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       handler: (ctx) => {
         const { h, checkpoint } = versionOf(ctx);
         return Buffer.from(exportVersion(h.config, checkpoint.weights).weightsBin);
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/versions/:round/exports',
+      access: 'viewer',
+      summary: "a version's exports (float32, float16, int8 per-channel affine): bytes of model.json + weights.bin, raw and gzipped",
+      params: versionParams,
+      handler: (ctx) => {
+        const { h, checkpoint } = versionOf(ctx);
+        return exportSizes(h.config, checkpoint.weights);
+      },
+    },
+    {
+      method: 'GET',
+      url: '/api/v1/jobs/:id/versions/:round/:format/model.json',
+      access: 'viewer',
+      summary: "a version as a compressed tfjs artifact (format float32 | float16 | int8): float16 loads with stock tf.loadLayersModel; int8 (per-channel affine) with shared/model's artifactHandler",
+      params: formatParams,
+      handler: (ctx) => {
+        const { h, checkpoint } = versionOf(ctx);
+        return exportVersion(h.config, checkpoint.weights, ctx.params.format as ExportFormat).modelJson;
+      },
+    },
+    {
+      method: 'GET',
+      url: `/api/v1/jobs/:id/versions/:round/:format/${WEIGHTS_FILE}`,
+      access: 'viewer',
+      summary: "a compressed version's weights (little-endian; float16 halves, int8 bytes per kernel weight, float32 biases)",
+      params: formatParams,
+      produces: 'application/octet-stream',
+      handler: (ctx) => {
+        const { h, checkpoint } = versionOf(ctx);
+        return Buffer.from(exportVersion(h.config, checkpoint.weights, ctx.params.format as ExportFormat).weightsBin);
       },
     },
     {

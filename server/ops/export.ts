@@ -9,9 +9,11 @@
  * order of model.getWeights(), which is the order of the flat vector). Those are the names tfjs writes
  * in its own `model.save` and matches on load, so nothing of the mapping is repeated here.
  */
+import { gzipSync } from 'node:zlib';
 import type * as tf from '@tensorflow/tfjs';
 import { CohortError } from '../../shared/errors.ts';
 import { buildModel, manifestOf, manifestSize, type WeightManifest } from '../../shared/model/index.ts';
+import { encodeWeights, EXPORT_FORMATS, type ArtifactJson, type ExportFormat } from '../../shared/model/quantize.ts';
 import type { JobConfig } from '../round/config.ts';
 
 /** The name model.json's weights manifest points to. */
@@ -27,8 +29,12 @@ export interface ExportedModel {
   manifest: WeightManifest;
 }
 
-/** Exports a version of a job's model (`weights`: a checkpoint's flat vector, `store.checkpoint(jobId, round).weights`). */
-export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32Array): ExportedModel {
+/**
+ * Exports a version of a job's model (`weights`: a checkpoint's flat vector, `store.checkpoint(jobId, round).weights`).
+ * `format` float16 and int8 are the compressed forms of shared/model/quantize.ts (issue 19): float16 is
+ * tfjs's own manifest form; int8 (per-channel affine) needs shared/model's `artifactHandler` to load.
+ */
+export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32Array, format: ExportFormat = 'float32'): ExportedModel {
   const model = buildModel(config.model);
   let manifest: WeightManifest;
   let topology: tf.io.ModelJSON['modelTopology'];
@@ -45,9 +51,19 @@ export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32
       actual: weights.length,
     });
   }
-  // The bytes as they are (bit for bit, NaN payloads included), swapped on a big-endian host.
-  const weightsBin = new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength).slice();
-  if (!LITTLE_ENDIAN) for (let i = 0; i < weightsBin.length; i += 4) weightsBin.subarray(i, i + 4).reverse();
+  let weightsBin: Uint8Array;
+  let specs: tf.io.WeightsManifestEntry[];
+  if (format === 'float32') {
+    // The bytes as they are (bit for bit, NaN payloads included), swapped on a big-endian host.
+    weightsBin = new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength).slice();
+    if (!LITTLE_ENDIAN) for (let i = 0; i < weightsBin.length; i += 4) weightsBin.subarray(i, i + 4).reverse();
+    specs = manifest.map(({ name, shape }) => ({ name, shape: [...shape], dtype: 'float32' as const }));
+  } else {
+    const encoded = encodeWeights(weights, manifest, format);
+    weightsBin = encoded.bytes;
+    // int8 entries carry a quantization dtype tfjs's type does not list (see quantize.ts).
+    specs = encoded.specs as unknown as tf.io.WeightsManifestEntry[];
+  }
   const modelJson: tf.io.ModelJSON = {
     modelTopology: topology,
     format: 'layers-model',
@@ -56,9 +72,36 @@ export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32
     weightsManifest: [
       {
         paths: [WEIGHTS_FILE],
-        weights: manifest.map(({ name, shape }) => ({ name, shape: [...shape], dtype: 'float32' as const })),
+        weights: specs,
       },
     ],
   };
   return { modelJson, weightsBin, manifest };
 }
+
+export interface ExportSize {
+  format: ExportFormat;
+  /** model.json + weights.bin, as served. */
+  bytes: number;
+  /** The same two files gzipped (level 9), as a CDN or HTTP compression would ship them. */
+  gzipBytes: number;
+  weightsBytes: number;
+}
+
+/** The sizes of a version's exports in every format, raw and gzipped. */
+export function exportSizes(config: Pick<JobConfig, 'model'>, weights: Float32Array): ExportSize[] {
+  return EXPORT_FORMATS.map((format) => sizeOf(exportVersion(config, weights, format), format));
+}
+
+export function sizeOf(e: Pick<ExportedModel, 'modelJson' | 'weightsBin'>, format: ExportFormat): ExportSize {
+  const json = Buffer.from(JSON.stringify(e.modelJson));
+  return {
+    format,
+    bytes: json.length + e.weightsBin.length,
+    gzipBytes: gzipSync(json, { level: 9 }).length + gzipSync(e.weightsBin, { level: 9 }).length,
+    weightsBytes: e.weightsBin.length,
+  };
+}
+
+/** The exported model.json in the form shared/model's artifactHandler reads. */
+export const asArtifactJson = (modelJson: tf.io.ModelJSON): ArtifactJson => modelJson as unknown as ArtifactJson;

@@ -95,8 +95,10 @@ export class RoundStarter {
   }
 
   /** Sends every member `train`: the model, the training config and the round's privacy and SecAgg parameters. */
-  announce(round: TrainingRound, cohort: ConnectedClient[], model: { weights: Float32Array; checksum: string }): void {
-    const { model: spec, training, timeouts } = this.ctx.config;
+  announce(round: TrainingRound, cohort: ConnectedClient[], model: { weights: Float32Array; checksum: string; frozenLayers: string[] }): void {
+    const { model: spec, timeouts } = this.ctx.config;
+    // A frozen base: clients train the other layers only, and send only their weights.
+    const training = model.frozenLayers.length ? { ...this.ctx.config.training, frozen: model.frozenLayers } : this.ctx.config.training;
     for (const c of cohort) {
       this.ctx.send(c.connId, {
         type: 'train',

@@ -7,7 +7,7 @@ import { CohortError } from '../../shared/errors.ts';
 import { createServerOptimizer, type ServerOptimizer } from '../../shared/fl/index.ts';
 import { isAllFinite } from '../../shared/fl/aggregate.ts';
 import type { Logger } from '../../shared/log.ts';
-import { initialWeights, weightsChecksum } from '../../shared/model/index.ts';
+import { gatherTrainable, layerOfWeight, modelLayers, pruneByMagnitude, scatterTrainable, sparsityAt, weightsChecksum, type TrainableSelection, type WeightManifest } from '../../shared/model/index.ts';
 import type { CohortStore, JobRow, JobStatus, RoundRecord } from '../store/index.ts';
 import type { Failpoint } from '../failpoints.ts';
 import { configHash, JobConfigSchema, type JobConfig } from './config.ts';
@@ -15,6 +15,7 @@ import { PrivacyController, type RoundPlan } from './privacy.ts';
 import type { RoundSummary } from './events.ts';
 import type { SecAggRound } from './secagg.ts';
 import type { TrainingRound } from './training.ts';
+import { initialJobWeights, selectionOf } from './transfer.ts';
 
 /**
  * Whether a stored config, written by an older build, is the given one once the current schema fills in
@@ -37,6 +38,9 @@ export class JobModel {
     private committed: number,
     private readonly optimizer: ServerOptimizer,
     readonly privacy: PrivacyController,
+    /** The trainable weights (all of them without `transfer`): updates, sums and the optimizer have this dimension. */
+    readonly selection: TrainableSelection,
+    private readonly manifest: WeightManifest,
   ) {}
 
   /** Loads (or creates) the job and its latest checkpoint; refuses a changed config or a corrupt checkpoint. */
@@ -52,10 +56,12 @@ export class JobModel {
     let weights: Float32Array;
     let round = 0;
     let optimizer: ServerOptimizer;
+    const { manifest } = modelLayers(config.model);
+    const selection = selectionOf(config, manifest);
     if (checkpoint) {
       weights = checkpoint.weights;
       round = checkpoint.round;
-      optimizer = createServerOptimizer(config.optimizer, weights.length);
+      optimizer = createServerOptimizer(config.optimizer, selection.dim);
       optimizer.importState(checkpoint.optimizerState);
       if (weightsChecksum(weights) !== checkpoint.checksum) {
         throw new CohortError('CORRUPT_CHECKPOINT', `checkpoint of round ${checkpoint.round} does not match its checksum`);
@@ -70,14 +76,18 @@ export class JobModel {
       optimizer = createServerOptimizer(config.optimizer, weights.length);
       log.info({ from: config.initFrom, checksum: from.checksum }, 'initialised global model from a stored version');
     } else {
-      weights = initialWeights(config.model, config.seed).weights;
-      optimizer = createServerOptimizer(config.optimizer, weights.length);
-      log.info({ params: weights.length, checksum: weightsChecksum(weights) }, 'initialised global model');
+      const initial = initialJobWeights(config, store);
+      weights = initial.weights;
+      optimizer = createServerOptimizer(config.optimizer, selection.dim);
+      log.info(
+        { params: weights.length, trainable: selection.dim, checksum: weightsChecksum(weights), ...(initial.from ? { base: initial.from, copied: initial.copied.length, frozen: selection.frozenLayers } : {}) },
+        'initialised global model',
+      );
     }
     const lastClipNormNext = store.listRounds(id).at(-1)?.metrics?.clipNormNext;
     const privacy = new PrivacyController(config, store.listLedger(id), lastClipNormNext);
     if (privacy.enabled) log.info({ epsilon: privacy.epsilonSpent, delta: privacy.delta, mode: config.dp.mode }, 'privacy ledger loaded');
-    return new JobModel(config, store, log, job, weights, weightsChecksum(weights), round, optimizer, privacy);
+    return new JobModel(config, store, log, job, weights, weightsChecksum(weights), round, optimizer, privacy, selection, manifest);
   }
 
   /**
@@ -132,8 +142,14 @@ export class JobModel {
     return this.committed;
   }
 
+  /** The length of an update: the trainable dimension (SecAgg's vector and the DP sensitivity's space). */
   get dim(): number {
-    return this.weightsNow.length;
+    return this.selection.dim;
+  }
+
+  /** Layers clients must not train (empty without `transfer`). */
+  get frozenLayers(): string[] {
+    return this.selection.frozenLayers;
   }
 
   /**
@@ -146,12 +162,24 @@ export class JobModel {
     const stateBefore = this.optimizer.exportState();
     const next = this.weightsNow.slice();
     const plan = round.plan;
+    const whole = this.selection.dim === this.selection.total;
+    const trainable = whole ? next : gatherTrainable(next, this.selection);
     // FedAvg: the example-weighted mean of the deltas is the pseudo-gradient (McMahan et al. 2017);
-    // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018).
-    this.optimizer.step(next, round.pseudoGradient(this.privacy));
-    if (!isAllFinite(next)) {
+    // DP-FedAvg: the noisy fixed-denominator mean (McMahan et al. 2018). With a frozen base only the
+    // trainable weights move; the frozen ones are copied bit for bit.
+    this.optimizer.step(trainable, round.pseudoGradient(this.privacy));
+    if (!isAllFinite(trainable)) {
       this.optimizer.importState(stateBefore);
       return false;
+    }
+    if (!whole) scatterTrainable(next, trainable, this.selection);
+    const prune = this.config.prune;
+    if (prune && round.round >= prune.startRound) {
+      // Magnitude pruning of the trainable kernels (post-processing: no privacy cost); zeros stay zero.
+      const frozen = new Set(this.selection.frozenLayers);
+      const layers = new Set(this.manifest.map((w) => layerOfWeight(w.name)).filter((l) => !frozen.has(l)));
+      const { zeros, size } = pruneByMagnitude(next, this.manifest, sparsityAt(prune, round.round), layers);
+      this.log.info({ round: round.round, sparsity: size ? zeros / size : 0 }, 'pruned');
     }
     const checksum = weightsChecksum(next);
     const clipNormNext = plan ? this.privacy.nextClipNorm(plan, round.bitSum) : undefined;

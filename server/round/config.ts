@@ -9,10 +9,34 @@ import { ConfigError } from '../../shared/errors.ts';
 import { DpConfigSchema } from '../../shared/dp/index.ts';
 import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
+import { resolveFrozenLayers } from '../../shared/model/transfer.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
 import { CriteriaSchema, DriftBinningSchema } from '../../shared/evaluation/index.ts';
 import { SecAggConfigSchema } from './secagg.ts';
 import { VALUE_LIMITS } from './ranges.ts';
+
+const layerName = z.string().min(1).max(128);
+
+/**
+ * Transfer learning (issue 19): start from a pretrained base and train only some layers. `base` is an
+ * earlier job's version in the same data dir (`{job, round?}`, default its latest kept version) or a tfjs
+ * artifact (`{path}`: a model.json with its weights beside it, float32/float16/int8); its weights are
+ * copied by name and shape, and every frozen weight must come from it. Only the trainable weights
+ * travel, are clipped, noised, masked and aggregated (shared/model/transfer.ts).
+ */
+export const TransferSchema = z
+  .object({
+    base: z
+      .union([
+        z.object({ job: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), round: z.number().int().min(1).optional() }).strict(),
+        z.object({ path: z.string().min(1).max(4096) }).strict(),
+      ])
+      .optional(),
+    freeze: z.array(layerName).min(1).max(1024).optional(),
+    trainableFrom: layerName.optional(),
+  })
+  .strict();
+export type TransferConfig = z.output<typeof TransferSchema>;
 
 const positiveMs = z.number().int().min(1).max(7 * 24 * 3600 * 1000);
 
@@ -61,6 +85,20 @@ export const JobConfigSchema = z
       .strict()
       .prefault({}),
     optimizer: ServerOptimizerConfigSchema.prefault({ name: 'fedavg' }),
+    transfer: TransferSchema.optional(),
+    /**
+     * Magnitude pruning of the global model (shared/model/prune.ts, Han et al. 2015) on the gradual
+     * schedule of Zhu & Gupta 2017: each trainable kernel reaches `sparsity` at `endRound`; later rounds
+     * fine-tune the survivors. Post-processing of the released model: no privacy cost.
+     */
+    prune: z
+      .object({
+        sparsity: z.number().min(0).lt(1),
+        startRound: z.number().int().min(1).default(1),
+        endRound: z.number().int().min(1),
+      })
+      .strict()
+      .optional(),
     /** Differential privacy (shared/dp): mode, noise multiplier z, clip norm C, budget (ε, δ). */
     dp: DpConfigSchema.prefault({ mode: 'off' }),
     /** Secure aggregation (SecAgg+): the coordinator learns only the sum of the cohort's updates. */
@@ -216,6 +254,20 @@ export const JobConfigSchema = z
       }
       if (cfg.minClients < 2) {
         ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients per round' });
+      }
+    }
+    if (cfg.prune && (cfg.prune.endRound < cfg.prune.startRound || cfg.prune.endRound > cfg.rounds)) {
+      ctx.addIssue({ code: 'custom', path: ['prune', 'endRound'], message: `must be in [startRound (${cfg.prune.startRound}), rounds (${cfg.rounds})]` });
+    }
+    if (cfg.transfer) {
+      const t = cfg.transfer;
+      if ((t.freeze || t.trainableFrom !== undefined) && !t.base) {
+        ctx.addIssue({ code: 'custom', path: ['transfer', 'base'], message: 'frozen layers need a pretrained base (transfer.base): frozen random weights would never learn' });
+      }
+      try {
+        resolveFrozenLayers(cfg.model, t);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['transfer', t.trainableFrom !== undefined ? 'trainableFrom' : 'freeze'], message: (err as Error).message });
       }
     }
     if (cfg.sampling.mode === 'fixed' && cfg.sampling.cohortSize < cfg.minClients) {

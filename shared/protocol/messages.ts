@@ -26,6 +26,11 @@ export const TrainingParamsSchema = z
     batchSize: z.number().int().min(1).max(1 << 16),
     learningRate: finite.pipe(z.number().positive().max(100)),
     proxMu: finite.pipe(z.number().min(0).max(1e6)),
+    /**
+     * Transfer learning (issue 19): layers the client must not train. Its update then holds only the
+     * other layers' weights, in manifest order (shared/model/transfer.ts), and has that length.
+     */
+    frozen: z.array(z.string().min(1).max(128)).max(1024).optional(),
   })
   .strict();
 export type TrainingParams = z.output<typeof TrainingParamsSchema>;

@@ -61,6 +61,8 @@ export interface SimulationRound {
   accuracy?: number;
   loss?: number;
   dropped: number;
+  /** Bytes all clients have sent so far (cumulative), when meterTraffic was set. */
+  bytesUp?: number;
 }
 
 export interface SimulationResult {
@@ -158,6 +160,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   const evaluations: Promise<void>[] = [];
   engine.on('round', (summary) => {
     const report: SimulationRound = { round: summary.round, summary, dropped: droppedPerRound.get(summary.round) ?? 0 };
+    if (transport.meter) report.bytesUp = [...transport.meter.values()].reduce((n, m) => n + m.up, 0);
     rounds.push(report);
     const every = opts.evaluateEvery ?? 1;
     const due = opts.test && every > 0 && (summary.round % every === 0 || summary.round === opts.config.rounds);

@@ -171,6 +171,8 @@ export interface SeriesSpec {
   partition: Partition;
   job: JobConfigInput;
   dropout: number;
+  /** Count the bytes clients send (recorded per round as the cumulative `bytesUp`). */
+  meterTraffic?: boolean;
 }
 
 export interface SeriesResult {
@@ -210,6 +212,7 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
     pool: ctx.pool,
     seed: int(ctx.flags, 'seed', 0),
     dropout: { probability: spec.dropout },
+    ...(spec.meterTraffic ? { meterTraffic: true } : {}),
     onRound: (r) => {
       last = r;
       const row: RoundRow = {
@@ -226,6 +229,7 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
         cohort: r.summary.record.cohortSize,
         survivors: r.summary.record.survivors,
         dropped: r.dropped,
+        ...(r.bytesUp === undefined ? {} : { bytesUp: r.bytesUp }),
         durationMs: Date.now() - lastStarted,
       };
       lastStarted = Date.now();

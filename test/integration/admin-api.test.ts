@@ -86,7 +86,7 @@ describe('admin API', () => {
     const bodies: Record<string, () => unknown> = { '/api/v1/tokens': () => ({ name: `matrix-${checked}`, role: 'viewer' }), '/api/v1/clients/enrolments': () => ({ clientId: 'matrix-device' }), '/api/v1/clients/revocation-list': () => signRevocationList(ed25519KeyPair(), [], Date.now()) };
     for (const [path, methods] of Object.entries(doc.paths)) {
       // A client route names a client of the job (revoking one again is a no-op).
-      const url = path.replace(/^\/api\/v1\/clients\/\{id\}/, '/api/v1/clients/a2').replace('{id}', 'api').replace('{round}', '1').replace('{token}', 'matrix');
+      const url = path.replace(/^\/api\/v1\/clients\/\{id\}/, '/api/v1/clients/a2').replace('{id}', 'api').replace('{round}', '1').replace('{token}', 'matrix').replace('{format}', 'int8');
       for (const [method, op] of Object.entries(methods)) {
         const needed = op['x-cohort-role'] as keyof typeof rank;
         for (const who of [undefined, 'viewer', 'operator', 'admin'] as const) {

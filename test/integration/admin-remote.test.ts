@@ -89,6 +89,35 @@ describe('cohort admin against a running coordinator', () => {
     expect(JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).weightsManifest[0].paths).toEqual(['weights.bin']);
   });
 
+  it('downloads a version as int8 and float16 (--quantize): loaded by tfjs, within each format\'s rounding of the checkpoint; sizes from the exports route', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    await tf.setBackend('cpu');
+    const { artifactHandler, flattenWeights } = await import('../../shared/model/index.ts');
+    const checkpoint = c.store.checkpoint('remote', 2)!.weights;
+    const sizes: Record<string, number> = {};
+    for (const format of ['int8', 'float16']) {
+      const out = mkdtempSync(join(tmpdir(), `cohort-download-${format}-`));
+      const d = await admin('download', 'remote', '--round', '2', '--quantize', format, '--out', out, '--json');
+      expect(d.code, d.stderr).toBe(0);
+      expect(JSON.parse(d.stdout)).toMatchObject({ round: 2, format });
+      const bin = new Uint8Array(readFileSync(join(out, 'weights.bin')));
+      sizes[format] = bin.length;
+      const model = await tf.loadLayersModel(artifactHandler(JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')), bin));
+      const w = flattenWeights(model);
+      model.dispose();
+      const bound = format === 'float16' ? 1e-3 : 0.02; // logreg kernel range / 255, well inside for these weights
+      for (let i = 0; i < w.length; i++) expect(Math.abs(w[i] - checkpoint[i])).toBeLessThan(bound);
+    }
+    // logreg 8×2 kernel + 2 biases: int8 = 16 + 8 bytes, float16 = 2 × 18
+    expect(sizes).toEqual({ int8: 24, float16: 36 });
+    expect((await admin('download', 'remote', '--quantize', 'int4', '--out', tmpdir())).code).toBe(2);
+    const res = await fetch(`${c.url}/api/v1/jobs/remote/versions/2/exports`, { headers: { authorization: `Bearer ${viewer}` } });
+    const exports = (await res.json()) as Array<{ format: string; bytes: number; gzipBytes: number; weightsBytes: number }>;
+    expect(exports.map((e) => [e.format, e.weightsBytes])).toEqual([['float32', 72], ['float16', 36], ['int8', 24]]);
+    for (const e of exports) expect(e.gzipBytes).toBeGreaterThan(0);
+    expect((await fetch(`${c.url}/api/v1/jobs/remote/versions/2/int4/model.json`, { headers: { authorization: `Bearer ${viewer}` } })).status).toBe(400);
+  });
+
   it('says what failed in its exit code: 3 not allowed, 4 not found, 5 not possible now, 2 bad flags', async () => {
     const forbidden = await cohort(['admin', 'jobs', 'pause', 'remote', '--server', c.url, '--token', viewer]);
     expect(forbidden.code).toBe(3);
