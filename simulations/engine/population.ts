@@ -1,0 +1,194 @@
+/**
+ * A population of virtual clients larger than memory holds as clients (issue 20). What each member
+ * costs between rounds is its open in-memory connection (the coordinator must see it to sample it, as
+ * it sees a connected device) and a few bytes of compact state; its client engine, its task and its
+ * data exist only while it takes part in something:
+ *
+ *   parked ──a message on its connection (train, evaluate, job_end, …)──▶ awake (a ClientEngine
+ *   resumed idle in the job it joined) ──round_result / welcome / job_end, engine quiescent──▶ parked
+ *
+ * A woken engine is the real client engine in the state the parked one was in (idle in its job, same
+ * identity key, same connection), so every round runs the protocol a deployed client runs: privacy
+ * floor, SecAgg phases, hello again after a dropout. Its data is a view of one shared data set (rows
+ * named to the pool, gathered in the worker for that task) or generated when asked for (synthetic).
+ */
+import type { Dataset } from '../../client/data/dataset.ts';
+import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
+import type { DatasetRows, TrainingPool } from '../../client/node/pool.ts';
+import type { MemoryClientEnd } from '../../server/transport/memory.ts';
+import { ed25519KeyPair, ED25519_SEED_BYTES, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import type { ClientTransportSink, ProtocolError, ServerMessage } from '../../shared/protocol/index.ts';
+import { randomBytes } from '../../shared/random.ts';
+
+/** Where each member's examples come from. */
+export interface ClientDataSource {
+  readonly size: number;
+  /** How many examples client k holds (reported at hello; its data is not touched). */
+  sizeOf(k: number): number;
+  /** What the pool trains client k on: rows of a registered dataset, or data made now. */
+  trainingData(k: number): Dataset | DatasetRows;
+  /** Releases what the source registered with the pool. */
+  close(): void;
+}
+
+/** Clients as index views of one data set, registered once with the pool (one copy for any population). */
+export function partitionedData(pool: TrainingPool, id: string, data: Dataset, partition: Int32Array[]): ClientDataSource {
+  pool.registerDataset(id, data);
+  return {
+    size: partition.length,
+    sizeOf: (k) => partition[k].length,
+    trainingData: (k) => ({ id, rows: partition[k] }),
+    close: () => pool.unregisterDataset(id),
+  };
+}
+
+/** Clients generated when asked for (a population such as `SyntheticPopulation`). */
+export function generatedData(population: { size: number; sizeOf(k: number): number; client(k: number): Dataset }): ClientDataSource {
+  return {
+    size: population.size,
+    sizeOf: (k) => population.sizeOf(k),
+    trainingData: (k) => population.client(k),
+    close: () => {},
+  };
+}
+
+/**
+ * What must outlive a member's engine, in flat arrays: its identity key (32 bytes) and how many
+ * attempts of its latest round it was asked to train in (a retried round draws fresh dropouts).
+ * About 40 bytes a member.
+ */
+export class ClientStates {
+  private readonly seeds: Uint8Array;
+  private readonly lastRound: Int32Array;
+  private readonly attempts: Uint16Array;
+
+  constructor(readonly size: number) {
+    this.seeds = randomBytes(size * ED25519_SEED_BYTES);
+    this.lastRound = new Int32Array(size).fill(-1);
+    this.attempts = new Uint16Array(size);
+  }
+
+  /**
+   * Member k's long-term identity key (the same every time it wakes). The public key is derived when
+   * first read (a hello, a SecAgg round), not when the member wakes only to be told the job ended.
+   */
+  identity(k: number): Ed25519KeyPair {
+    const seed = this.seeds.slice(k * ED25519_SEED_BYTES, (k + 1) * ED25519_SEED_BYTES);
+    let publicKey: Uint8Array | undefined;
+    return {
+      seed,
+      get publicKey(): Uint8Array {
+        return (publicKey ??= ed25519KeyPair(seed).publicKey);
+      },
+    };
+  }
+
+  /** Counts an attempt of `round` for member k; returns its number (1 for the first). */
+  nextAttempt(k: number, round: number): number {
+    if (this.lastRound[k] !== round) {
+      this.lastRound[k] = round;
+      this.attempts[k] = 0;
+    }
+    return ++this.attempts[k];
+  }
+
+  /** Bytes these arrays hold. */
+  get bytes(): number {
+    return this.seeds.byteLength + this.lastRound.byteLength + this.attempts.byteLength;
+  }
+}
+
+export interface MemberHooks {
+  /** The member's engine for a fresh connection (`joined` undefined) or resumed idle in a job. */
+  wake(joined: { jobId: string } | undefined): ClientEngine;
+  /** The member set its engine aside. */
+  parked(): void;
+}
+
+/**
+ * A member's end of its connection: forwards to its engine while awake, wakes it when something
+ * arrives while parked, and parks it again once it is quiescent after a round, a welcome or the end.
+ */
+export class Member implements ClientTransportSink {
+  private engine?: ClientEngine;
+  private jobId?: string;
+
+  constructor(
+    readonly index: number,
+    readonly end: MemoryClientEnd,
+    private readonly hooks: MemberHooks,
+    /** Never park (every engine stays, as before population scale): the reference the parked path must equal. */
+    private readonly keepAwake = false,
+  ) {}
+
+  get awake(): boolean {
+    return this.engine !== undefined;
+  }
+
+  /** Joined its job (welcomed at least once). */
+  get joined(): boolean {
+    return this.jobId !== undefined;
+  }
+
+  /** Opens its connection; the engine it wakes says hello. */
+  start(): void {
+    this.end.start(this);
+  }
+
+  onConnect(): void {
+    // A (re)connection needs a hello: the engine handles it from the connecting state.
+    this.awaken(undefined).onConnect();
+  }
+
+  onMessage(msg: ServerMessage): void {
+    const engine = this.engine ?? this.awaken(this.jobId === undefined ? undefined : { jobId: this.jobId });
+    engine.onMessage(msg);
+  }
+
+  onDisconnect(reason: string): void {
+    this.engine?.onDisconnect(reason);
+  }
+
+  onProtocolError(error: ProtocolError): void {
+    this.engine?.onProtocolError(error);
+  }
+
+  /** Closes the connection for good. */
+  stop(): void {
+    this.end.close();
+    this.park();
+  }
+
+  private park(): void {
+    if (!this.engine) return;
+    this.engine = undefined;
+    this.hooks.parked();
+  }
+
+  private awaken(joined: { jobId: string } | undefined): ClientEngine {
+    if (this.engine) return this.engine;
+    const engine = this.hooks.wake(joined);
+    const parkIfQuiet = () => {
+      // After the engine has handled the message (events fire inside its handler).
+      queueMicrotask(() => {
+        if (this.engine !== engine) return;
+        if (engine.joinedJob !== undefined) this.jobId = engine.joinedJob;
+        if (!this.keepAwake && (engine.quiescent || engine.status === 'ended')) this.park();
+      });
+    };
+    engine.on('welcome', parkIfQuiet);
+    engine.on('roundResult', parkIfQuiet);
+    // Nothing follows job_end in the engine's handler: park at once (the whole population hears it).
+    engine.on('jobEnd', () => {
+      if (this.engine === engine && !this.keepAwake) this.park();
+    });
+    engine.on('evaluated', parkIfQuiet);
+    this.engine = engine;
+    return engine;
+  }
+}
+
+/** Builds a member's task-bearing engine; the simulation supplies the task. */
+export function memberEngine(clientId: string, task: ClientTask, end: MemoryClientEnd, key: Ed25519KeyPair, joined: { jobId: string } | undefined): ClientEngine {
+  return new ClientEngine({ clientId, task, transport: end, identity: { key }, ...(joined ? { joined } : {}) });
+}
