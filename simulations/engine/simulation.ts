@@ -62,6 +62,8 @@ export interface SimulationOptions {
   /** Where the coordinator's SQLite store goes (a temp dir by default). */
   dataDir?: string;
   logger?: Logger;
+  /** Called when every member has joined, before the first round (milliseconds it took). */
+  onConnected?: (ms: number) => void;
   /** Called after each committed round (and its evaluation, if due). */
   onRound?: (report: SimulationRound) => void;
   /** Count bytes each client sends and receives (cost experiments). */
@@ -236,6 +238,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     await until(() => engine.connectedClients >= to, opts.signal);
   }
   const connectMs = Date.now() - started;
+  if (!opts.signal?.aborted) opts.onConnected?.(connectMs);
   const stop = () => void engine.stop(`interrupted: ${String(opts.signal?.reason ?? 'aborted')}`.slice(0, 200), { keepTransport: true });
   if (opts.signal?.aborted) stop();
   else {
