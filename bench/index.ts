@@ -15,6 +15,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   auth: () => import('./auth.ts'),
   dashboard: () => import('./dashboard.ts'),
   browser: () => import('./browser.ts'),
+  sim: () => import('./sim.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {
