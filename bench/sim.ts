@@ -12,15 +12,18 @@
  *   roundMs          median wall time of a round (sampling to commit), roundsMs all of them,
  *   connectCpuMs, roundCpuMs  the same in CPU time of the whole process (all threads): on a shared
  *                    machine the wall times stretch with others' load, CPU time much less,
- *   rssAfterJoinBytes  resident memory once every member had joined (after a GC),
+ *   roundMainMs      median time per round the main thread was busy (event-loop utilisation: the
+ *                    round engine, client engines, data generation, message validation),
+ *   rssAfterJoinBytes  resident memory once every member had joined (after a GC), heapAfterJoinBytes
+ *                    the live JS heap then (RSS keeps pages V8 has not returned; the heap is what lives),
  *   peakRssBytes     the process's peak resident memory (maxRSS, workers included),
  *   peakAwake        most client engines in memory at once (parked members have none),
  *   stateBytes       the members' compact state (keys, attempt counters),
  *   extrapolated100RoundsMin  connectMs + 100 · roundMs, in minutes,
  *   rssOk            peakRssBytes < --max-rss-gb.
  *
- * A last line compares the populations: bytesPerMember = the growth of rssAfterJoinBytes per member
- * between the smallest and the largest population (memory grows with the cohort, not the population:
+ * A last line compares the populations: bytesPerMember (heapBytesPerMember) = the growth of
+ * rssAfterJoinBytes (heapAfterJoinBytes) per member between the smallest and the largest population (memory grows with the cohort, not the population:
  * what a member costs is its open connection on both ends, not a client). Written also to
  * bench/results/sim.json. The machine is shared: quote medians, and run few rounds.
  */
@@ -28,6 +31,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { TrainingPool } from '../client/node/pool.ts';
 import { parseJobConfig } from '../server/round/config.ts';
@@ -53,7 +57,9 @@ export interface SimBenchLine {
   roundsMs: number[];
   connectCpuMs: number;
   roundCpuMs: number;
+  roundMainMs: number;
   rssAfterJoinBytes: number;
+  heapAfterJoinBytes: number;
   peakRssBytes: number;
   peakAwake: number;
   stateBytes: number;
@@ -72,8 +78,11 @@ async function measure(population: number, cohort: number, rounds: number, model
   const pool = new TrainingPool({ workers, ...(backend ? { backend } : {}) });
   const gc = (globalThis as { gc?: () => void }).gc;
   let rssAfterJoinBytes = 0;
+  let heapAfterJoinBytes = 0;
   const roundsMs: number[] = [];
   const roundsCpuMs: number[] = [];
+  const roundsMainMs: number[] = [];
+  let elu = performance.eventLoopUtilization();
   const cpuMs = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
@@ -100,14 +109,17 @@ async function measure(population: number, cohort: number, rounds: number, model
       seed: 1,
       onConnected: () => {
         gc?.();
-        rssAfterJoinBytes = process.memoryUsage().rss;
+        ({ rss: rssAfterJoinBytes, heapUsed: heapAfterJoinBytes } = process.memoryUsage());
         last = Date.now();
         lastCpu = cpuMs();
         connectCpuMs = lastCpu - cpuAtStart;
+        elu = performance.eventLoopUtilization();
       },
       onRound: () => {
         roundsMs.push(Date.now() - last);
         roundsCpuMs.push(cpuMs() - lastCpu);
+        roundsMainMs.push(performance.eventLoopUtilization(elu).active);
+        elu = performance.eventLoopUtilization();
         last = Date.now();
         lastCpu = cpuMs();
       },
@@ -125,7 +137,9 @@ async function measure(population: number, cohort: number, rounds: number, model
       roundsMs,
       connectCpuMs: Math.round(connectCpuMs),
       roundCpuMs: Math.round(median(roundsCpuMs)),
+      roundMainMs: Math.round(median(roundsMainMs)),
       rssAfterJoinBytes,
+      heapAfterJoinBytes,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
       peakAwake: result.peakAwake,
       stateBytes: population * (32 + 32 + 1 + 4 + 2),
@@ -179,6 +193,7 @@ export async function run(args: string[]): Promise<void> {
     const comparison = {
       populations: [a.population, b.population],
       bytesPerMember: Math.round((b.rssAfterJoinBytes - a.rssAfterJoinBytes) / (b.population - a.population)),
+      heapBytesPerMember: Math.round((b.heapAfterJoinBytes - a.heapAfterJoinBytes) / (b.population - a.population)),
       peakAwake: [a.peakAwake, b.peakAwake],
     };
     out.push(comparison);

@@ -62,6 +62,8 @@ export interface SimulationOptions {
   /** Where the coordinator's SQLite store goes (a temp dir by default). */
   dataDir?: string;
   logger?: Logger;
+  /** Called after each wave of members has joined (how many have, of how many). */
+  onJoining?: (joined: number, total: number) => void;
   /** Called when every member has joined, before the first round (milliseconds it took). */
   onConnected?: (ms: number) => void;
   /** Called after each committed round (and its evaluation, if due). */
@@ -236,6 +238,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     const to = Math.min(members.length, from + wave);
     for (let k = from; k < to; k++) members[k].start();
     await until(() => engine.connectedClients >= to, opts.signal);
+    opts.onJoining?.(to, members.length);
   }
   const connectMs = Date.now() - started;
   if (!opts.signal?.aborted) opts.onConnected?.(connectMs);

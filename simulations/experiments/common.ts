@@ -246,11 +246,19 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
   const config = parseJobConfig({ evaluation: { every: 0 }, timeouts: { trainMs: 3_600_000, retryDelayMs: 0 }, ...spec.job });
   let last: SimulationRound | undefined;
   let lastStarted = Date.now();
+  let tenthsReported = 0;
   const split = spec.partition;
   const result = await runSimulation({
     config,
     ...(Array.isArray(split) ? { data: ctx.data.train, partition: split } : { clients: generatedData(split) }),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    onJoining: (joined, total) => {
+      // A line per tenth of a large population (joining 100,000 takes minutes).
+      const tenth = Math.floor((10 * joined) / total);
+      if (total < 20_000 || tenth <= tenthsReported) return;
+      tenthsReported = tenth;
+      process.stderr.write(`${spec.name}: ${joined}/${total} clients joined\n`);
+    },
     onConnected: (ms) => {
       // A round's duration is its own, not the wait for the population to join.
       lastStarted = Date.now();
