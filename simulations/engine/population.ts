@@ -12,12 +12,11 @@
  * floor, SecAgg phases, hello again after a dropout. Its data is a view of one shared data set (rows
  * named to the pool, gathered in the worker for that task) or generated when asked for (synthetic).
  */
-import { generateKeyPairSync } from 'node:crypto';
 import type { Dataset } from '../../client/data/dataset.ts';
 import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
 import type { DatasetRows, TrainingPool } from '../../client/node/pool.ts';
 import type { MemoryClientEnd } from '../../server/transport/memory.ts';
-import { ED25519_PUBLIC_KEY_BYTES, ED25519_SEED_BYTES, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
+import { ed25519KeyPair, ED25519_PUBLIC_KEY_BYTES, ED25519_SEED_BYTES, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
 import type { ClientTransportSink, ProtocolError, ServerMessage } from '../../shared/protocol/index.ts';
 
 /** Where each member's examples come from. */
@@ -77,7 +76,10 @@ export class ClientStates {
     const seed = this.seeds.subarray(k * ED25519_SEED_BYTES, (k + 1) * ED25519_SEED_BYTES);
     const publicKey = this.publicKeys.subarray(k * ED25519_PUBLIC_KEY_BYTES, (k + 1) * ED25519_PUBLIC_KEY_BYTES);
     if (!this.made[k]) {
-      const key = newKeyPair();
+      // shared/crypto's own key (a CSPRNG seed, its public key derived). Not node:crypto's
+      // generateKeyPairSync with a JWK export: 7× faster, but Node 20 can deadlock when a collection
+      // during that export finalises a key-generation job (seen at 100,000 members).
+      const key = ed25519KeyPair();
       seed.set(key.seed);
       publicKey.set(key.publicKey);
       this.made[k] = 1;
@@ -98,16 +100,6 @@ export class ClientStates {
   get bytes(): number {
     return this.seeds.byteLength + this.publicKeys.byteLength + this.made.byteLength + this.lastRound.byteLength + this.attempts.byteLength;
   }
-}
-
-/**
- * A fresh Ed25519 key pair. node:crypto's generator gives the seed and the public key together; deriving
- * the public key from a seed goes through OpenSSL's PKCS#8 decoder, which costs ~7× more (measured: 1.5
- * vs 0.2 ms), the largest cost of 100,000 clients joining. Checked against shared/crypto's derivation.
- */
-export function newKeyPair(): Ed25519KeyPair {
-  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' });
-  return { seed: new Uint8Array(Buffer.from(jwk.d as string, 'base64url')), publicKey: new Uint8Array(Buffer.from(jwk.x as string, 'base64url')) };
 }
 
 export interface MemberHooks {
