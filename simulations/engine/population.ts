@@ -17,7 +17,7 @@ import { ClientEngine, type ClientTask } from '../../client/engine/index.ts';
 import type { DatasetRows, TrainingPool } from '../../client/node/pool.ts';
 import type { MemoryClientEnd } from '../../server/transport/memory.ts';
 import { ed25519KeyPair, ED25519_PUBLIC_KEY_BYTES, ED25519_SEED_BYTES, type Ed25519KeyPair } from '../../shared/crypto/ed25519.ts';
-import type { ClientTransportSink, ProtocolError, ServerMessage } from '../../shared/protocol/index.ts';
+import type { ClientTransportSink, JobEnd, ProtocolError, ServerMessage } from '../../shared/protocol/index.ts';
 
 /** Where each member's examples come from. */
 export interface ClientDataSource {
@@ -116,6 +116,8 @@ export interface MemberHooks {
 export class Member implements ClientTransportSink {
   private engine?: ClientEngine;
   private jobId?: string;
+  /** The job_end this member was told while parked. */
+  ended?: JobEnd;
 
   constructor(
     readonly index: number,
@@ -145,9 +147,16 @@ export class Member implements ClientTransportSink {
   }
 
   onMessage(msg: ServerMessage): void {
+    if (!this.engine && msg.type === 'job_end' && this.jobId !== undefined) {
+      // An idle engine only records the end (state `ended`) and emits it to no one: a parked member
+      // need not wake for it (the whole population hears it at once, e.g. when a run is stopped).
+      this.ended = msg;
+      return;
+    }
     const engine = this.engine ?? this.awaken(this.jobId === undefined ? undefined : { jobId: this.jobId });
     engine.onMessage(msg);
   }
+
 
   onDisconnect(reason: string): void {
     this.engine?.onDisconnect(reason);
