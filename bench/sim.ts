@@ -26,9 +26,15 @@
  * rssAfterJoinBytes (heapAfterJoinBytes) per member between the smallest and the largest population (memory grows with the cohort, not the population:
  * what a member costs is its open connection on both ends, not a client). Written also to
  * bench/results/sim.json. The machine is shared: quote medians, and run few rounds.
+ *
+ * `--stop-latency` instead runs `npm run sim -- fedavg` on a synthetic population of the first
+ * `--populations` size (logreg, 1% sampled) three times, signalling it (SIGTERM) once stderr shows a
+ * stage: generating data, joining (a tenth of the members joined: populations ≥ 20,000), a round done.
+ * One line per stage: {stage, population, stopMs (signal to exit), exitCode}.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -150,6 +156,22 @@ async function measure(population: number, cohort: number, rounds: number, model
   }
 }
 
+/** Milliseconds from SIGTERM (sent when stderr matches `when`) to the simulation's exit. */
+function stopLatency(population: number, when: RegExp): Promise<{ stopMs: number; exitCode: number | null }> {
+  const args = ['--import', 'tsx', path.join(here, '../simulations/index.ts'), 'fedavg', '--dataset', 'synthetic', '--model', 'logreg'];
+  const child = spawn(process.execPath, [...args, '--clients', String(population), '--fraction', '0.01', '--rounds', '1000', '--eval-every', '0', '--out', fs.mkdtempSync(path.join(os.tmpdir(), 'cohort-stop-'))], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  let sentAt = 0;
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += b.toString();
+    if (!sentAt && when.test(stderr)) {
+      sentAt = performance.now();
+      child.kill('SIGTERM');
+    }
+  });
+  return new Promise((done) => child.on('exit', (exitCode) => done({ stopMs: Math.round(performance.now() - sentAt), exitCode })));
+}
+
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -163,6 +185,7 @@ export async function run(args: string[]): Promise<void> {
       backend: { type: 'string' },
       'max-rss-gb': { type: 'string', default: '4' },
       child: { type: 'string' },
+      'stop-latency': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -170,11 +193,21 @@ export async function run(args: string[]): Promise<void> {
   const rounds = flags.int(values.rounds as string, 'rounds');
   const model = values.model as string;
   if (model !== 'mlp' && model !== 'logreg') throw new Error(`bench sim: --model must be mlp or logreg, got ${model}`);
-  const workers = values.workers === undefined ? (await import('node:os')).availableParallelism() : flags.int(values.workers as string, 'workers');
+  const workers = values.workers === undefined ? os.availableParallelism() : flags.int(values.workers as string, 'workers');
   const backend = values.backend as string | undefined;
   if (values.child !== undefined) {
     const line = await measure(flags.int(values.child as string, 'child'), cohort, rounds, model, workers, backend);
     process.stdout.write(`${JSON.stringify(line)}\n`);
+    return;
+  }
+  if (values['stop-latency']) {
+    const population = flags.ints(values.populations as string, 'populations')[0];
+    const stages: [string, RegExp][] = [['generating data', /generating the held-out rows/], ['joining', /clients joined\n/], ['rounds', /fedavg 1\/1000/]];
+    for (const [stage, when] of stages) {
+      if (stage === 'joining' && population < 20_000) continue;
+      const line = { stage, population, ...(await stopLatency(population, when)) };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+    }
     return;
   }
   const maxRss = flags.num(values['max-rss-gb'] as string, 'max-rss-gb', (v) => v > 0, 'a positive number') * 2 ** 30;
