@@ -4,8 +4,9 @@
  * it sees a connected device) and a few bytes of compact state; its client engine, its task and its
  * data exist only while it takes part in something:
  *
- *   parked ──a message on its connection (train, evaluate, job_end, …)──▶ awake (a ClientEngine
- *   resumed idle in the job it joined) ──round_result / welcome / job_end, engine quiescent──▶ parked
+ *   parked ──a message on its connection (train, evaluate, a new connection's challenge)──▶ awake
+ *   (a ClientEngine resumed idle in the job it joined) ──round_result / welcome / job_end, engine
+ *   quiescent──▶ parked;  parked ──job_end──▶ parked, the end recorded (an idle engine does no more)
  *
  * A woken engine is the real client engine in the state the parked one was in (idle in its job, same
  * identity key, same connection), so every round runs the protocol a deployed client runs: privacy
@@ -54,7 +55,7 @@ export function generatedData(population: { size: number; sizeOf(k: number): num
 /**
  * What must outlive a member's engine, in flat arrays: its identity key (32-byte seed and public key,
  * made on first use) and how many attempts of its latest round it was asked to train in (a retried
- * round draws fresh dropouts). About 75 bytes a member.
+ * round draws fresh dropouts). 71 bytes a member.
  */
 export class ClientStates {
   private readonly seeds: Uint8Array;

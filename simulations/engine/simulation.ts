@@ -5,7 +5,7 @@
  * training runs (a shared pool, not each device).
  *
  * Population scale (population.ts): a member of the population is an open in-memory connection and
- * ~40 bytes of state; its ClientEngine, task and data exist only while it takes part in a round. Data
+ * 71 bytes of state; its ClientEngine, task and data exist only while it takes part in a round. Data
  * is one data set registered once with the pool (a client is rows of it) or generated on demand; all
  * clients read the one published model (the in-memory transport shares it, never copies it per
  * client). Members connect in waves, so memory at start grows with a wave, not the population.
