@@ -16,6 +16,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   dashboard: () => import('./dashboard.ts'),
   browser: () => import('./browser.ts'),
   device: () => import('./device.ts'),
+  sim: () => import('./sim.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

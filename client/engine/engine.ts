@@ -87,6 +87,12 @@ export interface ClientEngineOptions {
   clock?: Clock;
   /** Group attributes this client declares for fairness reports, e.g. { region: "eu" } (sent with health statistics). */
   groups?: Groups;
+  /**
+   * This client already joined `jobId` on the transport's open connection and was idle (a simulation's
+   * virtual client woken for a round: it kept its connection and identity while parked, not an engine).
+   * The engine starts idle in that job, without a new hello; `start()` must not be called.
+   */
+  joined?: { jobId: string };
 }
 
 export interface ClientIdentity {
@@ -151,6 +157,20 @@ export class ClientEngine extends EventEmitter<ClientEngineEvents> implements Cl
     this.identity = opts.identity ? { ...opts.identity } : { key: ed25519KeyPair() };
     this.log = (opts.logger ?? silentLogger).child({ client: opts.clientId });
     this.clock = opts.clock ?? systemClock;
+    if (opts.joined) {
+      this.jobId = opts.joined.jobId;
+      this.state = 'idle';
+    }
+  }
+
+  /** Idle, with no round's secure aggregation pending: nothing would be lost if this engine were set aside. */
+  get quiescent(): boolean {
+    return this.state === 'idle' && this.secagg === undefined;
+  }
+
+  /** The job this client joined (after welcome). */
+  get joinedJob(): string | undefined {
+    return this.jobId;
   }
 
   get status(): ClientState {

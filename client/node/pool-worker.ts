@@ -6,10 +6,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { CohortError } from '../../shared/errors.ts';
 import type { ModelSpec } from '../../shared/model/spec.ts';
-import type { Dataset } from '../data/dataset.ts';
+import { subset, type Dataset } from '../data/dataset.ts';
 import { selectBackend } from '../train/backend.ts';
 import { LocalTrainer, type TrainingConfig } from '../train/trainer.ts';
-import type { PoolReply, PoolRequest, WireDataset } from './pool.ts';
+import type { PoolReply, PoolRequest, TaskData, WireDataset } from './pool.ts';
 
 const port = parentPort;
 if (!port) throw new Error('pool-worker.ts must run in a worker thread');
@@ -49,11 +49,18 @@ function trainerFor(spec: ModelSpec): LocalTrainer {
   return trainer;
 }
 
-function dataOf(req: { dataset: string | WireDataset }): Dataset {
-  if (typeof req.dataset !== 'string') return fromWire(req.dataset);
-  const data = datasets.get(req.dataset);
-  if (!data) throw new CohortError('UNKNOWN_DATASET', `dataset '${req.dataset}' is not registered with this worker`);
+function registered(id: string): Dataset {
+  const data = datasets.get(id);
+  if (!data) throw new CohortError('UNKNOWN_DATASET', `dataset '${id}' is not registered with this worker`);
   return data;
+}
+
+function dataOf(req: { dataset: TaskData }): Dataset {
+  const d = req.dataset;
+  if (typeof d === 'string') return registered(d);
+  // The task's rows of a registered dataset, gathered for this task alone.
+  if ('rows' in d) return subset(registered(d.id), d.rows);
+  return fromWire(d);
 }
 
 function reply(msg: PoolReply, transfer: ArrayBuffer[] = []): void {

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRng } from '../../shared/random.ts';
 import { initialWeights, type ModelSpec } from '../../shared/model/index.ts';
-import { fromArrays, type Dataset } from '../data/dataset.ts';
+import { fromArrays, subset, type Dataset } from '../data/dataset.ts';
 import { selectBackend } from '../train/backend.ts';
 import { PoolClosedError, TrainingPool } from './pool.ts';
 import { LocalTrainer, type TrainingConfig } from '../train/trainer.ts';
@@ -54,6 +54,25 @@ describe('TrainingPool', () => {
     }
     expect(await pool.evaluate(spec, weights, 'shard', 32)).toEqual(expectedEval);
     expect(pool.backends).toEqual(['wasm', 'wasm']);
+  });
+
+  it('trains on rows of a registered dataset exactly as on those rows copied out (any order of rows)', async () => {
+    const { weights } = initialWeights(spec, 6);
+    const whole = data(200, 7);
+    pool.registerDataset('whole', whole);
+    const rows = Int32Array.from([150, 3, 77, 199, 0, 42, 41, 120, 5, 9, 10, 11, 60, 61, 62, 63]);
+    const copied = subset(whole, rows);
+    const local = new LocalTrainer(spec);
+    const expected = await local.train(weights, copied, cfg);
+    local.dispose();
+    const [a, b] = await Promise.all([pool.train(spec, weights, { id: 'whole', rows }, cfg), pool.train(spec, weights, { id: 'whole', rows }, cfg)]);
+    for (const r of [a, b]) {
+      expect(r.numExamples).toBe(rows.length);
+      expect(Array.from(r.delta)).toEqual(Array.from(expected.delta));
+    }
+    await expect(pool.train(spec, weights, { id: 'whole', rows: Int32Array.from([200]) }, cfg)).rejects.toMatchObject({ code: 'BAD_DATA' });
+    await expect(pool.train(spec, weights, { id: 'gone', rows }, cfg)).rejects.toMatchObject({ code: 'UNKNOWN_DATASET' });
+    pool.unregisterDataset('whole');
   });
 
   it('trains the CNN in a worker like on the main thread', async () => {

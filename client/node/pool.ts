@@ -8,7 +8,10 @@
  * Data movement: weights are copied once per task (the copy's buffer is transferred, not cloned
  * again), deltas come back by transfer. A dataset registered with `registerDataset` is copied once into
  * SharedArrayBuffers and every worker keeps a view of it by id, so a simulation does not resend a
- * client's shard every round; a Dataset passed directly is copied per task.
+ * client's shard every round; a Dataset passed directly is copied per task. `{ id, rows }` names some
+ * rows of a registered dataset (a client's shard of one shared data set, as partitions are): only the
+ * row indices cross the thread boundary, and the worker gathers the rows for that task alone, so a
+ * population of any size needs one registered dataset, not one per client.
  */
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -29,11 +32,20 @@ export interface WireDataset {
   size: number;
 }
 
+/** Some rows of a registered dataset, in this order. */
+export interface DatasetRows {
+  id: string;
+  rows: Int32Array;
+}
+
+/** What a task names: a registered dataset, rows of one, or a dataset sent with the task. */
+export type TaskData = string | DatasetRows | WireDataset;
+
 export type PoolRequest =
   | { type: 'dataset'; id: string; data: WireDataset }
   | { type: 'forget'; id: string }
-  | { type: 'train'; id: number; spec: ModelSpec; weights: Float32Array; dataset: string | WireDataset; cfg: TrainingConfig }
-  | { type: 'evaluate'; id: number; spec: ModelSpec; weights: Float32Array; dataset: string | WireDataset; batchSize?: number };
+  | { type: 'train'; id: number; spec: ModelSpec; weights: Float32Array; dataset: TaskData; cfg: TrainingConfig }
+  | { type: 'evaluate'; id: number; spec: ModelSpec; weights: Float32Array; dataset: TaskData; batchSize?: number };
 
 export type PoolReply =
   | { type: 'ready'; backend: string }
@@ -147,14 +159,14 @@ export class TrainingPool {
     }
   }
 
-  /** LocalTrainer.train in a worker; `data` is a Dataset or the id of a registered one. */
-  train(spec: ModelSpec, globalWeights: Float32Array, data: Dataset | string, cfg: TrainingConfig): Promise<TrainResult> {
+  /** LocalTrainer.train in a worker; `data` is a Dataset, the id of a registered one, or rows of one. */
+  train(spec: ModelSpec, globalWeights: Float32Array, data: Dataset | string | DatasetRows, cfg: TrainingConfig): Promise<TrainResult> {
     const weights = new Float32Array(ownBuffer(globalWeights));
     return this.submit(data, [weights.buffer as ArrayBuffer], (dataset) => ({ type: 'train', spec, weights, dataset, cfg })) as Promise<TrainResult>;
   }
 
   /** LocalTrainer.evaluate in a worker. */
-  evaluate(spec: ModelSpec, weights: Float32Array, data: Dataset | string, batchSize?: number): Promise<EvalResult> {
+  evaluate(spec: ModelSpec, weights: Float32Array, data: Dataset | string | DatasetRows, batchSize?: number): Promise<EvalResult> {
     const copy = new Float32Array(ownBuffer(weights));
     return this.submit(data, [copy.buffer as ArrayBuffer], (dataset) => ({ type: 'evaluate', spec, weights: copy, dataset, batchSize })) as Promise<EvalResult>;
   }
@@ -179,16 +191,22 @@ export class TrainingPool {
     if (this.closed) throw new PoolClosedError();
   }
 
-  private submit(data: Dataset | string, transfer: ArrayBuffer[], build: (dataset: string | WireDataset) => Task['request']): Promise<unknown> {
+  private submit(data: Dataset | string | DatasetRows, transfer: ArrayBuffer[], build: (dataset: TaskData) => Task['request']): Promise<unknown> {
     if (this.closed) return Promise.reject(new PoolClosedError());
     let datasetId: string | undefined;
     let request: Task['request'];
-    if (typeof data === 'string') {
-      if (!this.registered.has(data)) {
-        return Promise.reject(new CohortError('UNKNOWN_DATASET', `dataset '${data}' is not registered with this pool`));
+    if (typeof data === 'string' || 'rows' in data) {
+      const id = typeof data === 'string' ? data : data.id;
+      const registered = this.registered.get(id);
+      if (!registered) {
+        return Promise.reject(new CohortError('UNKNOWN_DATASET', `dataset '${id}' is not registered with this pool`));
       }
-      datasetId = data;
-      request = build(data);
+      if (typeof data !== 'string') {
+        const bad = data.rows.find((r) => !(r >= 0 && r < registered.size));
+        if (bad !== undefined) return Promise.reject(new CohortError('BAD_DATA', `row ${bad} is not in dataset '${id}' (${registered.size} rows)`));
+      }
+      datasetId = id;
+      request = build(typeof data === 'string' ? data : { id, rows: data.rows.slice() });
     } else {
       const features = ownBuffer(data.features);
       const labels = ownBuffer(data.labels);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { labelSkew } from './partition.ts';
-import { SYNTHETIC_FEATURES, syntheticFedProx } from './synthetic.ts';
+import { SYNTHETIC_FEATURES, SyntheticPopulation, syntheticFedProx } from './synthetic.ts';
 
 describe('Synthetic(α, β)', () => {
   it('is deterministic, covers every row once, and respects the size law bounds', () => {
@@ -36,5 +36,30 @@ describe('Synthetic(α, β)', () => {
   it('labels are skewed per client (each client has its own W_k)', () => {
     const { data, partition } = syntheticFedProx({ alpha: 1, beta: 1, clients: 30, seed: 2, maxSize: 300 });
     expect(labelSkew(partition, data.labels, 10).meanTotalVariation).toBeGreaterThan(0.3);
+  });
+});
+
+describe('SyntheticPopulation (clients on demand)', () => {
+  it('client k on demand equals client k of the whole population, bit for bit, in any order', () => {
+    const opts = { alpha: 1, beta: 1, clients: 25, seed: 9, maxSize: 300 };
+    const whole = syntheticFedProx(opts);
+    const population = new SyntheticPopulation(opts);
+    for (const k of [24, 3, 0, 17, 3]) {
+      const c = population.client(k);
+      const rows = whole.partition[k];
+      expect(population.sizeOf(k)).toBe(rows.length);
+      expect(c.size).toBe(rows.length);
+      expect(c.labels).toEqual(whole.data.labels.slice(rows[0], rows[0] + rows.length));
+      expect(c.features).toEqual(whole.data.features.slice(rows[0] * SYNTHETIC_FEATURES, (rows[0] + rows.length) * SYNTHETIC_FEATURES));
+    }
+  });
+
+  it('a population of a million costs nothing until a client is asked for, and its clients differ', () => {
+    const population = new SyntheticPopulation({ alpha: 1, beta: 1, clients: 1_000_000, seed: 1 });
+    const a = population.client(999_999);
+    const b = population.client(123_456);
+    expect(a.size).toBeGreaterThanOrEqual(50);
+    expect(a.features.slice(0, 60)).not.toEqual(b.features.slice(0, 60));
+    expect(() => population.client(1_000_000)).toThrow(/no client/);
   });
 });

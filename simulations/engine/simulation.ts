@@ -4,9 +4,14 @@
  * is used. What differs from deployment is only where the bytes go (memory, not sockets) and where
  * training runs (a shared pool, not each device).
  *
- * Compact: a client is a ClientEngine, its shard's id in the pool and a few numbers; shards are
- * registered with the pool once (shared memory), and all clients read the one published model
- * (the in-memory transport shares it, never copies it per client).
+ * Population scale (population.ts): a member of the population is an open in-memory connection and
+ * 71 bytes of state; its ClientEngine, task and data exist only while it takes part in a round. Data
+ * is one data set registered once with the pool (a client is rows of it) or generated on demand; all
+ * clients read the one published model (the in-memory transport shares it, never copies it per
+ * client). Members connect in waves, so memory at start grows with a wave, not the population.
+ *
+ * Stopping: `signal` aborts the run at any stage (connecting, training, SecAgg): the job is stopped
+ * through the round engine (status `stopped` in the store, what was committed stays committed).
  *
  * Deterministic given a seed (on one backend): cohort sampling, dropouts and local shuffling are
  * seeded, and updates are released to the coordinator in cohort order, so the floating-point sum is
@@ -16,8 +21,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Dataset } from '../../client/data/dataset.ts';
-import { subset } from '../../client/data/dataset.ts';
-import { ClientEngine, type ClientTask, type FitResult } from '../../client/engine/index.ts';
+import type { ClientEngine, ClientTask, FitResult } from '../../client/engine/index.ts';
 import type { TrainingPool } from '../../client/node/pool.ts';
 import type { JobConfig } from '../../server/round/config.ts';
 import { RoundEngine, type JobSummary, type RoundSummary } from '../../server/round/engine.ts';
@@ -28,6 +32,7 @@ import type { ModelSpec } from '../../shared/model/index.ts';
 import type { TrainingParams } from '../../shared/protocol/index.ts';
 import { seededRng, seedFromString } from '../../shared/random.ts';
 import type { Partition } from '../datasets/partition.ts';
+import { ClientStates, Member, memberEngine, partitionedData, type ClientDataSource } from './population.ts';
 
 export interface DropoutOptions {
   /** Probability that a sampled client drops out of a round (independently per client and round). */
@@ -36,9 +41,17 @@ export interface DropoutOptions {
 
 export interface SimulationOptions {
   config: JobConfig;
-  /** The pooled data set and which examples each client holds. */
-  data: Dataset;
-  partition: Partition;
+  /** The pooled data set and which examples each client holds (or `clients`). */
+  data?: Dataset;
+  partition?: Partition;
+  /** Where each client's examples come from (instead of `data` and `partition`). */
+  clients?: ClientDataSource;
+  /** Keep every client engine for the whole run instead of parking idle ones (the reference path). */
+  keepAwake?: boolean;
+  /** Clients connecting at a time before the first round (default 1,000). */
+  connectWave?: number;
+  /** Stops the run: the job ends `stopped` and runSimulation resolves. */
+  signal?: AbortSignal;
   /** Held-out data for server-side evaluation. */
   test?: Dataset;
   /** Evaluate the global model on `test` after every k-th round (0: never). */
@@ -49,6 +62,10 @@ export interface SimulationOptions {
   /** Where the coordinator's SQLite store goes (a temp dir by default). */
   dataDir?: string;
   logger?: Logger;
+  /** Called after each wave of members has joined (how many have, of how many). */
+  onJoining?: (joined: number, total: number) => void;
+  /** Called when every member has joined, before the first round (milliseconds it took). */
+  onConnected?: (ms: number) => void;
   /** Called after each committed round (and its evaluation, if due). */
   onRound?: (report: SimulationRound) => void;
   /** Count bytes each client sends and receives (cost experiments). */
@@ -72,6 +89,10 @@ export interface SimulationResult {
   dataDir: string;
   /** Per client id, when meterTraffic was set. */
   traffic?: Map<string, TrafficMeter>;
+  /** Milliseconds until every member had joined (before the first round). */
+  connectMs: number;
+  /** Most client engines awake at once (the cohort and its stragglers, not the population). */
+  peakAwake: number;
 }
 
 /** Releases each round's updates in cohort order (the order train messages arrived). */
@@ -93,27 +114,32 @@ class RoundSequencer {
   }
 }
 
-class VirtualClient implements ClientTask {
-  end!: MemoryClientEnd;
-  dropped = 0;
-  private readonly attempts = new Map<number, number>();
+interface SimContext {
+  pool: TrainingPool;
+  seed: number;
+  dropout: number;
+  sequencer: RoundSequencer;
+  states: ClientStates;
+  clients: ClientDataSource;
+  onDrop: (round: number) => void;
+}
 
+/** A member's task while it is awake: train on its data in the pool, or drop out as seeded. */
+class VirtualClient implements ClientTask {
   constructor(
     readonly index: number,
-    readonly datasetId: string,
     readonly numExamples: number,
-    private readonly sim: { pool: TrainingPool; seed: number; dropout: number; sequencer: RoundSequencer; onDrop: (round: number) => void },
+    private readonly end: MemoryClientEnd,
+    private readonly sim: SimContext,
   ) {}
 
   async fit(weights: Float32Array, model: ModelSpec, training: TrainingParams, round: number): Promise<FitResult> {
     const { turn, done } = this.sim.sequencer.ticket(round);
     // A retried round (same number after an abort) draws fresh dropouts: the attempt is in the seed.
-    const attempt = (this.attempts.get(round) ?? 0) + 1;
-    this.attempts.set(round, attempt);
+    const attempt = this.sim.states.nextAttempt(this.index, round);
     const rng = seededRng(seedFromString(`${this.sim.seed}:${round}:${attempt}:${this.index}`));
     if (this.sim.dropout > 0 && rng.next() < this.sim.dropout) {
       await turn;
-      this.dropped++;
       this.sim.onDrop(round);
       // The device vanishes mid-round, and comes back for later rounds.
       this.end.drop('simulated dropout');
@@ -122,7 +148,8 @@ class VirtualClient implements ClientTask {
       throw new Error('simulated dropout');
     }
     try {
-      const result = await this.sim.pool.train(model, weights, this.datasetId, { ...training, seed: rng.nextUint32() });
+      const data = this.sim.clients.trainingData(this.index);
+      const result = await this.sim.pool.train(model, weights, data, { ...training, seed: rng.nextUint32() });
       await turn;
       return { delta: result.delta, numExamples: result.numExamples, metrics: result.metrics };
     } finally {
@@ -135,6 +162,14 @@ class VirtualClient implements ClientTask {
   }
 }
 
+/** Resolves when `done()` holds (checked once per event-loop turn), or when `signal` aborts. */
+function until(done: () => boolean, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const poll = () => (done() || signal?.aborted ? resolve() : setImmediate(poll));
+    poll();
+  });
+}
+
 export async function runSimulation(opts: SimulationOptions): Promise<SimulationResult> {
   const logger = opts.logger ?? silentLogger;
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'cohort-sim-'));
@@ -143,19 +178,23 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   if (opts.meterTraffic) transport.meter = new Map();
   const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: seededRng(opts.seed), held: true });
   const prefix = `sim-${opts.seed}-${Date.now()}`;
-  const sequencer = new RoundSequencer();
   const droppedPerRound = new Map<number, number>();
-  const sim = {
+  let clientData = opts.clients;
+  if (!clientData) {
+    if (!opts.data || !opts.partition) throw new Error('runSimulation: give `clients`, or `data` and `partition`');
+    clientData = partitionedData(opts.pool, `${prefix}-data`, opts.data, opts.partition);
+  }
+  const sim: SimContext = {
     pool: opts.pool,
     seed: opts.seed,
     dropout: opts.dropout?.probability ?? 0,
-    sequencer,
+    sequencer: new RoundSequencer(),
+    states: new ClientStates(clientData.size),
+    clients: clientData,
     onDrop: (round: number) => droppedPerRound.set(round, (droppedPerRound.get(round) ?? 0) + 1),
   };
-  opts.partition.forEach((idx, i) => opts.pool.registerDataset(`${prefix}-${i}`, subset(opts.data, idx)));
   const testId = `${prefix}-test`;
   if (opts.test) opts.pool.registerDataset(testId, opts.test);
-
   const rounds: SimulationRound[] = [];
   const evaluations: Promise<void>[] = [];
   engine.on('round', (summary) => {
@@ -179,26 +218,47 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   });
 
   await engine.start();
-  const clients = opts.partition.map((idx, i) => {
-    const task = new VirtualClient(i, `${prefix}-${i}`, idx.length, sim);
-    task.end = transport.createClient();
-    const client = new ClientEngine({ clientId: `virtual-${i}`, task, transport: task.end });
-    client.start();
-    return client;
-  });
-  // Every virtual client says hello before the first round is sampled.
-  await new Promise<void>((resolve) => {
-    const poll = () => (engine.connectedClients >= clients.length ? resolve() : setImmediate(poll));
-    poll();
-  });
-  engine.release();
+  const started = Date.now();
+  let awake = 0;
+  let peakAwake = 0;
+  const members: Member[] = [];
+  for (let k = 0; k < clientData.size; k++) {
+    const end = transport.createClient();
+    const numExamples = clientData.sizeOf(k);
+    members.push(
+      new Member(k, end, {
+        wake: (joined): ClientEngine => {
+          peakAwake = Math.max(peakAwake, ++awake);
+          return memberEngine(`virtual-${k}`, new VirtualClient(k, numExamples, end, sim), end, sim.states.identity(k), joined);
+        },
+        parked: () => awake--,
+      }, opts.keepAwake),
+    );
+  }
+  // Every member says hello before the first round is sampled; a wave at a time, each parking once welcomed.
+  const wave = opts.connectWave ?? 1000;
+  for (let from = 0; from < members.length && !opts.signal?.aborted; from += wave) {
+    const to = Math.min(members.length, from + wave);
+    for (let k = from; k < to; k++) members[k].start();
+    await until(() => engine.connectedClients >= to, opts.signal);
+    opts.onJoining?.(to, members.length);
+  }
+  const connectMs = Date.now() - started;
+  if (!opts.signal?.aborted) opts.onConnected?.(connectMs);
+  const stop = () => void engine.stop(`interrupted: ${String(opts.signal?.reason ?? 'aborted')}`.slice(0, 200), { keepTransport: true });
+  if (opts.signal?.aborted) stop();
+  else {
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    engine.release();
+  }
   const job = await engine.whenFinished();
+  opts.signal?.removeEventListener('abort', stop);
   await Promise.all(evaluations);
   const finalWeights = engine.globalWeights;
-  for (const c of clients) c.stop();
+  for (const m of members) m.stop();
   await engine.shutdown();
   store.close();
-  opts.partition.forEach((_, i) => opts.pool.unregisterDataset(`${prefix}-${i}`));
+  clientData.close();
   if (opts.test) opts.pool.unregisterDataset(testId);
-  return { job, rounds, finalWeights, dataDir, traffic: transport.meter };
+  return { job, rounds, finalWeights, dataDir, traffic: transport.meter, connectMs, peakAwake };
 }

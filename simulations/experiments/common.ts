@@ -3,7 +3,7 @@
  * directory with its progress display and final JSON summary.
  */
 import { parseArgs } from 'node:util';
-import type { Dataset } from '../../client/data/dataset.ts';
+import { subset, type Dataset } from '../../client/data/dataset.ts';
 import { TrainingPool } from '../../client/node/pool.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
@@ -12,7 +12,8 @@ import { runSimulation, type SimulationRound } from '../engine/simulation.ts';
 import { loadFashionMnist } from '../datasets/fashion-mnist.ts';
 import { loadMnist } from '../datasets/mnist.ts';
 import { describeSkew, dirichletPartition, iidPartition, labelSkew, shardPartition, type Partition } from '../datasets/partition.ts';
-import { syntheticFedProx } from '../datasets/synthetic.ts';
+import { SYNTHETIC_CLASSES, SYNTHETIC_FEATURES, SyntheticPopulation } from '../datasets/synthetic.ts';
+import { generatedData } from '../engine/population.ts';
 import { Progress } from '../report/progress.ts';
 import { RunDir, type RoundRow } from '../report/run-dir.ts';
 
@@ -77,16 +78,82 @@ export function list(flags: Flags, name: string): string[] {
   return String(flags[name]).split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+/** Clients whose examples are generated when they are sampled (nothing else of them exists). */
+export interface GeneratedClients {
+  size: number;
+  sizeOf(k: number): number;
+  client(k: number): Dataset;
+}
+
+/** Each client's examples: rows of the loaded training set, or generated on demand (synthetic). */
+export type ClientSplit = Partition | GeneratedClients;
+
+export const splitSize = (split: ClientSplit): number => (Array.isArray(split) ? split.length : split.size);
+
 export interface LoadedData {
   name: string;
-  train: Dataset;
+  /** The pooled training set (image data; synthetic clients are generated instead). */
+  train?: Dataset;
   test: Dataset;
-  /** Synthetic data comes partitioned by its generator. */
-  natural?: Partition;
+  /** Synthetic data: its generator makes each client, on demand. */
+  generated?: GeneratedClients;
   model: ModelSpec;
 }
 
-export function loadData(flags: Flags): LoadedData {
+/** Clients of a held-out sample whose last 20% of rows make the synthetic test set. */
+export const SYNTHETIC_TEST_CLIENTS = 500;
+
+/**
+ * Synthetic(α, β) as clients on demand: client k trains on the first 80% of its rows; the held-out
+ * set is the last 20% of up to SYNTHETIC_TEST_CLIENTS clients spread over the population (all of
+ * them in a population that small).
+ */
+export async function syntheticClients(population: SyntheticPopulation, signal?: AbortSignal): Promise<{ generated: GeneratedClients; test: Dataset }> {
+  const cut = (size: number) => Math.max(1, Math.floor(size * 0.8));
+  const generated: GeneratedClients = {
+    size: population.size,
+    sizeOf: (k) => cut(population.sizeOf(k)),
+    client: (k) => {
+      const all = population.client(k);
+      return subset(all, Int32Array.from({ length: cut(all.size) }, (_, n) => n));
+    },
+  };
+  const held = Math.min(population.size, SYNTHETIC_TEST_CLIENTS);
+  process.stderr.write(`synthetic: generating the held-out rows of ${held} clients…\n`);
+  const parts: Dataset[] = [];
+  for (let i = 0; i < held; i++) {
+    if (i % 25 === 0) await stillGoing(signal);
+    const all = population.client(Math.floor((i * population.size) / held));
+    parts.push(subset(all, Int32Array.from({ length: all.size - cut(all.size) }, (_, n) => cut(all.size) + n)));
+  }
+  const size = parts.reduce((a, p) => a + p.size, 0);
+  const features = new Float32Array(size * SYNTHETIC_FEATURES);
+  const labels = new Int32Array(size);
+  let row = 0;
+  for (const p of parts) {
+    features.set(p.features, row * SYNTHETIC_FEATURES);
+    labels.set(p.labels, row);
+    row += p.size;
+  }
+  return { generated, test: { features, labels, featureShape: [SYNTHETIC_FEATURES], numClasses: SYNTHETIC_CLASSES, size } };
+}
+
+/** The run was asked to stop (SIGINT, SIGTERM) before its rounds began. */
+export class Interrupted extends Error {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`);
+  }
+}
+
+/** Lets a pending signal be handled (one event-loop turn), then throws if the run was asked to stop. */
+export async function stillGoing(signal?: AbortSignal): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (signal?.aborted) throw new Interrupted(String(signal.reason));
+}
+
+/** Loads the data set the flags name; checks `signal` between steps (each well under a second). */
+export async function loadData(flags: Flags, signal?: AbortSignal): Promise<LoadedData> {
+  await stillGoing(signal);
   const seed = int(flags, 'seed', 0);
   const dataset = String(flags.dataset);
   const model = String(flags.model);
@@ -110,49 +177,24 @@ export function loadData(flags: Flags): LoadedData {
     if (model === 'cnn') throw new ConfigError('--model cnn needs image data; use logreg or mlp with --dataset synthetic');
     const clients = int(flags, 'clients');
     const nonNegative = (x: number) => x >= 0;
-    const { data, partition } = syntheticFedProx({
+    const population = new SyntheticPopulation({
       alpha: num(flags, 'synthetic-alpha', nonNegative, '≥ 0'),
       beta: num(flags, 'synthetic-beta', nonNegative, '≥ 0'),
       clients,
       seed,
     });
-    // Each client's last 20% is its share of the held-out set.
-    const trainIdx: number[] = [];
-    const testIdx: number[] = [];
-    const natural: Partition = [];
-    for (const idx of partition) {
-      const cut = Math.max(1, Math.floor(idx.length * 0.8));
-      natural.push(Int32Array.from({ length: cut }, (_, k) => trainIdx.length + k));
-      trainIdx.push(...idx.subarray(0, cut));
-      testIdx.push(...idx.subarray(cut));
-    }
-    return {
-      name: 'synthetic',
-      train: pick(data, trainIdx),
-      test: pick(data, testIdx),
-      natural,
-      model: { zoo: model as 'mlp', inputShape: [60], numClasses: 10 },
-    };
+    const { generated, test } = await syntheticClients(population, signal);
+    return { name: 'synthetic', generated, test, model: { zoo: model as 'mlp', inputShape: [SYNTHETIC_FEATURES], numClasses: SYNTHETIC_CLASSES } };
   }
   throw new ConfigError(`--dataset must be mnist, fashion-mnist or synthetic, got ${dataset}`);
 }
 
-function pick(ds: Dataset, idx: number[]): Dataset {
-  const width = ds.features.length / ds.size;
-  const features = new Float32Array(idx.length * width);
-  const labels = new Int32Array(idx.length);
-  idx.forEach((r, i) => {
-    features.set(ds.features.subarray(r * width, (r + 1) * width), i * width);
-    labels[i] = ds.labels[r];
-  });
-  return { ...ds, features, labels, size: idx.length };
-}
-
-export function makePartition(data: LoadedData, kind: string, clients: number, alpha: number, seed: number): Partition {
-  if (data.natural) {
+export function makePartition(data: LoadedData, kind: string, clients: number, alpha: number, seed: number): ClientSplit {
+  if (data.generated) {
     if (kind !== 'iid' && kind !== 'natural') throw new ConfigError('synthetic data is partitioned by its generator: use --partition natural');
-    return data.natural;
+    return data.generated;
   }
+  if (!data.train) throw new ConfigError(`${data.name}: no training set to partition`);
   switch (kind) {
     case 'iid':
     case 'natural':
@@ -168,7 +210,7 @@ export function makePartition(data: LoadedData, kind: string, clients: number, a
 
 export interface SeriesSpec {
   name: string;
-  partition: Partition;
+  partition: ClientSplit;
   job: JobConfigInput;
   dropout: number;
   /** Count the bytes clients send (recorded per round as the cumulative `bytesUp`). */
@@ -195,18 +237,35 @@ export interface ExperimentContext {
   pool: TrainingPool;
   data: LoadedData;
   progress: Progress;
+  /** Aborted by SIGINT / SIGTERM: the series in flight stops, later ones do not start. */
+  signal?: AbortSignal;
 }
 
 /** Runs one configuration as one curve of the experiment, recording every round. */
 export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promise<SeriesResult> {
   const started = Date.now();
+  if (ctx.signal?.aborted) return { name: spec.name, status: 'not started', reason: String(ctx.signal.reason), rounds: 0, durationMs: 0 };
   const config = parseJobConfig({ evaluation: { every: 0 }, timeouts: { trainMs: 3_600_000, retryDelayMs: 0 }, ...spec.job });
   let last: SimulationRound | undefined;
   let lastStarted = Date.now();
+  let tenthsReported = 0;
+  const split = spec.partition;
   const result = await runSimulation({
     config,
-    data: ctx.data.train,
-    partition: spec.partition,
+    ...(Array.isArray(split) ? { data: ctx.data.train, partition: split } : { clients: generatedData(split) }),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    onJoining: (joined, total) => {
+      // A line per tenth of a large population (joining 100,000 takes minutes).
+      const tenth = Math.floor((10 * joined) / total);
+      if (total < 20_000 || tenth <= tenthsReported) return;
+      tenthsReported = tenth;
+      process.stderr.write(`${spec.name}: ${joined}/${total} clients joined\n`);
+    },
+    onConnected: (ms) => {
+      // A round's duration is its own, not the wait for the population to join.
+      lastStarted = Date.now();
+      process.stderr.write(`${spec.name}: ${splitSize(split)} clients joined in ${(ms / 1000).toFixed(1)} s; rounds start\n`);
+    },
     test: ctx.data.test,
     evaluateEvery: int(ctx.flags, 'eval-every', 0),
     pool: ctx.pool,
@@ -253,7 +312,19 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
   };
 }
 
-/** Creates the run dir and pool, runs the experiment body, writes plots, prints dir and summary. */
+/** Exit status of a run stopped by a signal (128 + its number, as a shell reports it). */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+/**
+ * Creates the run dir and pool, runs the experiment body, writes plots, prints dir and summary.
+ *
+ * SIGINT or SIGTERM stops the run at any stage: while loading or generating data (checked between
+ * steps, each well under a second), connecting clients or in a round (the round engine stops the job;
+ * telling every member and closing every connection grows with the population: ~2 s at 20,000). What
+ * was recorded stays: rounds.jsonl (one complete line per committed round), then rounds.csv, the plots
+ * and summary.json of those rounds; the summary says `stopped`, and the exit status is 130 / 143. A
+ * second signal exits at once.
+ */
 export async function experiment(
   name: string,
   flags: Flags,
@@ -261,32 +332,50 @@ export async function experiment(
   body: (ctx: ExperimentContext) => Promise<SeriesResult[]>,
 ): Promise<number> {
   const started = Date.now();
-  const data = loadData(flags);
-  const run = RunDir.create(String(flags.out), name, { experiment: name, flags, model: data.model });
-  const pool = new TrainingPool({
-    ...(flags.workers !== undefined ? { workers: int(flags, 'workers') } : {}),
-    ...(flags.backend !== undefined ? { backend: String(flags.backend) } : {}),
-  });
-  const progress = new Progress(plannedRounds, name);
+  const stopping = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping.signal.aborted) process.exit(SIGNAL_EXIT[sig] ?? 1);
+    process.stderr.write(`${name}: ${sig}: stopping…\n`);
+    stopping.abort(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let pool: TrainingPool | undefined;
   try {
-    const series = await body({ flags, run, pool, data, progress });
-    const files = run.finish(name);
+    const data = await loadData(flags, stopping.signal);
+    const run = RunDir.create(String(flags.out), name, { experiment: name, flags, model: data.model });
+    pool = new TrainingPool({
+      ...(flags.workers !== undefined ? { workers: int(flags, 'workers') } : {}),
+      ...(flags.backend !== undefined ? { backend: String(flags.backend) } : {}),
+    });
+    const progress = new Progress(plannedRounds, name);
+    const series = await body({ flags, run, pool, data, progress, signal: stopping.signal });
+    const stopped = stopping.signal.aborted ? String(stopping.signal.reason) : undefined;
     const summary = {
       experiment: name,
+      ...(stopped ? { stopped } : {}),
       runDir: run.path,
-      files,
+      files: [...run.finish(name), 'summary.json'],
       series,
       durationMs: Date.now() - started,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };
+    run.writeSummary(summary);
     process.stdout.write(`run directory: ${run.path}\n`);
     process.stdout.write(`${JSON.stringify(summary)}\n`);
-    return 0;
+    return stopped ? (SIGNAL_EXIT[stopped] ?? 1) : 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    process.stderr.write(`${name}: stopped before the first round (${err.signal})\n`);
+    return SIGNAL_EXIT[err.signal] ?? 1;
   } finally {
-    await pool.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await pool?.close();
   }
 }
 
-export function describePartition(data: LoadedData, partition: Partition): string {
-  return describeSkew(labelSkew(partition, data.train.labels, data.train.numClasses));
+export function describePartition(data: LoadedData, split: ClientSplit): string {
+  if (!Array.isArray(split) || !data.train) return `${splitSize(split)} clients generated on demand`;
+  return describeSkew(labelSkew(split, data.train.labels, data.train.numClasses));
 }

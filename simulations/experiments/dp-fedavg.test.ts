@@ -26,7 +26,7 @@ describe('dp-fedavg experiment', () => {
     const cli = await cohort(['privacy', 'epsilon', '--q', '0.5', '--noise', '1.3', '--steps', '3', '--delta', '1e-5', '--json']);
     expect(JSON.parse(cli.stdout).epsilon).toBeCloseTo(rows[2].epsilon, 10);
     expect(readdirSync(join(out, dir)).sort()).toEqual(
-      ['accuracy.png', 'accuracy.svg', 'config.json', 'epsilon.png', 'epsilon.svg', 'rounds.csv', 'rounds.jsonl'],
+      ['accuracy.png', 'accuracy.svg', 'config.json', 'epsilon.png', 'epsilon.svg', 'rounds.csv', 'rounds.jsonl', 'summary.json'],
     );
   });
 });

@@ -14,6 +14,7 @@ import {
   num,
   parseFlags,
   runSeries,
+  splitSize,
   type SeriesResult,
 } from './common.ts';
 
@@ -33,7 +34,7 @@ export async function run(args: string[]): Promise<number> {
     for (const { p, e, b } of combos) {
       const partition = makePartition(ctx.data, p, clients, num(flags, 'alpha'), int(flags, 'seed', 0));
       process.stderr.write(`fedavg ${p} E=${e} B=${b}: ${describePartition(ctx.data, partition)}\n`);
-      const cohort = Math.max(1, Math.round(fraction * partition.length));
+      const cohort = Math.max(1, Math.round(fraction * splitSize(partition)));
       const name = combos.length === partitions.length ? p : `${p} E=${e} B=${b}`;
       results.push(
         await runSeries(ctx, {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseJobConfig } from '../../server/round/config.ts';
 import { runSimulation } from '../engine/simulation.ts';
 import { iidPartition } from '../datasets/partition.ts';
+import { ConfigError } from '../../shared/errors.ts';
 import { lineChartSvg, svgToPng, type Series } from '../report/plot.ts';
 import { COMMON_FLAGS, experiment, int, list, num, parseFlags, type SeriesResult } from './common.ts';
 
@@ -27,12 +28,14 @@ export async function run(args: string[]): Promise<number> {
   const rounds = int(flags, 'rounds');
   const combos = cohorts.flatMap((n) => dropouts.flatMap((p) => [false, true].map((secagg) => ({ n, p, secagg }))));
   return experiment('secagg-cost', flags, rounds * combos.length, async (ctx) => {
+    const train = ctx.data.train;
+    if (!train) throw new ConfigError('secagg-cost needs image data (--dataset mnist or fashion-mnist)');
     const results: SeriesResult[] = [];
     const points: { name: string; n: number; ms: number; bytes: number }[] = [];
     for (const { n, p, secagg } of combos) {
       const started = Date.now();
       const name = `${secagg ? 'secagg' : 'plain'} dropout=${p}`;
-      const partition = iidPartition(ctx.data.train.size, n, int(flags, 'seed', 0));
+      const partition = iidPartition(train.size, n, int(flags, 'seed', 0));
       const minSurvivors = Math.max(2, Math.floor(n * (1 - Math.max(p, 0.05) * 2)));
       const config = parseJobConfig({
         id: 'cost',
@@ -50,9 +53,10 @@ export async function run(args: string[]): Promise<number> {
       let last = Date.now();
       const sim = await runSimulation({
         config,
-        data: ctx.data.train,
+        data: train,
         partition,
         pool: ctx.pool,
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
         seed: int(flags, 'seed', 0),
         dropout: { probability: p },
         meterTraffic: true,

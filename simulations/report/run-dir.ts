@@ -1,7 +1,8 @@
 /**
  * A simulation's run directory: `config.json` (everything needed to reproduce it), `rounds.jsonl`
  * (one JSON object per round, appended as the run goes, so a crashed run keeps what it did),
- * `rounds.csv`, and plots of accuracy and ε against round as SVG and PNG.
+ * `rounds.csv`, plots of accuracy and ε against round as SVG and PNG, and `summary.json` (the outcome,
+ * also printed last: a run stopped by a signal says `stopped`).
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -41,6 +42,11 @@ export class RunDir {
   record(row: RoundRow): void {
     this.rows.push(row);
     appendFileSync(join(this.path, 'rounds.jsonl'), `${JSON.stringify(row)}\n`);
+  }
+
+  /** Writes summary.json (the run's outcome, as printed last). */
+  writeSummary(summary: unknown): void {
+    writeFileSync(join(this.path, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   }
 
   /** Writes rounds.csv and the plots; returns the files written. */
