@@ -5,7 +5,7 @@
  * attempt; this module only builds what the cohort is given.
  */
 import type { Logger } from '../../shared/log.ts';
-import type { ServerMessage } from '../../shared/protocol/index.ts';
+import type { ServerMessage, TrainingParams } from '../../shared/protocol/index.ts';
 import { sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
 import type { Failpoint } from '../failpoints.ts';
 import type { Clock } from './clock.ts';
@@ -100,7 +100,7 @@ export class RoundStarter {
         round: round.round,
         modelChecksum: model.checksum,
         model: spec,
-        training,
+        training: trainingParams(training),
         timeoutMs: timeouts.trainMs,
         ...(round.plan ? { privacy: round.plan.announce } : {}),
         ...(round.secagg ? { secagg: round.secagg.announce } : {}),
@@ -122,4 +122,13 @@ export class RoundStarter {
       });
     }
   }
+}
+
+/**
+ * The training parameters as sent: plain SGD is sent without an `optimizer` field, so clients that
+ * predate local optimizers (their schema is strict) still accept every round they can run.
+ */
+export function trainingParams(training: JobConfig['training']): TrainingParams {
+  const { optimizer, ...rest } = training;
+  return optimizer.name === 'sgd' ? rest : { ...rest, optimizer };
 }

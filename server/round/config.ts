@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.ts';
 import { DpConfigSchema } from '../../shared/dp/index.ts';
-import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
+import { LocalOptimizerSchema, ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
 import { SecAggConfigSchema } from './secagg.ts';
@@ -56,6 +56,11 @@ export const JobConfigSchema = z
         learningRate: z.number().positive().max(100).default(0.05),
         /** FedProx proximal term μ (Li et al. 2020); 0 = plain FedAvg local training. */
         proxMu: z.number().min(0).max(1e6).default(0),
+        /**
+         * The clients' local optimizer (shared/fl/local-optimizers.ts): sgd, momentum or adam, built fresh
+         * each round (its state resets). It acts before the update is formed, so clipping and noise are unchanged.
+         */
+        optimizer: LocalOptimizerSchema.prefault({ name: 'sgd' }),
       })
       .strict()
       .prefault({}),

@@ -7,3 +7,4 @@ export {
   type ServerOptimizerConfigInput,
   type ServerOptimizerName,
 } from './optimizers.ts';
+export { LocalOptimizerSchema, type LocalOptimizer, type LocalOptimizerInput, type LocalOptimizerName } from './local-optimizers.ts';

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { ModelSpecSchema } from '../model/spec.ts';
 import { CertificateSchema } from '../identity/certificate.ts';
+import { LocalOptimizerSchema } from '../fl/local-optimizers.ts';
 
 const b64url = (bytes: number) => z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes, base64url`);
 
@@ -25,6 +26,8 @@ export const TrainingParamsSchema = z
     batchSize: z.number().int().min(1).max(1 << 16),
     learningRate: finite.pipe(z.number().positive().max(100)),
     proxMu: finite.pipe(z.number().min(0).max(1e6)),
+    /** The local optimizer (shared/fl/local-optimizers.ts); absent means plain SGD (what older peers run). */
+    optimizer: LocalOptimizerSchema.optional(),
   })
   .strict();
 export type TrainingParams = z.output<typeof TrainingParamsSchema>;
