@@ -8,3 +8,13 @@ export {
   type ServerOptimizerName,
 } from './optimizers.ts';
 export { LocalOptimizerSchema, type LocalOptimizer, type LocalOptimizerInput, type LocalOptimizerName } from './local-optimizers.ts';
+export {
+  AggregatorConfigSchema,
+  MAX_ROBUST_COHORT,
+  minUpdatesFor,
+  robustAggregate,
+  robustMemoryBytes,
+  type AggregatorConfig,
+  type AggregatorConfigInput,
+  type RobustAggregatorConfig,
+} from './robust.ts';

@@ -8,6 +8,7 @@ import { TrainingPool } from '../../client/node/pool.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
+import type { LocalOptimizerInput } from '../../shared/fl/index.ts';
 import { runSimulation, type SimulationRound } from '../engine/simulation.ts';
 import { loadFashionMnist } from '../datasets/fashion-mnist.ts';
 import { loadMnist } from '../datasets/mnist.ts';
@@ -31,6 +32,7 @@ export const COMMON_FLAGS: FlagSpec = {
   epochs: { type: 'string', default: '1', help: 'local epochs E (comma list to sweep)' },
   'batch-size': { type: 'string', default: '10', help: 'local batch size B (comma list to sweep)' },
   lr: { type: 'string', default: '0.05', help: 'client learning rate' },
+  optimizer: { type: 'string', default: 'sgd', help: 'local optimizer: sgd | momentum | adam (default hyperparameters)' },
   dropout: { type: 'string', default: '0', help: 'probability a sampled client drops out of a round' },
   'eval-every': { type: 'string', default: '1', help: 'evaluate on the held-out set every k rounds' },
   workers: { type: 'string', help: 'training worker threads (default: all cores)' },
@@ -72,6 +74,12 @@ export function num(flags: Flags, name: string, check: (x: number) => boolean = 
 
 export const int = (flags: Flags, name: string, min = 1) =>
   num(flags, name, (x) => Number.isInteger(x) && x >= min, `an integer ≥ ${min}`);
+
+/** A local optimizer (shared/fl/local-optimizers.ts) by name, with its default hyperparameters. */
+export function localOptimizer(name: string): LocalOptimizerInput {
+  if (name !== 'sgd' && name !== 'momentum' && name !== 'adam') throw new ConfigError(`--optimizer must be sgd, momentum or adam, got ${name}`);
+  return { name };
+}
 
 export function list(flags: Flags, name: string): string[] {
   return String(flags[name]).split(',').map((s) => s.trim()).filter(Boolean);
