@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.ts';
 import { DpConfigSchema } from '../../shared/dp/index.ts';
-import { LocalOptimizerSchema, ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
+import { AggregatorConfigSchema, LocalOptimizerSchema, minUpdatesFor, ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
 import { SecAggConfigSchema } from './secagg.ts';
@@ -33,7 +33,7 @@ export const SamplingSchema = z.discriminatedUnion('mode', [
 ]);
 export type Sampling = z.output<typeof SamplingSchema>;
 
-export const JobConfigSchema = z
+const JobConfigBase = z
   .object({
     /** Job id: a job with this id in the data dir is resumed, not restarted. */
     id: z
@@ -65,6 +65,12 @@ export const JobConfigSchema = z
       .strict()
       .prefault({}),
     optimizer: ServerOptimizerConfigSchema.prefault({ name: 'fedavg' }),
+    /**
+     * How the round's updates become its pseudo-gradient (shared/fl/robust.ts): the streaming `mean`
+     * (FedAvg), or a Byzantine-robust rule — median, trimmed-mean (β), krum (f, m), bulyan (f) — which
+     * holds every update of the round (cohort bounded by `maxCohort`), so only without SecAgg and central DP.
+     */
+    aggregator: AggregatorConfigSchema.prefault({ name: 'mean' }),
     /** Differential privacy (shared/dp): mode, noise multiplier z, clip norm C, budget (ε, δ). */
     dp: DpConfigSchema.prefault({ mode: 'off' }),
     /** Secure aggregation (SecAgg+): the coordinator learns only the sum of the cohort's updates. */
@@ -135,7 +141,9 @@ export const JobConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict()
+  .strict();
+
+export const JobConfigSchema = JobConfigBase
   .superRefine((cfg, ctx) => {
     if (cfg.minSurvivors !== undefined && cfg.minSurvivors > cfg.minClients) {
       ctx.addIssue({ code: 'custom', path: ['minSurvivors'], message: `must be ≤ minClients (${cfg.minClients})` });
@@ -163,6 +171,7 @@ export const JobConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['minClients'], message: 'secure aggregation needs at least 2 clients per round' });
       }
     }
+    robustAggregatorIssues(cfg, ctx);
     if (cfg.sampling.mode === 'fixed' && cfg.sampling.cohortSize < cfg.minClients) {
       ctx.addIssue({
         code: 'custom',
@@ -181,6 +190,41 @@ export const JobConfigSchema = z
     }
   })
   .transform((cfg) => ({ ...cfg, evaluation: { ...cfg.evaluation, every: cfg.evaluation.every ?? (cfg.dp.mode === 'off' ? 1 : 0) } }));
+
+/**
+ * What a robust aggregator (shared/fl/robust.ts) needs of the rest of the job:
+ * - each client's update, which secure aggregation hides (the coordinator sees only the masked sum);
+ * - not central DP: the accountant and the coordinator's noise assume the clipped mean, whose sensitivity
+ *   to one client is C over the fixed denominator. A robust rule of clipped updates is not that: Krum
+ *   outputs one client's update, which replacing one client can move by 2C (n times the mean's), and a
+ *   coordinate-wise median or trimmed mean can move in every coordinate at once. Calibrating noise to
+ *   those bounds would make the aggregate useless, and calibrating it to the mean's would understate ε,
+ *   so the combination is refused. Local DP is allowed: each client's update is noised before it leaves
+ *   the device and what the coordinator computes from the noised updates is post-processing (ε unchanged);
+ * - a bounded cohort it can hold in memory (fixed sampling, cohortSize ≤ maxCohort);
+ * - at least as many survivors as the rule needs (Krum n ≥ 2f + 3, Bulyan n ≥ 4f + 3).
+ */
+function robustAggregatorIssues(cfg: z.output<typeof JobConfigBase>, ctx: z.RefinementCtx): void {
+  const agg = cfg.aggregator;
+  if (agg.name === 'mean') return;
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (cfg.secagg.enabled) {
+    issue(['aggregator', 'name'], `'${agg.name}' needs each client's update, but with secure aggregation the coordinator sees only their sum: turn secagg off, or keep aggregator 'mean' (secagg.clipNorm bounds each client's influence)`);
+  }
+  if (cfg.dp.mode === 'central') {
+    issue(['aggregator', 'name'], `'${agg.name}' with central DP is refused: the noise and the accountant assume the clipped mean (sensitivity C/n), and a robust rule of clipped updates can move further when one client changes (Krum: up to 2C) — use aggregator 'mean', or 'local' DP (robust aggregation of noised updates is post-processing)`);
+  }
+  if (cfg.sampling.mode !== 'fixed') {
+    issue(['sampling', 'mode'], `'${agg.name}' holds every update of a round in memory: use sampling.mode 'fixed' with cohortSize ≤ aggregator.maxCohort (${agg.maxCohort})`);
+  } else if (cfg.sampling.cohortSize > agg.maxCohort) {
+    issue(['sampling', 'cohortSize'], `cohortSize ${cfg.sampling.cohortSize} > aggregator.maxCohort ${agg.maxCohort}: '${agg.name}' holds every update of a round in memory (raise maxCohort, at most 1000, or lower cohortSize)`);
+  }
+  const need = minUpdatesFor(agg);
+  const survivors = cfg.minSurvivors ?? cfg.minClients;
+  if (survivors < need) {
+    issue([cfg.minSurvivors === undefined ? 'minClients' : 'minSurvivors'], `'${agg.name}'${'f' in agg ? ` with f = ${agg.f}` : ''} needs at least ${need} updates per round: set ${cfg.minSurvivors === undefined ? 'minClients' : 'minSurvivors'} ≥ ${need}`);
+  }
+}
 
 export type JobConfig = z.output<typeof JobConfigSchema>;
 export type JobConfigInput = z.input<typeof JobConfigSchema>;

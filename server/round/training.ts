@@ -2,13 +2,15 @@
  * One training-round attempt. `TrainingRound` is its state: the sampled cohort and what each member
  * has delivered, the streaming weighted sum of plain updates (O(d) memory whatever the cohort), the
  * metrics sums, and the round record and pseudo-gradient once it closes — pure state and arithmetic.
+ * With a robust aggregator (shared/fl/robust.ts) the round instead holds its members' updates (n·d
+ * float32, the cohort bounded by the config's `aggregator.maxCohort`) and applies the rule when it closes.
  * `TrainingPhase` runs the attempt in flight for the engine: its members' updates, refusals, SecAgg
  * messages and dropouts, its deadline and its SecAgg outcome, until it closes and is handed back
  * (`closed`) to be committed or aborted; the engine keeps the state (`training`) and the transitions.
  */
 import { CohortError } from '../../shared/errors.ts';
 import { clipL2InPlace } from '../../shared/dp/index.ts';
-import { WeightedSum } from '../../shared/fl/index.ts';
+import { robustAggregate, WeightedSum, type RobustAggregatorConfig } from '../../shared/fl/index.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ErrorCode, type SecAggUp, type Update } from '../../shared/protocol/index.ts';
 import { SecAggError } from '../../shared/secagg/index.ts';
@@ -40,6 +42,8 @@ export class TrainingRound {
   /** Secure aggregation of this round, if enabled; then `secaggSum` is the decoded sum. */
   secagg?: SecAggRound;
   secaggSum?: Float64Array;
+  /** A robust aggregator's round: every accepted update, in arrival order. */
+  readonly updates: Float32Array[] = [];
   timer: unknown;
   private pendingCount: number;
 
@@ -51,6 +55,8 @@ export class TrainingRound {
     dim: number,
     /** The round's DP plan (event, announced parameters), if the job uses DP. */
     readonly plan?: RoundPlan,
+    /** A robust aggregation rule instead of the streaming mean (no SecAgg, no central DP: config.ts). */
+    readonly robust?: RobustAggregatorConfig,
   ) {
     for (const c of cohort) this.members.set(c.clientId, { connId: c.connId, status: 'pending' });
     this.pendingCount = this.members.size;
@@ -104,8 +110,13 @@ export class TrainingRound {
       // Defence in depth: the sensitivity bound must not rest on the client having clipped.
       clipL2InPlace(msg.vector, plan.announce.clipNorm);
     }
-    // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples.
-    this.sum.add(msg.vector, plan ? 1 : msg.numExamples);
+    if (this.robust) {
+      // Held whole (a copy: the message's buffer is not ours to keep); robust rules are unweighted.
+      this.updates.push(msg.vector.slice());
+    } else {
+      // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples.
+      this.sum.add(msg.vector, plan ? 1 : msg.numExamples);
+    }
     this.examples += msg.numExamples;
     this.bitSum += msg.clipBit ?? 0;
     this.lossSum += (msg.metrics.loss ?? 0) * msg.numExamples;
@@ -184,9 +195,11 @@ export class TrainingRound {
    * The round's pseudo-gradient. Plain: the example-weighted mean. DP: the noisy fixed-denominator
    * mean of uniformly weighted clipped updates. SecAgg: the decoded sum (the coordinator never saw
    * anything else), divided by the fixed denominator (DP) or by the number of included clients.
+   * Robust: the rule over the held updates (under local DP, post-processing of noised updates).
    */
   pseudoGradient(privacy: PrivacyController): Float32Array {
     const plan = this.plan;
+    if (this.robust) return robustAggregate(this.updates, this.robust);
     if (this.secaggSum) {
       if (plan) return privacy.noisyMean(this.secaggSum, plan);
       const survivors = this.survivors;
