@@ -106,6 +106,19 @@ describe('local optimizers', () => {
     trainer.dispose();
   });
 
+  it("q-FedAvg's initialLoss: the global model's mean loss on the data, measured before training", async () => {
+    const trainer = new LocalTrainer(spec);
+    const { weights: w0 } = initialWeights(spec, 7);
+    const expected = (await trainer.evaluate(w0, data)).loss;
+    const r = await trainer.train(w0, data, { epochs: 2, batchSize: 10, learningRate: 0.1, proxMu: 0, seed: 1, initialLoss: true });
+    expect(r.metrics.initialLoss).toBeCloseTo(expected, 6);
+    expect(r.metrics.loss).toBeLessThan(expected); // training moved on from there
+    const plain = await trainer.train(w0, data, { epochs: 2, batchSize: 10, learningRate: 0.1, proxMu: 0, seed: 1 });
+    expect(plain.metrics.initialLoss).toBeUndefined();
+    expect(bits(plain.delta)).toEqual(bits(r.delta)); // measuring does not change training
+    trainer.dispose();
+  });
+
   it('refuses an invalid optimizer with a BAD_CONFIG error naming the field', async () => {
     const trainer = new LocalTrainer(spec);
     const { weights: w0 } = initialWeights(spec, 6);

@@ -36,6 +36,8 @@ export interface TrainingConfig {
    * of train(), so momentum and Adam state start at zero each round.
    */
   optimizer?: LocalOptimizer;
+  /** Also measure the mean loss of `globalWeights` on the data before training (q-FedAvg's F_k(w^t)). */
+  initialLoss?: boolean;
   /** Seeds the per-epoch shuffles; default: random. */
   seed?: number;
 }
@@ -44,8 +46,11 @@ export interface TrainResult {
   /** w_local − w_global, in manifest order. */
   delta: Float32Array;
   numExamples: number;
-  /** Mean cross-entropy (without the proximal term) and accuracy over the last epoch, as trained. */
-  metrics: { loss: number; accuracy: number };
+  /**
+   * Mean cross-entropy (without the proximal term) and accuracy over the last epoch, as trained; with
+   * `initialLoss` asked for, the mean cross-entropy of the global model on the data before training.
+   */
+  metrics: { loss: number; accuracy: number; initialLoss?: number };
 }
 
 export interface EvalResult {
@@ -304,6 +309,7 @@ export class LocalTrainer {
   /** Trains from `globalWeights` on `data`; the model's weights afterwards are the local ones. */
   async train(globalWeights: Float32Array, data: Dataset, cfg: TrainingConfig): Promise<TrainResult> {
     validateConfig(cfg);
+    const initial = cfg.initialLoss ? (await this.evaluate(globalWeights, data)).loss : undefined;
     const model = await this.ready();
     this.checkTrainable(model);
     setFlatWeights(model, globalWeights);
@@ -315,7 +321,7 @@ export class LocalTrainer {
     const fused = (cfg.optimizer?.name ?? 'sgd') === 'sgd' && tf.getKernel(SGD_STEP, tf.getBackend()) !== undefined;
     const ctx: StepContext = { model, optimizer, vars, anchors, mu: cfg.proxMu, learningRate: cfg.learningRate, fused };
     const rng = seededRng(cfg.seed ?? cryptoRng().nextUint32());
-    let metrics = { loss: 0, accuracy: 0 };
+    let metrics: TrainResult['metrics'] = { loss: 0, accuracy: 0 };
     try {
       for (let epoch = 0; epoch < cfg.epochs - 1; epoch++) {
         runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, undefined);
@@ -331,6 +337,7 @@ export class LocalTrainer {
     }
     const delta = flattenWeights(model);
     for (let i = 0; i < delta.length; i++) delta[i] -= globalWeights[i];
+    if (initial !== undefined) metrics.initialLoss = initial;
     this.logger.debug({ numExamples: data.size, ...metrics }, 'local training done');
     return { delta, numExamples: data.size, metrics };
   }

@@ -100,7 +100,7 @@ export class RoundStarter {
         round: round.round,
         modelChecksum: model.checksum,
         model: spec,
-        training: trainingParams(training),
+        training: trainingParams(training, this.ctx.config.aggregator),
         timeoutMs: timeouts.trainMs,
         ...(round.plan ? { privacy: round.plan.announce } : {}),
         ...(round.secagg ? { secagg: round.secagg.announce } : {}),
@@ -128,7 +128,12 @@ export class RoundStarter {
  * The training parameters as sent: plain SGD is sent without an `optimizer` field, so clients that
  * predate local optimizers (their schema is strict) still accept every round they can run.
  */
-export function trainingParams(training: JobConfig['training']): TrainingParams {
+export function trainingParams(training: JobConfig['training'], aggregator: JobConfig['aggregator'] = { name: 'mean' }): TrainingParams {
   const { optimizer, ...rest } = training;
-  return optimizer.name === 'sgd' ? rest : { ...rest, optimizer };
+  return {
+    ...rest,
+    ...(optimizer.name === 'sgd' ? {} : { optimizer }),
+    // q-FedAvg needs each client's loss at the global model, before training (its F_k(w^t)).
+    ...(aggregator.name === 'qfedavg' ? { initialLoss: true as const } : {}),
+  };
 }

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.ts';
 import { DpConfigSchema } from '../../shared/dp/index.ts';
-import { AggregatorConfigSchema, LocalOptimizerSchema, minUpdatesFor, ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
+import { AggregatorConfigSchema, isRobust, LocalOptimizerSchema, minUpdatesFor, ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
 import { SecAggConfigSchema } from './secagg.ts';
@@ -206,8 +206,15 @@ export const JobConfigSchema = JobConfigBase
  */
 function robustAggregatorIssues(cfg: z.output<typeof JobConfigBase>, ctx: z.RefinementCtx): void {
   const agg = cfg.aggregator;
-  if (agg.name === 'mean') return;
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (agg.name === 'qfedavg') {
+    // q-FedAvg weights each update by the client's own, un-noised loss: no DP accounting covers that
+    // release or that weighting, and SecAgg would hide the per-client updates it weights.
+    if (cfg.secagg.enabled) issue(['aggregator', 'name'], "'qfedavg' weights each client's update by its loss: not possible under secure aggregation (the coordinator sees only the sum)");
+    if (cfg.dp.mode !== 'off') issue(['aggregator', 'name'], "'qfedavg' with DP is refused: clients report their loss un-noised and it weights their update, which the accountant's clipped mean does not cover");
+    return;
+  }
+  if (!isRobust(agg)) return;
   if (cfg.secagg.enabled) {
     issue(['aggregator', 'name'], `'${agg.name}' needs each client's update, but with secure aggregation the coordinator sees only their sum: turn secagg off, or keep aggregator 'mean' (secagg.clipNorm bounds each client's influence)`);
   }

@@ -22,7 +22,7 @@ describe('training.optimizer', () => {
   it('defaults to sgd, which is sent without an optimizer field (older clients accept it)', () => {
     const cfg = parseJobConfig({});
     expect(cfg.training.optimizer).toEqual({ name: 'sgd' });
-    const sent = trainingParams(cfg.training);
+    const sent = trainingParams(cfg.training, cfg.aggregator);
     expect('optimizer' in sent).toBe(false);
     expect(TrainingParamsSchema.parse(sent)).toEqual(sent);
   });
@@ -94,5 +94,18 @@ describe('aggregator', () => {
     expect(problems(robust({ aggregator: { name: 'bulyan', f: 2 } }))).toMatch(/needs at least 11 updates/);
     expect(problems(robust({ aggregator: { name: 'krum', f: 0, m: 8 } }))).toMatch(/needs at least 8 updates/);
     expect(problems(robust({ aggregator: { name: 'trimmed-mean', beta: 0.5 } }))).toMatch(/aggregator\.beta/);
+  });
+});
+
+describe('aggregator qfedavg', () => {
+  it('streams (no cohort bound), asks clients for their initial loss, and refuses DP and SecAgg', () => {
+    const cfg = parseJobConfig({ sampling: { mode: 'poisson', rate: 0.5 }, aggregator: { name: 'qfedavg' } });
+    expect(cfg.aggregator).toEqual({ name: 'qfedavg', q: 1 });
+    const sent = TrainingParamsSchema.parse(trainingParams(cfg.training, cfg.aggregator));
+    expect(sent.initialLoss).toBe(true);
+    expect('initialLoss' in trainingParams(cfg.training)).toBe(false);
+    expect(problems({ aggregator: { name: 'qfedavg', q: 11 } })).toMatch(/aggregator\.q/);
+    expect(problems({ aggregator: { name: 'qfedavg' }, dp: { mode: 'local', noiseMultiplier: 1, clipNorm: 1 } })).toMatch(/'qfedavg' with DP is refused/);
+    expect(problems({ aggregator: { name: 'qfedavg' }, secagg: { enabled: true, clipNorm: 1 } })).toMatch(/'qfedavg' .* not possible under secure aggregation/);
   });
 });

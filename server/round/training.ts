@@ -10,7 +10,7 @@
  */
 import { CohortError } from '../../shared/errors.ts';
 import { clipL2InPlace } from '../../shared/dp/index.ts';
-import { robustAggregate, WeightedSum, type RobustAggregatorConfig } from '../../shared/fl/index.ts';
+import { isRobust, QFedAvgSum, robustAggregate, WeightedSum, type AggregatorConfig, type RobustAggregatorConfig } from '../../shared/fl/index.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ErrorCode, type SecAggUp, type Update } from '../../shared/protocol/index.ts';
 import { SecAggError } from '../../shared/secagg/index.ts';
@@ -55,13 +55,24 @@ export class TrainingRound {
     dim: number,
     /** The round's DP plan (event, announced parameters), if the job uses DP. */
     readonly plan?: RoundPlan,
-    /** A robust aggregation rule instead of the streaming mean (no SecAgg, no central DP: config.ts). */
-    readonly robust?: RobustAggregatorConfig,
+    /**
+     * The job's aggregator and the clients' learning rate (q-FedAvg's L = 1/η). Robust rules and q-FedAvg
+     * run only without SecAgg and central DP (config.ts); default: the streaming mean.
+     */
+    strategy?: { aggregator: AggregatorConfig; learningRate: number },
   ) {
     for (const c of cohort) this.members.set(c.clientId, { connId: c.connId, status: 'pending' });
     this.pendingCount = this.members.size;
-    this.sum = new WeightedSum(dim);
+    const aggregator = strategy?.aggregator;
+    this.robust = aggregator && isRobust(aggregator) ? aggregator : undefined;
+    this.qfedavg = aggregator?.name === 'qfedavg' ? new QFedAvgSum(dim, aggregator.q, 1 / strategy!.learningRate) : undefined;
+    this.sum = new WeightedSum(this.robust || this.qfedavg ? 1 : dim);
   }
+
+  /** A robust aggregation rule over the held updates, if the job uses one. */
+  readonly robust?: RobustAggregatorConfig;
+  /** q-FedAvg's streaming sums, if the job uses it. */
+  readonly qfedavg?: QFedAvgSum;
 
   /** Every member has answered, refused, dropped or been excluded. */
   get settled(): boolean {
@@ -98,6 +109,9 @@ export class TrainingRound {
       throw new CohortError(ErrorCode.WRONG_LENGTH, `update has ${msg.vector.length} values, the model has ${dim}`);
     }
     if (this.secagg) throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses secure aggregation: send secagg messages, not a plain update');
+    if (this.qfedavg && msg.metrics.initialLoss === undefined) {
+      throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses q-FedAvg: the update must carry metrics.initialLoss');
+    }
     if (this.plan?.announce.adaptiveClipping && msg.clipBit === undefined) {
       throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses adaptive clipping: the update must carry clipBit');
     }
@@ -113,6 +127,8 @@ export class TrainingRound {
     if (this.robust) {
       // Held whole (a copy: the message's buffer is not ours to keep); robust rules are unweighted.
       this.updates.push(msg.vector.slice());
+    } else if (this.qfedavg) {
+      this.qfedavg.add(msg.vector, msg.metrics.initialLoss!);
     } else {
       // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples.
       this.sum.add(msg.vector, plan ? 1 : msg.numExamples);
@@ -200,6 +216,7 @@ export class TrainingRound {
   pseudoGradient(privacy: PrivacyController): Float32Array {
     const plan = this.plan;
     if (this.robust) return robustAggregate(this.updates, this.robust);
+    if (this.qfedavg) return this.qfedavg.step();
     if (this.secaggSum) {
       if (plan) return privacy.noisyMean(this.secaggSum, plan);
       const survivors = this.survivors;

@@ -10,6 +10,7 @@ export {
 export { LocalOptimizerSchema, type LocalOptimizer, type LocalOptimizerInput, type LocalOptimizerName } from './local-optimizers.ts';
 export {
   AggregatorConfigSchema,
+  isRobust,
   MAX_ROBUST_COHORT,
   minUpdatesFor,
   robustAggregate,
@@ -18,3 +19,5 @@ export {
   type AggregatorConfigInput,
   type RobustAggregatorConfig,
 } from './robust.ts';
+export { MIN_LOSS, QFedAvgSum } from './qfedavg.ts';
+export { clientFairness, type ClientFairness } from './fairness.ts';

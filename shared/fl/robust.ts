@@ -49,10 +49,17 @@ export const AggregatorConfigSchema = z.discriminatedUnion('name', [
   z.object({ name: z.literal('trimmed-mean'), beta: z.number().min(0).lt(0.5), maxCohort }).strict(),
   z.object({ name: z.literal('krum'), f, m: z.number().int().min(1).max(MAX_ROBUST_COHORT).default(1), maxCohort }).strict(),
   z.object({ name: z.literal('bulyan'), f, maxCohort }).strict(),
+  /** q-FedAvg (shared/fl/qfedavg.ts): fair, not robust; streams like the mean. q = 0 is the unweighted mean. */
+  z.object({ name: z.literal('qfedavg'), q: z.number().min(0).max(10).default(1) }).strict(),
 ]);
 export type AggregatorConfig = z.output<typeof AggregatorConfigSchema>;
 export type AggregatorConfigInput = z.input<typeof AggregatorConfigSchema>;
-export type RobustAggregatorConfig = Exclude<AggregatorConfig, { name: 'mean' }>;
+export type RobustAggregatorConfig = Exclude<AggregatorConfig, { name: 'mean' | 'qfedavg' }>;
+
+/** The rules that hold the round's updates (not the streaming mean or q-FedAvg). */
+export function isRobust(cfg: AggregatorConfig): cfg is RobustAggregatorConfig {
+  return cfg.name !== 'mean' && cfg.name !== 'qfedavg';
+}
 
 /** The fewest updates a rule accepts (Krum: n ≥ 2f + 3; Bulyan: n ≥ 4f + 3; Multi-Krum also n ≥ m). */
 export function minUpdatesFor(cfg: RobustAggregatorConfig): number {

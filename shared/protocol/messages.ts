@@ -28,6 +28,11 @@ export const TrainingParamsSchema = z
     proxMu: finite.pipe(z.number().min(0).max(1e6)),
     /** The local optimizer (shared/fl/local-optimizers.ts); absent means plain SGD (what older peers run). */
     optimizer: LocalOptimizerSchema.optional(),
+    /**
+     * q-FedAvg: also report `metrics.initialLoss`, the mean loss of the received model on the local
+     * training data before training (F_k(w^t) of Li et al. 2020). Absent: not asked.
+     */
+    initialLoss: z.literal(true).optional(),
   })
   .strict();
 export type TrainingParams = z.output<typeof TrainingParamsSchema>;
