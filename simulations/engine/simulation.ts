@@ -34,6 +34,17 @@ export interface DropoutOptions {
   probability: number;
 }
 
+/**
+ * Clients that attack (poisoning experiments): their shard may be poisoned before it is registered
+ * (label flipping) and their update replaced after training (sign flipping, scaling). What they send
+ * goes through the same client engine and the coordinator's checks as any other client's.
+ */
+export interface Adversary {
+  clients: ReadonlySet<number>;
+  data?: (shard: Dataset) => Dataset;
+  update?: (delta: Float32Array) => Float32Array;
+}
+
 export interface SimulationOptions {
   config: JobConfig;
   /** The pooled data set and which examples each client holds. */
@@ -53,6 +64,10 @@ export interface SimulationOptions {
   onRound?: (report: SimulationRound) => void;
   /** Count bytes each client sends and receives (cost experiments). */
   meterTraffic?: boolean;
+  /** Attacking clients, by index in the partition. */
+  adversary?: Adversary;
+  /** After the job: each client's accuracy of the final model on its own shard (unpoisoned), in partition order. */
+  perClientAccuracy?: boolean;
 }
 
 export interface SimulationRound {
@@ -70,6 +85,8 @@ export interface SimulationResult {
   dataDir: string;
   /** Per client id, when meterTraffic was set. */
   traffic?: Map<string, TrafficMeter>;
+  /** When perClientAccuracy was set: the final model's accuracy on each client's shard. */
+  clientAccuracy?: number[];
 }
 
 /** Releases each round's updates in cohort order (the order train messages arrived). */
@@ -101,6 +118,7 @@ class VirtualClient implements ClientTask {
     readonly datasetId: string,
     readonly numExamples: number,
     private readonly sim: { pool: TrainingPool; seed: number; dropout: number; sequencer: RoundSequencer; onDrop: (round: number) => void },
+    private readonly poison?: (delta: Float32Array) => Float32Array,
   ) {}
 
   async fit(weights: Float32Array, model: ModelSpec, training: TrainingParams, round: number): Promise<FitResult> {
@@ -122,7 +140,8 @@ class VirtualClient implements ClientTask {
     try {
       const result = await this.sim.pool.train(model, weights, this.datasetId, { ...training, seed: rng.nextUint32() });
       await turn;
-      return { delta: result.delta, numExamples: result.numExamples, metrics: result.metrics };
+      const delta = this.poison ? this.poison(result.delta) : result.delta;
+      return { delta, numExamples: result.numExamples, metrics: result.metrics };
     } finally {
       done();
     }
@@ -150,7 +169,11 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
     sequencer,
     onDrop: (round: number) => droppedPerRound.set(round, (droppedPerRound.get(round) ?? 0) + 1),
   };
-  opts.partition.forEach((idx, i) => opts.pool.registerDataset(`${prefix}-${i}`, subset(opts.data, idx)));
+  const adversary = opts.adversary;
+  opts.partition.forEach((idx, i) => {
+    const shard = subset(opts.data, idx);
+    opts.pool.registerDataset(`${prefix}-${i}`, adversary?.data && adversary.clients.has(i) ? adversary.data(shard) : shard);
+  });
   const testId = `${prefix}-test`;
   if (opts.test) opts.pool.registerDataset(testId, opts.test);
 
@@ -177,7 +200,7 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
 
   await engine.start();
   const clients = opts.partition.map((idx, i) => {
-    const task = new VirtualClient(i, `${prefix}-${i}`, idx.length, sim);
+    const task = new VirtualClient(i, `${prefix}-${i}`, idx.length, sim, adversary?.clients.has(i) ? adversary.update : undefined);
     task.end = transport.createClient();
     const client = new ClientEngine({ clientId: `virtual-${i}`, task, transport: task.end });
     client.start();
@@ -195,7 +218,10 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   for (const c of clients) c.stop();
   await engine.shutdown();
   store.close();
+  const clientAccuracy = opts.perClientAccuracy
+    ? await Promise.all(opts.partition.map((idx, i) => opts.pool.evaluate(opts.config.model, finalWeights, subset(opts.data, idx), 1000).then((e) => e.accuracy)))
+    : undefined;
   opts.partition.forEach((_, i) => opts.pool.unregisterDataset(`${prefix}-${i}`));
   if (opts.test) opts.pool.unregisterDataset(testId);
-  return { job, rounds, finalWeights, dataDir, traffic: transport.meter };
+  return { job, rounds, finalWeights, dataDir, traffic: transport.meter, ...(clientAccuracy ? { clientAccuracy } : {}) };
 }

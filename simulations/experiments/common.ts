@@ -9,7 +9,8 @@ import { parseJobConfig, type JobConfigInput } from '../../server/round/config.t
 import { ConfigError } from '../../shared/errors.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
 import type { LocalOptimizerInput } from '../../shared/fl/index.ts';
-import { runSimulation, type SimulationRound } from '../engine/simulation.ts';
+import { runSimulation, type Adversary, type SimulationRound } from '../engine/simulation.ts';
+import { clientFairness, type ClientFairness } from '../../shared/fl/index.ts';
 import { loadFashionMnist } from '../datasets/fashion-mnist.ts';
 import { loadMnist } from '../datasets/mnist.ts';
 import { describeSkew, dirichletPartition, iidPartition, labelSkew, shardPartition, type Partition } from '../datasets/partition.ts';
@@ -179,6 +180,10 @@ export interface SeriesSpec {
   partition: Partition;
   job: JobConfigInput;
   dropout: number;
+  /** Attacking clients (poisoning experiments). */
+  adversary?: Adversary;
+  /** Report fairness across the (honest) clients: the final model's accuracy on each one's own data. */
+  fairness?: boolean;
 }
 
 export interface SeriesResult {
@@ -192,6 +197,8 @@ export interface SeriesResult {
   epsilon?: number;
   epsilonPublished?: number | null;
   epsilonCoordinator?: number | null;
+  /** Across honest clients, the final model on each one's data (when the series asked for it). */
+  fairness?: ClientFairness;
   durationMs: number;
 }
 
@@ -218,6 +225,8 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
     pool: ctx.pool,
     seed: int(ctx.flags, 'seed', 0),
     dropout: { probability: spec.dropout },
+    ...(spec.adversary ? { adversary: spec.adversary } : {}),
+    perClientAccuracy: spec.fairness === true,
     onRound: (r) => {
       last = r;
       const row: RoundRow = {
@@ -253,6 +262,7 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
     finalLoss: last?.loss,
     epsilon: last?.summary.epsilon,
     ...(last?.summary.epsilonCoordinator != null ? { epsilonPublished: last.summary.epsilonPublished, epsilonCoordinator: last.summary.epsilonCoordinator } : {}),
+    ...(result.clientAccuracy ? { fairness: clientFairness(result.clientAccuracy.filter((_, i) => !spec.adversary?.clients.has(i))) } : {}),
     durationMs: Date.now() - started,
   };
 }
@@ -263,6 +273,8 @@ export async function experiment(
   flags: Flags,
   plannedRounds: number,
   body: (ctx: ExperimentContext) => Promise<SeriesResult[]>,
+  /** Fields the experiment adds to its JSON summary, from its series. */
+  summarize?: (series: SeriesResult[]) => Record<string, unknown>,
 ): Promise<number> {
   const started = Date.now();
   const data = loadData(flags);
@@ -280,6 +292,7 @@ export async function experiment(
       runDir: run.path,
       files,
       series,
+      ...(summarize ? summarize(series) : {}),
       durationMs: Date.now() - started,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };
