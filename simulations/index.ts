@@ -8,6 +8,7 @@ import { CohortError } from '../shared/errors.ts';
 export const EXPERIMENTS: Record<string, { about: string; load: () => Promise<{ run(args: string[]): Promise<number> }> }> = {
   fedavg: { about: 'IID vs shards vs Dirichlet; E and B sweeps (McMahan et al. 2017)', load: () => import('./experiments/fedavg.ts') },
   'dp-fedavg': { about: 'accuracy and ε per round for several noise multipliers', load: () => import('./experiments/dp-fedavg.ts') },
+  fairness: { about: 'FedAvg vs q-FedAvg: average, worst-10% and variance of accuracy across clients (Li et al. 2020)', load: () => import('./experiments/fairness.ts') },
   poisoning: { about: 'sign-flip, scaled and label-flip attacks vs FedAvg, robust aggregators and clipping + DP', load: () => import('./experiments/poisoning.ts') },
   'secagg-cost': { about: 'round time and bytes vs cohort size and dropout, with and without SecAgg', load: () => import('./experiments/secagg-cost.ts') },
 };
