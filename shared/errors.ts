@@ -94,6 +94,7 @@ export const ERRORS = {
   BAD_CLIP_NORM: { area: 'fl', status: 400, summary: 'a clip norm that is not positive and finite' },
   BAD_STATE: { area: 'fl', status: 500, summary: "a server optimizer's saved state does not fit it" },
   EMPTY: { area: 'fl', status: 409, summary: 'a mean of nothing' },
+  TOO_FEW_UPDATES: { area: 'fl', status: 409, summary: 'a robust aggregator given fewer updates than its rule needs (Krum: 2f + 3, Bulyan: 4f + 3)' },
 
   // ---- model, data, training -------------------------------------------------------------------
   BAD_MODEL_SPEC: { area: 'model', status: 400, summary: 'a model spec that does not build' },

@@ -11,6 +11,8 @@ export const EXPERIMENTS: Record<string, { about: string; load: () => Promise<{ 
   drift: { about: 'drift detection delay and false alarms (PSI on summed sketches), with and without DP noise', load: () => import('./experiments/drift.ts') },
   fairness: { about: 'group accuracy gap before/after group reweighting; ECE before/after federated temperature scaling', load: () => import('./experiments/fairness.ts') },
   transfer: { about: 'a CNN base pretrained on MNIST, its head fine-tuned on Fashion-MNIST vs from scratch (rounds, bytes, ε to a target)', load: () => import('./experiments/transfer.ts') },
+  qfedavg: { about: 'FedAvg vs q-FedAvg: average, worst-10% and variance of accuracy across clients (Li et al. 2020)', load: () => import('./experiments/qfedavg-fairness.ts') },
+  poisoning: { about: 'sign-flip, scaled and label-flip attacks vs FedAvg, robust aggregators and clipping + DP', load: () => import('./experiments/poisoning.ts') },
   'secagg-cost': { about: 'round time and bytes vs cohort size and dropout, with and without SecAgg', load: () => import('./experiments/secagg-cost.ts') },
 };
 

@@ -10,6 +10,8 @@
  * metrics are computed in JS from the batch's predicted probabilities (B × classes numbers), and where
  * kernels.ts registered its fused `CohortSgdStep` for the backend, the SGD update with the FedProx
  * term is one op per variable (bitwise the same result as the optimizer's ops).
+ * Momentum and Adam (shared/fl/local-optimizers.ts) run as tfjs optimizers, with the FedProx gradient
+ * added to the data gradient first.
  */
 import * as tf from '@tensorflow/tfjs';
 import { CohortError, ConfigError } from '../../shared/errors.ts';
@@ -17,6 +19,7 @@ import { silentLogger, type Logger } from '../../shared/log.ts';
 import { cryptoRng, seededRng, shuffleInPlace, type Rng } from '../../shared/random.ts';
 import { buildModel } from '../../shared/model/build.ts';
 import type { ModelSpec } from '../../shared/model/spec.ts';
+import { LocalOptimizerSchema, type LocalOptimizer } from '../../shared/fl/local-optimizers.ts';
 import { flattenWeights, manifestOf, setFlatWeights, type WeightManifest } from '../../shared/model/weights.ts';
 import type { Dataset } from '../data/dataset.ts';
 import { featureLength } from '../data/dataset.ts';
@@ -30,6 +33,13 @@ export interface TrainingConfig {
   learningRate: number;
   /** FedProx μ; 0 is plain FedAvg local training. */
   proxMu: number;
+  /**
+   * The local optimizer (shared/fl/local-optimizers.ts); default plain SGD. Built fresh for every call
+   * of train(), so momentum and Adam state start at zero each round.
+   */
+  optimizer?: LocalOptimizer;
+  /** Also measure the mean loss of `globalWeights` on the data before training (q-FedAvg's F_k(w^t)). */
+  initialLoss?: boolean;
   /** Seeds the per-epoch shuffles; default: random. */
   seed?: number;
   /** Layers not to train (a frozen base, issue 19): their weights come back unchanged, their delta zero. */
@@ -40,8 +50,11 @@ export interface TrainResult {
   /** w_local − w_global, in manifest order. */
   delta: Float32Array;
   numExamples: number;
-  /** Mean cross-entropy (without the proximal term) and accuracy over the last epoch, as trained. */
-  metrics: { loss: number; accuracy: number };
+  /**
+   * Mean cross-entropy (without the proximal term) and accuracy over the last epoch, as trained; with
+   * `initialLoss` asked for, the mean cross-entropy of the global model on the data before training.
+   */
+  metrics: { loss: number; accuracy: number; initialLoss?: number };
 }
 
 export interface EvalResult {
@@ -97,6 +110,26 @@ function validateConfig(cfg: TrainingConfig): void {
   if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) bad('batchSize', 'an integer >= 1');
   if (!(Number.isFinite(cfg.learningRate) && cfg.learningRate > 0)) bad('learningRate', 'a finite number > 0');
   if (!(Number.isFinite(cfg.proxMu) && cfg.proxMu >= 0)) bad('proxMu', 'a finite number >= 0');
+  if (cfg.optimizer !== undefined) {
+    const parsed = LocalOptimizerSchema.safeParse(cfg.optimizer);
+    if (!parsed.success) {
+      const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'optimizer'}: ${i.message}`).join('; ');
+      throw new ConfigError(`training config: optimizer is invalid: ${why}`, { optimizer: cfg.optimizer });
+    }
+  }
+}
+
+/** The tfjs optimizer for a local optimizer config (a fresh one: zero state). */
+function makeOptimizer(cfg: TrainingConfig): tf.Optimizer {
+  const o = cfg.optimizer ?? { name: 'sgd' };
+  switch (o.name) {
+    case 'sgd':
+      return tf.train.sgd(cfg.learningRate);
+    case 'momentum':
+      return tf.train.momentum(cfg.learningRate, o.momentum, o.nesterov);
+    case 'adam':
+      return tf.train.adam(cfg.learningRate, o.beta1, o.beta2, o.epsilon);
+  }
 }
 
 /** Mean categorical cross-entropy of predicted probabilities against one-hot targets. */
@@ -147,11 +180,11 @@ interface StepContext {
   anchors: tf.Tensor[];
   mu: number;
   learningRate: number;
-  /** The backend has our fused SGD kernel. */
+  /** The optimizer is plain SGD and the backend has our fused SGD kernel. */
   fused: boolean;
 }
 
-/** w ← w − lr·(g + μ(w − w_global)) for every variable. */
+/** The optimizer's step on g + μ(w − w_global) for every variable (SGD: w ← w − lr·(g + μ(w − w_global))). */
 function applyUpdate(ctx: StepContext, grads: tf.NamedTensorMap): void {
   if (!ctx.fused) {
     if (ctx.mu > 0) addProximalGradient(grads, ctx.vars, ctx.anchors, ctx.mu);
@@ -280,6 +313,7 @@ export class LocalTrainer {
   /** Trains from `globalWeights` on `data`; the model's weights afterwards are the local ones. */
   async train(globalWeights: Float32Array, data: Dataset, cfg: TrainingConfig): Promise<TrainResult> {
     validateConfig(cfg);
+    const initial = cfg.initialLoss ? (await this.evaluate(globalWeights, data)).loss : undefined;
     const model = await this.ready();
     this.checkTrainable(model);
     setFlatWeights(model, globalWeights);
@@ -289,14 +323,14 @@ export class LocalTrainer {
       if (layer.trainable !== trainable) layer.trainable = trainable;
     }
     const batches = new BatchMaker(model, data);
-    const optimizer = tf.train.sgd(cfg.learningRate);
+    const optimizer = makeOptimizer(cfg);
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     // tf.clone shares the buffer until the optimizer reassigns the variable, so this is cheap.
     const anchors = cfg.proxMu > 0 ? vars.map((v) => tf.keep(tf.clone(v))) : [];
-    const fused = tf.getKernel(SGD_STEP, tf.getBackend()) !== undefined;
+    const fused = (cfg.optimizer?.name ?? 'sgd') === 'sgd' && tf.getKernel(SGD_STEP, tf.getBackend()) !== undefined;
     const ctx: StepContext = { model, optimizer, vars, anchors, mu: cfg.proxMu, learningRate: cfg.learningRate, fused };
     const rng = seededRng(cfg.seed ?? cryptoRng().nextUint32());
-    let metrics = { loss: 0, accuracy: 0 };
+    let metrics: TrainResult['metrics'] = { loss: 0, accuracy: 0 };
     try {
       for (let epoch = 0; epoch < cfg.epochs - 1; epoch++) {
         runEpoch(ctx, batches, shuffledOrder(data.size, rng), cfg.batchSize, undefined);
@@ -312,6 +346,7 @@ export class LocalTrainer {
     }
     const delta = flattenWeights(model);
     for (let i = 0; i < delta.length; i++) delta[i] -= globalWeights[i];
+    if (initial !== undefined) metrics.initialLoss = initial;
     this.logger.debug({ numExamples: data.size, ...metrics }, 'local training done');
     return { delta, numExamples: data.size, metrics };
   }

@@ -5,7 +5,7 @@
  * attempt; this module only builds what the cohort is given.
  */
 import type { Logger } from '../../shared/log.ts';
-import type { ServerMessage } from '../../shared/protocol/index.ts';
+import type { ServerMessage, TrainingParams } from '../../shared/protocol/index.ts';
 import { sampleWithoutReplacement, type Rng } from '../../shared/random.ts';
 import type { Failpoint } from '../failpoints.ts';
 import type { Clock } from './clock.ts';
@@ -106,7 +106,7 @@ export class RoundStarter {
         round: round.round,
         modelChecksum: model.checksum,
         model: spec,
-        training,
+        training: trainingParams(training, this.ctx.config.aggregator),
         timeoutMs: timeouts.trainMs,
         ...(round.plan ? { privacy: round.plan.announce } : {}),
         ...(round.secagg ? { secagg: round.secagg.announce } : {}),
@@ -128,4 +128,18 @@ export class RoundStarter {
       });
     }
   }
+}
+
+/**
+ * The training parameters as sent: plain SGD is sent without an `optimizer` field, so clients that
+ * predate local optimizers (their schema is strict) still accept every round they can run.
+ */
+export function trainingParams(training: JobConfig['training'], aggregator: JobConfig['aggregator'] = { name: 'mean' }): TrainingParams {
+  const { optimizer, ...rest } = training;
+  return {
+    ...rest,
+    ...(optimizer.name === 'sgd' ? {} : { optimizer }),
+    // q-FedAvg needs each client's loss at the global model, before training (its F_k(w^t)).
+    ...(aggregator.name === 'qfedavg' ? { initialLoss: true as const } : {}),
+  };
 }

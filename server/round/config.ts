@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../shared/errors.ts';
 import { DpConfigSchema } from '../../shared/dp/index.ts';
-import { ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
+import { AggregatorConfigSchema, isRobust, LocalOptimizerSchema, minUpdatesFor, ServerOptimizerConfigSchema } from '../../shared/fl/index.ts';
 import { ModelSpecSchema } from '../../shared/model/index.ts';
 import { resolveFrozenLayers } from '../../shared/model/transfer.ts';
 import { DEFAULT_LIMITS } from '../../shared/protocol/index.ts';
@@ -58,7 +58,7 @@ export const SamplingSchema = z.discriminatedUnion('mode', [
 ]);
 export type Sampling = z.output<typeof SamplingSchema>;
 
-export const JobConfigSchema = z
+const JobConfigBase = z
   .object({
     /** Job id: a job with this id in the data dir is resumed, not restarted. */
     id: z
@@ -81,6 +81,11 @@ export const JobConfigSchema = z
         learningRate: z.number().positive().max(100).default(0.05),
         /** FedProx proximal term μ (Li et al. 2020); 0 = plain FedAvg local training. */
         proxMu: z.number().min(0).max(1e6).default(0),
+        /**
+         * The clients' local optimizer (shared/fl/local-optimizers.ts): sgd, momentum or adam, built fresh
+         * each round (its state resets). It acts before the update is formed, so clipping and noise are unchanged.
+         */
+        optimizer: LocalOptimizerSchema.prefault({ name: 'sgd' }),
       })
       .strict()
       .prefault({}),
@@ -99,6 +104,12 @@ export const JobConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * How the round's updates become its pseudo-gradient (shared/fl/robust.ts): the streaming `mean`
+     * (FedAvg), or a Byzantine-robust rule — median, trimmed-mean (β), krum (f, m), bulyan (f) — which
+     * holds every update of the round (cohort bounded by `maxCohort`), so only without SecAgg and central DP.
+     */
+    aggregator: AggregatorConfigSchema.prefault({ name: 'mean' }),
     /** Differential privacy (shared/dp): mode, noise multiplier z, clip norm C, budget (ε, δ). */
     dp: DpConfigSchema.prefault({ mode: 'off' }),
     /** Secure aggregation (SecAgg+): the coordinator learns only the sum of the cohort's updates. */
@@ -228,7 +239,9 @@ export const JobConfigSchema = z
       .strict()
       .prefault({}),
   })
-  .strict()
+  .strict();
+
+export const JobConfigSchema = JobConfigBase
   .superRefine((cfg, ctx) => {
     if (cfg.minSurvivors !== undefined && cfg.minSurvivors > cfg.minClients) {
       ctx.addIssue({ code: 'custom', path: ['minSurvivors'], message: `must be ≤ minClients (${cfg.minClients})` });
@@ -270,6 +283,7 @@ export const JobConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['transfer', t.trainableFrom !== undefined ? 'trainableFrom' : 'freeze'], message: (err as Error).message });
       }
     }
+    robustAggregatorIssues(cfg, ctx);
     if (cfg.sampling.mode === 'fixed' && cfg.sampling.cohortSize < cfg.minClients) {
       ctx.addIssue({
         code: 'custom',
@@ -309,6 +323,48 @@ export const JobConfigSchema = z
     }
   })
   .transform((cfg) => ({ ...cfg, evaluation: { ...cfg.evaluation, every: cfg.evaluation.every ?? (cfg.dp.mode === 'off' ? 1 : 0) } }));
+
+/**
+ * What a robust aggregator (shared/fl/robust.ts) needs of the rest of the job:
+ * - each client's update, which secure aggregation hides (the coordinator sees only the masked sum);
+ * - not central DP: the accountant and the coordinator's noise assume the clipped mean, whose sensitivity
+ *   to one client is C over the fixed denominator. A robust rule of clipped updates is not that: Krum
+ *   outputs one client's update, which replacing one client can move by 2C (n times the mean's), and a
+ *   coordinate-wise median or trimmed mean can move in every coordinate at once. Calibrating noise to
+ *   those bounds would make the aggregate useless, and calibrating it to the mean's would understate ε,
+ *   so the combination is refused. Local DP is allowed: each client's update is noised before it leaves
+ *   the device and what the coordinator computes from the noised updates is post-processing (ε unchanged);
+ * - a bounded cohort it can hold in memory (fixed sampling, cohortSize ≤ maxCohort);
+ * - at least as many survivors as the rule needs (Krum n ≥ 2f + 3, Bulyan n ≥ 4f + 3).
+ */
+function robustAggregatorIssues(cfg: z.output<typeof JobConfigBase>, ctx: z.RefinementCtx): void {
+  const agg = cfg.aggregator;
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
+  if (agg.name === 'qfedavg') {
+    // q-FedAvg weights each update by the client's own, un-noised loss: no DP accounting covers that
+    // release or that weighting, and SecAgg would hide the per-client updates it weights.
+    if (cfg.secagg.enabled) issue(['aggregator', 'name'], "'qfedavg' weights each client's update by its loss: not possible under secure aggregation (the coordinator sees only the sum)");
+    if (cfg.dp.mode !== 'off') issue(['aggregator', 'name'], "'qfedavg' with DP is refused: clients report their loss un-noised and it weights their update, which the accountant's clipped mean does not cover");
+    return;
+  }
+  if (!isRobust(agg)) return;
+  if (cfg.secagg.enabled) {
+    issue(['aggregator', 'name'], `'${agg.name}' needs each client's update, but with secure aggregation the coordinator sees only their sum: turn secagg off, or keep aggregator 'mean' (secagg.clipNorm bounds each client's influence)`);
+  }
+  if (cfg.dp.mode === 'central') {
+    issue(['aggregator', 'name'], `'${agg.name}' with central DP is refused: the noise and the accountant assume the clipped mean (sensitivity C/n), and a robust rule of clipped updates can move further when one client changes (Krum: up to 2C) — use aggregator 'mean', or 'local' DP (robust aggregation of noised updates is post-processing)`);
+  }
+  if (cfg.sampling.mode !== 'fixed') {
+    issue(['sampling', 'mode'], `'${agg.name}' holds every update of a round in memory: use sampling.mode 'fixed' with cohortSize ≤ aggregator.maxCohort (${agg.maxCohort})`);
+  } else if (cfg.sampling.cohortSize > agg.maxCohort) {
+    issue(['sampling', 'cohortSize'], `cohortSize ${cfg.sampling.cohortSize} > aggregator.maxCohort ${agg.maxCohort}: '${agg.name}' holds every update of a round in memory (raise maxCohort, at most 1000, or lower cohortSize)`);
+  }
+  const need = minUpdatesFor(agg);
+  const survivors = cfg.minSurvivors ?? cfg.minClients;
+  if (survivors < need) {
+    issue([cfg.minSurvivors === undefined ? 'minClients' : 'minSurvivors'], `'${agg.name}'${'f' in agg ? ` with f = ${agg.f}` : ''} needs at least ${need} updates per round: set ${cfg.minSurvivors === undefined ? 'minClients' : 'minSurvivors'} ≥ ${need}`);
+  }
+}
 
 export type JobConfig = z.output<typeof JobConfigSchema>;
 export type JobConfigInput = z.input<typeof JobConfigSchema>;

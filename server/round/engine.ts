@@ -396,7 +396,8 @@ export class RoundEngine extends EventEmitter<RoundEngineEvents> {
     const plan = this.model.planAttempt(cohort.length, population, this.minSurvivors);
     if (plan && 'exhausted' in plan) return exhausted(plan.exhausted);
     this.attempt++;
-    const round = new TrainingRound(roundNo, this.attempt, this.clock.now(), cohort, this.model.dim, plan);
+    const strategy = { aggregator: this.config.aggregator, learningRate: this.config.training.learningRate };
+    const round = new TrainingRound(roundNo, this.attempt, this.clock.now(), cohort, this.model.dim, plan, strategy);
     const { timeouts, secagg } = this.config;
     if (secagg.enabled) {
       try {

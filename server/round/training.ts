@@ -2,13 +2,15 @@
  * One training-round attempt. `TrainingRound` is its state: the sampled cohort and what each member
  * has delivered, the streaming weighted sum of plain updates (O(d) memory whatever the cohort), the
  * metrics sums, and the round record and pseudo-gradient once it closes — pure state and arithmetic.
+ * With a robust aggregator (shared/fl/robust.ts) the round instead holds its members' updates (n·d
+ * float32, the cohort bounded by the config's `aggregator.maxCohort`) and applies the rule when it closes.
  * `TrainingPhase` runs the attempt in flight for the engine: its members' updates, refusals, SecAgg
  * messages and dropouts, its deadline and its SecAgg outcome, until it closes and is handed back
  * (`closed`) to be committed or aborted; the engine keeps the state (`training`) and the transitions.
  */
 import { CohortError } from '../../shared/errors.ts';
 import { clipL2InPlace } from '../../shared/dp/index.ts';
-import { WeightedSum } from '../../shared/fl/index.ts';
+import { isRobust, QFedAvgSum, robustAggregate, WeightedSum, type AggregatorConfig, type RobustAggregatorConfig } from '../../shared/fl/index.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ErrorCode, type SecAggUp, type Update } from '../../shared/protocol/index.ts';
 import { SecAggError } from '../../shared/secagg/index.ts';
@@ -40,6 +42,8 @@ export class TrainingRound {
   /** Secure aggregation of this round, if enabled; then `secaggSum` is the decoded sum. */
   secagg?: SecAggRound;
   secaggSum?: Float64Array;
+  /** A robust aggregator's round: every accepted update, in arrival order. */
+  readonly updates: Float32Array[] = [];
   timer: unknown;
   private pendingCount: number;
 
@@ -51,11 +55,24 @@ export class TrainingRound {
     dim: number,
     /** The round's DP plan (event, announced parameters), if the job uses DP. */
     readonly plan?: RoundPlan,
+    /**
+     * The job's aggregator and the clients' learning rate (q-FedAvg's L = 1/η). Robust rules and q-FedAvg
+     * run only without SecAgg and central DP (config.ts); default: the streaming mean.
+     */
+    strategy?: { aggregator: AggregatorConfig; learningRate: number },
   ) {
     for (const c of cohort) this.members.set(c.clientId, { connId: c.connId, status: 'pending' });
     this.pendingCount = this.members.size;
-    this.sum = new WeightedSum(dim);
+    const aggregator = strategy?.aggregator;
+    this.robust = aggregator && isRobust(aggregator) ? aggregator : undefined;
+    this.qfedavg = aggregator?.name === 'qfedavg' ? new QFedAvgSum(dim, aggregator.q, 1 / strategy!.learningRate) : undefined;
+    this.sum = new WeightedSum(this.robust || this.qfedavg ? 1 : dim);
   }
+
+  /** A robust aggregation rule over the held updates, if the job uses one. */
+  readonly robust?: RobustAggregatorConfig;
+  /** q-FedAvg's streaming sums, if the job uses it. */
+  readonly qfedavg?: QFedAvgSum;
 
   /** Every member has answered, refused, dropped or been excluded. */
   get settled(): boolean {
@@ -92,6 +109,9 @@ export class TrainingRound {
       throw new CohortError(ErrorCode.WRONG_LENGTH, `update has ${msg.vector.length} values, the model has ${dim}`);
     }
     if (this.secagg) throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses secure aggregation: send secagg messages, not a plain update');
+    if (this.qfedavg && msg.metrics.initialLoss === undefined) {
+      throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses q-FedAvg: the update must carry metrics.initialLoss');
+    }
     if (this.plan?.announce.adaptiveClipping && msg.clipBit === undefined) {
       throw new CohortError(ErrorCode.BAD_SCHEMA, 'this round uses adaptive clipping: the update must carry clipBit');
     }
@@ -104,9 +124,16 @@ export class TrainingRound {
       // Defence in depth: the sensitivity bound must not rest on the client having clipped.
       clipL2InPlace(msg.vector, plan.announce.clipNorm);
     }
-    // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples, times the
-    // client's group weight (health.groupWeights; refused with DP by the config).
-    this.sum.add(msg.vector, plan ? 1 : msg.numExamples * groupWeight);
+    if (this.robust) {
+      // Held whole (a copy: the message's buffer is not ours to keep); robust rules are unweighted.
+      this.updates.push(msg.vector.slice());
+    } else if (this.qfedavg) {
+      this.qfedavg.add(msg.vector, msg.metrics.initialLoss!);
+    } else {
+      // DP-FedAvg weights clients uniformly (McMahan et al. 2018); plain FedAvg by examples, times the
+      // client's group weight (health.groupWeights; refused with DP by the config).
+      this.sum.add(msg.vector, plan ? 1 : msg.numExamples * groupWeight);
+    }
     this.examples += msg.numExamples;
     this.bitSum += msg.clipBit ?? 0;
     this.lossSum += (msg.metrics.loss ?? 0) * msg.numExamples;
@@ -185,9 +212,12 @@ export class TrainingRound {
    * The round's pseudo-gradient. Plain: the example-weighted mean. DP: the noisy fixed-denominator
    * mean of uniformly weighted clipped updates. SecAgg: the decoded sum (the coordinator never saw
    * anything else), divided by the fixed denominator (DP) or by the number of included clients.
+   * Robust: the rule over the held updates (under local DP, post-processing of noised updates).
    */
   pseudoGradient(privacy: PrivacyController): Float32Array {
     const plan = this.plan;
+    if (this.robust) return robustAggregate(this.updates, this.robust);
+    if (this.qfedavg) return this.qfedavg.step();
     if (this.secaggSum) {
       if (plan) return privacy.noisyMean(this.secaggSum, plan);
       const survivors = this.survivors;

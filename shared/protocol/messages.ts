@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { ModelSpecSchema } from '../model/spec.ts';
 import { CertificateSchema } from '../identity/certificate.ts';
 import { GroupsSchema, HealthReportSchema, HealthRequestSchema } from '../evaluation/schema.ts';
+import { LocalOptimizerSchema } from '../fl/local-optimizers.ts';
 
 const b64url = (bytes: number) => z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((bytes * 4) / 3)}}$`), `${bytes} bytes, base64url`);
 
@@ -31,6 +32,13 @@ export const TrainingParamsSchema = z
      * other layers' weights, in manifest order (shared/model/transfer.ts), and has that length.
      */
     frozen: z.array(z.string().min(1).max(128)).max(1024).optional(),
+    /** The local optimizer (shared/fl/local-optimizers.ts); absent means plain SGD (what older peers run). */
+    optimizer: LocalOptimizerSchema.optional(),
+    /**
+     * q-FedAvg: also report `metrics.initialLoss`, the mean loss of the received model on the local
+     * training data before training (F_k(w^t) of Li et al. 2020). Absent: not asked.
+     */
+    initialLoss: z.literal(true).optional(),
   })
   .strict();
 export type TrainingParams = z.output<typeof TrainingParamsSchema>;

@@ -20,7 +20,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Dataset } from '../../client/data/dataset.ts';
+import { featureLength, subset, type Dataset } from '../../client/data/dataset.ts';
 import type { ClientEngine, ClientTask, FitResult } from '../../client/engine/index.ts';
 import type { TrainingPool } from '../../client/node/pool.ts';
 import type { JobConfig } from '../../server/round/config.ts';
@@ -37,6 +37,17 @@ import { ClientStates, Member, memberEngine, partitionedData, type ClientDataSou
 export interface DropoutOptions {
   /** Probability that a sampled client drops out of a round (independently per client and round). */
   probability: number;
+}
+
+/**
+ * Clients that attack (poisoning experiments): their shard may be poisoned before it is registered
+ * (label flipping) and their update replaced after training (sign flipping, scaling). What they send
+ * goes through the same client engine and the coordinator's checks as any other client's.
+ */
+export interface Adversary {
+  clients: ReadonlySet<number>;
+  data?: (shard: Dataset) => Dataset;
+  update?: (delta: Float32Array) => Float32Array;
 }
 
 export interface SimulationOptions {
@@ -70,6 +81,10 @@ export interface SimulationOptions {
   onRound?: (report: SimulationRound) => void;
   /** Count bytes each client sends and receives (cost experiments). */
   meterTraffic?: boolean;
+  /** Attacking clients, by index in the partition. */
+  adversary?: Adversary;
+  /** After the job: each client's accuracy of the final model on its own shard (unpoisoned), in partition order. */
+  perClientAccuracy?: boolean;
 }
 
 export interface SimulationRound {
@@ -93,6 +108,8 @@ export interface SimulationResult {
   connectMs: number;
   /** Most client engines awake at once (the cohort and its stragglers, not the population). */
   peakAwake: number;
+  /** When perClientAccuracy was set: the final model's accuracy on each client's shard. */
+  clientAccuracy?: number[];
 }
 
 /** Releases each round's updates in cohort order (the order train messages arrived). */
@@ -131,6 +148,7 @@ class VirtualClient implements ClientTask {
     readonly numExamples: number,
     private readonly end: MemoryClientEnd,
     private readonly sim: SimContext,
+    private readonly poison?: (delta: Float32Array) => Float32Array,
   ) {}
 
   async fit(weights: Float32Array, model: ModelSpec, training: TrainingParams, round: number): Promise<FitResult> {
@@ -151,7 +169,8 @@ class VirtualClient implements ClientTask {
       const data = this.sim.clients.trainingData(this.index);
       const result = await this.sim.pool.train(model, weights, data, { ...training, seed: rng.nextUint32() });
       await turn;
-      return { delta: result.delta, numExamples: result.numExamples, metrics: result.metrics };
+      const delta = this.poison ? this.poison(result.delta) : result.delta;
+      return { delta, numExamples: result.numExamples, metrics: result.metrics };
     } finally {
       done();
     }
@@ -160,6 +179,22 @@ class VirtualClient implements ClientTask {
   async evaluate(): Promise<{ numExamples: number; loss: number; accuracy: number }> {
     return { numExamples: 0, loss: 0, accuracy: 0 };
   }
+}
+
+/** A copy of the pooled data in which each attacking client's rows are replaced by `adversary.data` of its shard (partitions are disjoint). */
+function poisoned(data: Dataset, partition: Partition, adversary: Adversary): Dataset {
+  const width = featureLength(data.featureShape);
+  const out: Dataset = { ...data, features: data.features.slice(), labels: data.labels.slice(), featureShape: [...data.featureShape] };
+  for (const i of adversary.clients) {
+    const idx = partition[i];
+    if (!idx) continue;
+    const bad = adversary.data!(subset(data, idx));
+    for (let k = 0; k < idx.length; k++) {
+      out.labels[idx[k]] = bad.labels[k];
+      out.features.set(bad.features.subarray(k * width, (k + 1) * width), idx[k] * width);
+    }
+  }
+  return out;
 }
 
 /** Resolves when `done()` holds (checked once per event-loop turn), or when `signal` aborts. */
@@ -179,10 +214,13 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   const engine = new RoundEngine({ config: opts.config, store, transport, logger, rng: seededRng(opts.seed), held: true });
   const prefix = `sim-${opts.seed}-${Date.now()}`;
   const droppedPerRound = new Map<number, number>();
+  const adversary = opts.adversary;
   let clientData = opts.clients;
   if (!clientData) {
     if (!opts.data || !opts.partition) throw new Error('runSimulation: give `clients`, or `data` and `partition`');
-    clientData = partitionedData(opts.pool, `${prefix}-data`, opts.data, opts.partition);
+    clientData = partitionedData(opts.pool, `${prefix}-data`, adversary?.data ? poisoned(opts.data, opts.partition, adversary) : opts.data, opts.partition);
+  } else if (adversary?.data) {
+    throw new Error('runSimulation: an adversary with poisoned data needs `data` and `partition`');
   }
   const sim: SimContext = {
     pool: opts.pool,
@@ -225,11 +263,12 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   for (let k = 0; k < clientData.size; k++) {
     const end = transport.createClient();
     const numExamples = clientData.sizeOf(k);
+    const poison = adversary?.clients.has(k) ? adversary.update : undefined;
     members.push(
       new Member(k, end, {
         wake: (joined): ClientEngine => {
           peakAwake = Math.max(peakAwake, ++awake);
-          return memberEngine(`virtual-${k}`, new VirtualClient(k, numExamples, end, sim), end, sim.states.identity(k), joined);
+          return memberEngine(`virtual-${k}`, new VirtualClient(k, numExamples, end, sim, poison), end, sim.states.identity(k), joined);
         },
         parked: () => awake--,
       }, opts.keepAwake),
@@ -258,7 +297,11 @@ export async function runSimulation(opts: SimulationOptions): Promise<Simulation
   for (const m of members) m.stop();
   await engine.shutdown();
   store.close();
+  const clientAccuracy =
+    opts.perClientAccuracy && opts.data && opts.partition
+      ? await Promise.all(opts.partition.map((idx) => opts.pool.evaluate(opts.config.model, finalWeights, subset(opts.data!, idx), 1000).then((e) => e.accuracy)))
+      : undefined;
   clientData.close();
   if (opts.test) opts.pool.unregisterDataset(testId);
-  return { job, rounds, finalWeights, dataDir, traffic: transport.meter, connectMs, peakAwake };
+  return { job, rounds, finalWeights, dataDir, traffic: transport.meter, connectMs, peakAwake, ...(clientAccuracy ? { clientAccuracy } : {}) };
 }

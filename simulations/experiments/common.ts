@@ -8,7 +8,9 @@ import { TrainingPool } from '../../client/node/pool.ts';
 import { parseJobConfig, type JobConfigInput } from '../../server/round/config.ts';
 import { ConfigError } from '../../shared/errors.ts';
 import type { ModelSpec } from '../../shared/model/index.ts';
-import { runSimulation, type SimulationRound } from '../engine/simulation.ts';
+import type { LocalOptimizerInput } from '../../shared/fl/index.ts';
+import { runSimulation, type Adversary, type SimulationRound } from '../engine/simulation.ts';
+import { clientFairness, type ClientFairness } from '../../shared/fl/index.ts';
 import { loadFashionMnist } from '../datasets/fashion-mnist.ts';
 import { loadMnist } from '../datasets/mnist.ts';
 import { describeSkew, dirichletPartition, iidPartition, labelSkew, shardPartition, type Partition } from '../datasets/partition.ts';
@@ -32,6 +34,7 @@ export const COMMON_FLAGS: FlagSpec = {
   epochs: { type: 'string', default: '1', help: 'local epochs E (comma list to sweep)' },
   'batch-size': { type: 'string', default: '10', help: 'local batch size B (comma list to sweep)' },
   lr: { type: 'string', default: '0.05', help: 'client learning rate' },
+  optimizer: { type: 'string', default: 'sgd', help: 'local optimizer: sgd | momentum | adam (default hyperparameters)' },
   dropout: { type: 'string', default: '0', help: 'probability a sampled client drops out of a round' },
   'eval-every': { type: 'string', default: '1', help: 'evaluate on the held-out set every k rounds' },
   workers: { type: 'string', help: 'training worker threads (default: all cores)' },
@@ -73,6 +76,12 @@ export function num(flags: Flags, name: string, check: (x: number) => boolean = 
 
 export const int = (flags: Flags, name: string, min = 1) =>
   num(flags, name, (x) => Number.isInteger(x) && x >= min, `an integer ≥ ${min}`);
+
+/** A local optimizer (shared/fl/local-optimizers.ts) by name, with its default hyperparameters. */
+export function localOptimizer(name: string): LocalOptimizerInput {
+  if (name !== 'sgd' && name !== 'momentum' && name !== 'adam') throw new ConfigError(`--optimizer must be sgd, momentum or adam, got ${name}`);
+  return { name };
+}
 
 export function list(flags: Flags, name: string): string[] {
   return String(flags[name]).split(',').map((s) => s.trim()).filter(Boolean);
@@ -215,6 +224,10 @@ export interface SeriesSpec {
   dropout: number;
   /** Count the bytes clients send (recorded per round as the cumulative `bytesUp`). */
   meterTraffic?: boolean;
+  /** Attacking clients (poisoning experiments). */
+  adversary?: Adversary;
+  /** Report fairness across the (honest) clients: the final model's accuracy on each one's own data. */
+  fairness?: boolean;
 }
 
 export interface SeriesResult {
@@ -228,6 +241,8 @@ export interface SeriesResult {
   epsilon?: number;
   epsilonPublished?: number | null;
   epsilonCoordinator?: number | null;
+  /** Across honest clients, the final model on each one's data (when the series asked for it). */
+  fairness?: ClientFairness;
   durationMs: number;
 }
 
@@ -272,6 +287,8 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
     seed: int(ctx.flags, 'seed', 0),
     dropout: { probability: spec.dropout },
     ...(spec.meterTraffic ? { meterTraffic: true } : {}),
+    ...(spec.adversary ? { adversary: spec.adversary } : {}),
+    perClientAccuracy: spec.fairness === true,
     onRound: (r) => {
       last = r;
       const row: RoundRow = {
@@ -308,6 +325,7 @@ export async function runSeries(ctx: ExperimentContext, spec: SeriesSpec): Promi
     finalLoss: last?.loss,
     epsilon: last?.summary.epsilon,
     ...(last?.summary.epsilonCoordinator != null ? { epsilonPublished: last.summary.epsilonPublished, epsilonCoordinator: last.summary.epsilonCoordinator } : {}),
+    ...(result.clientAccuracy ? { fairness: clientFairness(result.clientAccuracy.filter((_, i) => !spec.adversary?.clients.has(i))) } : {}),
     durationMs: Date.now() - started,
   };
 }
@@ -330,6 +348,8 @@ export async function experiment(
   flags: Flags,
   plannedRounds: number,
   body: (ctx: ExperimentContext) => Promise<SeriesResult[]>,
+  /** Fields the experiment adds to its JSON summary, from its series. */
+  summarize?: (series: SeriesResult[]) => Record<string, unknown>,
 ): Promise<number> {
   const started = Date.now();
   const stopping = new AbortController();
@@ -357,6 +377,7 @@ export async function experiment(
       runDir: run.path,
       files: [...run.finish(name), 'summary.json'],
       series,
+      ...(summarize ? summarize(series) : {}),
       durationMs: Date.now() - started,
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
     };

@@ -2,7 +2,8 @@
  * `fedavg`: the questions of McMahan et al. 2017 ("Communication-Efficient Learning of Deep Networks
  * from Decentralized Data"): how does FedAvg fare on IID vs pathological non-IID (label shards) vs
  * Dirichlet(α) partitions, and how do local epochs E and batch size B trade computation for rounds?
- * Every combination of the comma-separated --partition, --epochs and --batch-size values is one curve.
+ * Every combination of the comma-separated --partition, --epochs, --batch-size and --optimizer values is
+ * one curve.
  */
 import {
   COMMON_FLAGS,
@@ -10,6 +11,7 @@ import {
   experiment,
   int,
   list,
+  localOptimizer,
   makePartition,
   num,
   parseFlags,
@@ -28,14 +30,15 @@ export async function run(args: string[]): Promise<number> {
   const rounds = int(flags, 'rounds');
   const clients = int(flags, 'clients');
   const fraction = num(flags, 'fraction', (x) => x > 0 && x <= 1, 'in (0, 1]');
-  const combos = partitions.flatMap((p) => epochs.flatMap((e) => batches.map((b) => ({ p, e, b }))));
+  const optimizers = list(flags, 'optimizer').map(localOptimizer);
+  const combos = partitions.flatMap((p) => epochs.flatMap((e) => batches.flatMap((b) => optimizers.map((o) => ({ p, e, b, o })))));
   return experiment('fedavg', flags, rounds * combos.length, async (ctx) => {
     const results: SeriesResult[] = [];
-    for (const { p, e, b } of combos) {
+    for (const { p, e, b, o } of combos) {
       const partition = makePartition(ctx.data, p, clients, num(flags, 'alpha'), int(flags, 'seed', 0));
       process.stderr.write(`fedavg ${p} E=${e} B=${b}: ${describePartition(ctx.data, partition)}\n`);
       const cohort = Math.max(1, Math.round(fraction * splitSize(partition)));
-      const name = combos.length === partitions.length ? p : `${p} E=${e} B=${b}`;
+      const name = combos.length === partitions.length ? p : `${p} E=${e} B=${b}${optimizers.length > 1 ? ` ${o.name}` : ''}`;
       results.push(
         await runSeries(ctx, {
           name,
@@ -49,7 +52,7 @@ export async function run(args: string[]): Promise<number> {
             sampling: { mode: 'fixed', cohortSize: cohort },
             minClients: 1,
             minSurvivors: 1,
-            training: { epochs: e, batchSize: b, learningRate: num(flags, 'lr') },
+            training: { epochs: e, batchSize: b, learningRate: num(flags, 'lr'), optimizer: o },
           },
         }),
       );
