@@ -5,23 +5,10 @@
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { experimentSummary } from '../../test/support/experiment-output.ts';
 
-async function summaryOf(run: (args: string[]) => Promise<number>, args: string[]) {
-  const lines: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
-    return true;
-  });
-  try {
-    expect(await run(args)).toBe(0);
-  } finally {
-    spy.mockRestore();
-  }
-  const text = lines.join('').trim().split('\n');
-  expect(text).toHaveLength(1); // --json: the summary is the only (so the last) line
-  return JSON.parse(text.at(-1)!) as Record<string, unknown> & { runDir: string };
-}
+const summaryOf = (run: (args: string[]) => Promise<number>, args: string[]) => experimentSummary(run, args, { onlyLine: true });
 
 describe('model-health experiments (--quick --json)', () => {
   it('drift: detection delay, false-alarm rate and ε, with and without DP; a PSI plot', async () => {

@@ -11,21 +11,9 @@ import { fromArrays } from '../../client/data/dataset.ts';
 import { adversaryFor, defenceJob, flipLabels, run as poisoning } from './poisoning.ts';
 import { run as fairness } from './qfedavg-fairness.ts';
 import { parseJobConfig } from '../../server/round/config.ts';
+import { experimentSummary } from '../../test/support/experiment-output.ts';
 
-/** Runs an experiment and returns its last stdout line, parsed. */
-async function lastJson(run: (args: string[]) => Promise<number>, args: string[]): Promise<Record<string, unknown>> {
-  const lines: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    lines.push(String(chunk));
-    return true;
-  });
-  try {
-    expect(await run(args)).toBe(0);
-  } finally {
-    spy.mockRestore();
-  }
-  return JSON.parse(lines.join('').trim().split('\n').at(-1)!);
-}
+const lastJson = experimentSummary;
 
 afterEach(() => vi.restoreAllMocks());
 
