@@ -88,6 +88,8 @@ const enrolBody = z
   .strict();
 const formatParams = z.object({ id: z.string().min(1).max(200), round: z.coerce.number().int().min(1), format: z.enum(EXPORT_FORMATS) }).strict();
 const cardQuery = z.object({ format: z.enum(['json', 'md']).optional() }).strict();
+/** `none`: the weights as trained, without the served temperature folded in (issue 18). */
+const exportQuery = z.object({ temperature: z.enum(['served', 'none']).optional() }).strict();
 const auditQuery = z
   .object({
     actor: z.string().max(200).optional(),
@@ -132,6 +134,26 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
     const h = job(ctx.params.id);
     const round = Number(ctx.params.round);
     return { h, round, checkpoint: checkpointOf(h.id, round) };
+  };
+  /**
+   * The temperature a version is served with (issue 18): with `health.temperatureScaling`, the best T of
+   * the latest federated evaluation at or before its round; folded into the exported weights unless the
+   * request says `?temperature=none`.
+   */
+  const servedTemperature = (ctx: Ctx, h: JobHandle, round: number): number | undefined => {
+    if (!h.config.health.temperatureScaling || (ctx.query as { temperature?: string }).temperature === 'none') return undefined;
+    let best: number | undefined;
+    for (const e of store.listEvaluations(h.id)) {
+      if (e.kind === 'federated' && e.round <= round && e.health?.temperature) best = e.health.temperature.best;
+    }
+    return best;
+  };
+  /** A version's export, the served temperature folded in (or not, with ?temperature=none). */
+  const exported = (ctx: Ctx, format: ExportFormat = 'float32') => {
+    const { h, round, checkpoint } = versionOf(ctx);
+    const temperature = servedTemperature(ctx, h, round);
+    // tf.loadLayersModel fetches weights.bin with model.json's query string appended: the pair agrees.
+    return exportVersion(h.config, checkpoint.weights, format, temperature === undefined ? {} : { temperature });
   };
   const jobSummary = (h: JobHandle) => {
     const row = store.getJob(h.id);
@@ -338,24 +360,21 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       method: 'GET',
       url: '/api/v1/jobs/:id/versions/:round/model.json',
       access: 'viewer',
-      summary: 'a version as a tfjs LayersModel artifact (tf.loadLayersModel loads it; weights in weights.bin beside it)',
+      summary:
+        "a version as a tfjs LayersModel artifact (tf.loadLayersModel loads it; weights in weights.bin beside it); with health.temperatureScaling the served temperature is folded into the output layer (userDefinedMetadata.cohort says so), ?temperature=none for the weights as trained",
       params: versionParams,
-      handler: (ctx) => {
-        const { h, checkpoint } = versionOf(ctx);
-        return exportVersion(h.config, checkpoint.weights).modelJson;
-      },
+      query: exportQuery,
+      handler: (ctx) => exported(ctx).modelJson,
     },
     {
       method: 'GET',
       url: `/api/v1/jobs/:id/versions/:round/${WEIGHTS_FILE}`,
       access: 'viewer',
-      summary: "a version's weights, little-endian float32, in the model's weight order",
+      summary: "a version's weights, little-endian float32, in the model's weight order (the served temperature folded in, as model.json says; ?temperature=none for the weights as trained)",
       params: versionParams,
+      query: exportQuery,
       produces: 'application/octet-stream',
-      handler: (ctx) => {
-        const { h, checkpoint } = versionOf(ctx);
-        return Buffer.from(exportVersion(h.config, checkpoint.weights).weightsBin);
-      },
+      handler: (ctx) => Buffer.from(exported(ctx).weightsBin),
     },
     {
       method: 'GET',
@@ -374,10 +393,8 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       access: 'viewer',
       summary: "a version as a compressed tfjs artifact (format float32 | float16 | int8): float16 loads with stock tf.loadLayersModel; int8 (per-channel affine) with shared/model's artifactHandler",
       params: formatParams,
-      handler: (ctx) => {
-        const { h, checkpoint } = versionOf(ctx);
-        return exportVersion(h.config, checkpoint.weights, ctx.params.format as ExportFormat).modelJson;
-      },
+      query: exportQuery,
+      handler: (ctx) => exported(ctx, ctx.params.format as ExportFormat).modelJson,
     },
     {
       method: 'GET',
@@ -385,11 +402,9 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       access: 'viewer',
       summary: "a compressed version's weights (little-endian; float16 halves, int8 bytes per kernel weight, float32 biases)",
       params: formatParams,
+      query: exportQuery,
       produces: 'application/octet-stream',
-      handler: (ctx) => {
-        const { h, checkpoint } = versionOf(ctx);
-        return Buffer.from(exportVersion(h.config, checkpoint.weights, ctx.params.format as ExportFormat).weightsBin);
-      },
+      handler: (ctx) => Buffer.from(exported(ctx, ctx.params.format as ExportFormat).weightsBin),
     },
     {
       method: 'GET',

@@ -34,13 +34,24 @@ export interface ExportedModel {
  * `format` float16 and int8 are the compressed forms of shared/model/quantize.ts (issue 19): float16 is
  * tfjs's own manifest form; int8 (per-channel affine) needs shared/model's `artifactHandler` to load.
  */
-export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32Array, format: ExportFormat = 'float32'): ExportedModel {
+export function exportVersion(
+  config: Pick<JobConfig, 'model'>,
+  weights: Float32Array,
+  format: ExportFormat = 'float32',
+  opts: { temperature?: number } = {},
+): ExportedModel {
   const model = buildModel(config.model);
   let manifest: WeightManifest;
   let topology: tf.io.ModelJSON['modelTopology'];
+  let output: { names: string[]; softmax: boolean };
   try {
     manifest = manifestOf(model);
     topology = model.toJSON(null, false) as tf.io.ModelJSON['modelTopology'];
+    const last = model.layers[model.layers.length - 1];
+    output = {
+      names: last.weights.map((w) => w.originalName),
+      softmax: last.getClassName() === 'Dense' && (last.getConfig() as { activation?: unknown }).activation === 'softmax',
+    };
   } finally {
     model.dispose();
   }
@@ -50,6 +61,17 @@ export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32
       expected,
       actual: weights.length,
     });
+  }
+  let metadata: { [key: string]: {} } | undefined;
+  const T = opts.temperature;
+  if (T !== undefined) {
+    if (!(Number.isFinite(T) && T > 0)) throw new CohortError('OUT_OF_RANGE', `temperature must be a positive number, got ${T}`);
+    if (output.softmax) {
+      weights = foldTemperature(weights, manifest, output.names, T);
+      metadata = { cohort: { temperature: T, applied: true, how: "the output layer's kernel and bias divided by T: softmax(z / T)" } };
+    } else {
+      metadata = { cohort: { temperature: T, applied: false, why: 'the last layer is not a Dense layer with a softmax activation; divide its logits by T before the softmax' } };
+    }
   }
   let weightsBin: Uint8Array;
   let specs: tf.io.WeightsManifestEntry[];
@@ -75,8 +97,25 @@ export function exportVersion(config: Pick<JobConfig, 'model'>, weights: Float32
         weights: specs,
       },
     ],
+    ...(metadata ? { userDefinedMetadata: metadata } : {}),
   };
   return { modelJson, weightsBin, manifest };
+}
+
+/**
+ * Temperature scaling (Guo et al. 2017) folded into the weights: for a last layer softmax(W·x + b),
+ * softmax((W·x + b) / T) = softmax((W/T)·x + b/T), so dividing that layer's kernel and bias by T gives a
+ * model that any tfjs runtime serves calibrated, with no extra layer. Returns a scaled copy.
+ */
+export function foldTemperature(weights: Float32Array, manifest: WeightManifest, names: readonly string[], T: number): Float32Array {
+  const out = weights.slice();
+  let offset = 0;
+  for (const e of manifest) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    if (names.includes(e.name)) for (let i = offset; i < offset + n; i++) out[i] = out[i] / T;
+    offset += n;
+  }
+  return out;
 }
 
 export interface ExportSize {

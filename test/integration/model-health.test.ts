@@ -11,6 +11,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromArrays, type Dataset } from '../../client/data/dataset.ts';
 import { ClientEngine, type ClientTask, type EvaluationResult } from '../../client/engine/index.ts';
@@ -167,6 +168,30 @@ describe('model health over Socket.IO: statistics, groups, criteria, and a drift
     expect(last.health!.ece).toBe(reports.at(-1)!.metrics.ece);
     expect(last.gates.results.map((g) => g.gate)).toEqual(['criteria.minAccuracy', 'criteria.maxEce']);
   }, 120_000);
+
+  it('serves a version with its temperature folded in: tf.loadLayersModel over HTTP predicts softmax(z / T)', async () => {
+    await service.jobs.get('health')!.engine.whenFinished();
+    const reports = service.store.listEvaluations('health').filter((e) => e.kind === 'federated' && e.round <= 6);
+    const T = reports.at(-1)!.health!.temperature!.best;
+    expect(T).not.toBe(1);
+    const requestInit = { headers: { authorization: `Bearer ${token}` } };
+    const base = `${service.url}/api/v1/jobs/health/versions/6`;
+    const json = (await (await fetch(`${base}/model.json`, requestInit)).json()) as { userDefinedMetadata?: { cohort?: { temperature: number; applied: boolean } } };
+    expect(json.userDefinedMetadata?.cohort).toMatchObject({ temperature: T, applied: true });
+    const calibrated = await tf.loadLayersModel(`${base}/model.json`, { requestInit });
+    const raw = await tf.loadLayersModel(`${base}/model.json?temperature=none`, { requestInit });
+    const x = tf.tensor2d(blobs(20, 77).features, [20, 8]);
+    const p = (calibrated.predict(x) as tf.Tensor).arraySync() as number[][];
+    const expected = tf.tidy(() => tf.softmax(tf.log(raw.predict(x) as tf.Tensor).div(T)).arraySync()) as number[][];
+    for (let r = 0; r < 20; r++) for (let c = 0; c < 3; c++) expect(p[r][c]).toBeCloseTo(expected[r][c], 5);
+    // the raw weights are the checkpoint's, bit for bit
+    const stored = service.store.checkpoint('health', 6)!.weights;
+    const rawWeights = new Float32Array(raw.getWeights().flatMap((w) => Array.from(w.dataSync())));
+    expect(Buffer.from(rawWeights.buffer).equals(Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength))).toBe(true);
+    tf.dispose([x]);
+    calibrated.dispose();
+    raw.dispose();
+  }, 60_000);
 });
 
 describe('a DP job\'s evaluation over Socket.IO: noised statistics, accounted in the ledger with the record', () => {
