@@ -7,12 +7,12 @@
 import uPlot from 'uplot';
 import { el } from './dom.ts';
 import { num } from './format.ts';
-import type { LedgerRow, RoundParticipation, RoundRow } from './types.ts';
+import type { DriftAlertRow, LedgerRow, RoundParticipation, RoundRow } from './types.ts';
 
 const HEIGHT = 240;
 /** Rounds are whole numbers: the x axis ticks only at these steps. */
 const ROUND_AXIS: uPlot.Axis = { label: 'round', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 200_000, 500_000, 1_000_000] };
-const COLORS = { epsilon: '#1f5fae', budget: '#b3261e', projected: '#7a4fb3', survived: '#2e7d32', dropped: '#e08a00', sampled: '#9e9e9e', rejected: '#6d4c41', loss: '#b3261e', acc: '#1f5fae' };
+const COLORS = { drift: '#c2185b', epsilon: '#1f5fae', budget: '#b3261e', projected: '#7a4fb3', survived: '#2e7d32', dropped: '#e08a00', sampled: '#9e9e9e', rejected: '#6d4c41', loss: '#b3261e', acc: '#1f5fae' };
 
 export interface Chart {
   node: HTMLElement;
@@ -135,18 +135,50 @@ export function participationChart(rounds: RoundParticipation[]): Chart {
   return chart;
 }
 
-/** Train loss and accuracy (clients' reports) and federated evaluation loss and accuracy per round. */
-export function qualityChart(rounds: RoundRow[]): Chart {
+/** A uPlot plugin drawing a dashed vertical rule, labelled "drift", at each alert's round. */
+function driftMarkers(alerts: DriftAlertRow[]): uPlot.Plugin {
+  return {
+    hooks: {
+      draw: (u) => {
+        const ctx = u.ctx;
+        const { top, height } = u.bbox;
+        ctx.save();
+        ctx.strokeStyle = COLORS.drift;
+        ctx.fillStyle = COLORS.drift;
+        ctx.lineWidth = 2 * devicePixelRatio;
+        ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+        ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+        for (const a of alerts) {
+          const x = Math.round(u.valToPos(a.round, 'x', true));
+          ctx.beginPath();
+          ctx.moveTo(x, top);
+          ctx.lineTo(x, top + height);
+          ctx.stroke();
+          ctx.fillText('drift', x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+        }
+        ctx.restore();
+      },
+    },
+  };
+}
+
+/**
+ * Train loss and accuracy (clients' reports) and federated evaluation loss and accuracy per round, with
+ * a marker at every round whose evaluation raised a drift alert.
+ */
+export function qualityChart(rounds: RoundRow[], driftAlerts: DriftAlertRow[] = []): Chart {
   if (rounds.length === 0) return placeholder('quality-chart', 'No committed round yet.');
   const xs = rounds.map((r) => r.round);
   const last = [...rounds].reverse().find((r) => r.evaluation || r.trainAccuracy !== null);
-  const summary = last
-    ? `round ${last.round}: train loss ${num(last.trainLoss)}, train accuracy ${num(last.trainAccuracy)}${last.evaluation ? `, evaluation loss ${num(last.evaluation.loss)}, accuracy ${num(last.evaluation.accuracy)}` : ''}`
-    : 'no metrics yet';
-  const { chart } = mount(
+  const summary =
+    (last
+      ? `round ${last.round}: train loss ${num(last.trainLoss)}, train accuracy ${num(last.trainAccuracy)}${last.evaluation ? `, evaluation loss ${num(last.evaluation.loss)}, accuracy ${num(last.evaluation.accuracy)}` : ''}`
+      : 'no metrics yet') + driftAlerts.map((a) => `; drift alert at round ${a.round}: ${a.reason}`).join('');
+  const { chart, node } = mount(
     'Model quality per round',
     'quality-chart',
     {
+      plugins: driftAlerts.length ? [driftMarkers(driftAlerts)] : [],
       scales: { x: { time: false }, loss: { range: (_u, _min, max) => [0, Math.max(max ?? 1, 1e-6) * 1.1] }, acc: { range: [0, 1] } },
       axes: [ROUND_AXIS, { scale: 'loss', label: 'loss' }, { scale: 'acc', side: 1, label: 'accuracy', grid: { show: false } }],
       series: [
@@ -160,5 +192,6 @@ export function qualityChart(rounds: RoundRow[]): Chart {
     [xs, rounds.map((r) => r.trainLoss), rounds.map((r) => r.trainAccuracy), rounds.map((r) => r.evaluation?.loss ?? null), rounds.map((r) => r.evaluation?.accuracy ?? null)],
     summary,
   );
+  node.dataset.driftRounds = JSON.stringify(driftAlerts.map((a) => a.round));
   return chart;
 }

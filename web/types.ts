@@ -86,9 +86,17 @@ export interface AttemptRow {
   reason: string;
 }
 
+/** An evaluation whose drift scores crossed a threshold (issue 18): the quality chart marks its round. */
+export interface DriftAlertRow {
+  round: number;
+  reason: string;
+  action: 'review' | 'retrain' | null;
+}
+
 export interface Rounds {
   rounds: RoundRow[];
   attempts: AttemptRow[];
+  driftAlerts: DriftAlertRow[];
 }
 
 export interface Version {

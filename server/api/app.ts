@@ -256,11 +256,14 @@ export function buildAdminApi(opts: AdminApiOptions): FastifyInstance {
       method: 'GET',
       url: '/api/v1/jobs/:id/rounds',
       access: 'viewer',
-      summary: 'committed rounds (cohort, survivors, dropouts, loss, accuracy, duration) and aborted attempts',
+      summary: 'committed rounds (cohort, survivors, dropouts, loss, accuracy, duration), aborted attempts, and the drift alerts of the evaluations (round, reason, action)',
       params: jobParams,
       handler: (ctx) => {
         const h = job(ctx.params.id);
-        return { rounds: store.listRounds(h.id), attempts: store.listRoundAttempts(h.id) };
+        const driftAlerts = store.listEvaluations(h.id).flatMap((e) =>
+          e.kind === 'federated' && e.health?.drift?.alert ? [{ round: e.round, reason: e.health.drift.alert, action: h.config.health.drift?.onDrift ?? null }] : [],
+        );
+        return { rounds: store.listRounds(h.id), attempts: store.listRoundAttempts(h.id), driftAlerts };
       },
     },
     {

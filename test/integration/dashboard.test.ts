@@ -21,6 +21,7 @@ import { parseJobConfig } from '../../server/round/config.ts';
 import { startService, type Service } from '../../server/service.ts';
 import { buildWeb } from '../../scripts/build-web.ts';
 import { launchChromium } from '../support/chromium.ts';
+import { addPredictions, emptySketch, emptyStats, metricsOf } from '../../shared/evaluation/index.ts';
 
 const ARTIFACTS = resolve(import.meta.dirname, '../artifacts');
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
@@ -273,6 +274,40 @@ describe('dashboard in headless Chromium', () => {
     // The API refuses the viewer too (the page only hides what the server enforces).
     const denied = (await fetch(`${service.url}/api/v1/jobs/${JOB}/versions/5/promote`, { method: 'POST', headers: { authorization: `Bearer ${tokens.viewer}`, 'content-type': 'application/json' }, body: '{}' })).status;
     expect(denied).toBe(403);
+  }, 60_000);
+
+  it('marks a drift alert on the quality chart and lists it under the chart', async () => {
+    // The store holds what the round engine writes when an evaluation crosses a drift threshold
+    // (test/integration/model-health.test.ts raises one over Socket.IO); this test is about the page.
+    const stats = addPredictions(emptyStats(2), [0.9, 0.1, 0.2, 0.8], [0, 1]);
+    const REASON = 'PSI 0.412 on band 1 > 0.25 <i>not markup</i>';
+    service.store.recordEvaluation(JOB, 3, {
+      loss: 0.2,
+      accuracy: 1,
+      numExamples: 2,
+      clients: 3,
+      kind: 'federated',
+      health: { stats, metrics: metricsOf(stats)!, clients: 3, drift: { sketch: emptySketch(2, { features: 1, bins: 2, lo: 0, hi: 1 }), alert: REASON, reference: { evaluations: 2, of: 2 } } },
+    });
+    const page = await openPage();
+    await signIn(page, tokens.viewer, `#/jobs/${JOB}`);
+    await page.waitForSelector('[data-testid=drift-alerts] li');
+    expect(JSON.parse((await page.getAttribute('[data-testid=quality-chart]', 'data-drift-rounds'))!)).toEqual([3]);
+    expect(await page.textContent('[data-testid=drift-alerts]')).toBe(`Drift alert at round 3: ${REASON}`);
+    expect(await page.getAttribute('[data-testid=quality-chart] [role=img]', 'aria-label')).toContain(`drift alert at round 3: ${REASON}`);
+    expect(await page.$('[data-testid=drift-alerts] i')).toBeNull();
+    // The marker is drawn: the canvas has the marker's colour (#c2185b) in the column of round 3.
+    const marked = await page.$eval('[data-testid=quality-chart] canvas', (c) => {
+      const canvas = c as HTMLCanvasElement;
+      const g = canvas.getContext('2d')!;
+      const { data } = g.getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if (Math.abs(data[i] - 0xc2) < 8 && Math.abs(data[i + 1] - 0x18) < 8 && Math.abs(data[i + 2] - 0x5b) < 8) n++;
+      return n;
+    });
+    expect(marked).toBeGreaterThan(50);
+    expect(await axeViolations(page)).toEqual([]);
+    await page.close();
   }, 60_000);
 
   it('lets an operator promote a version (confirmed), pause and resume a job, and find the audit rows', async () => {

@@ -165,10 +165,21 @@ export function jobView(ctx: ViewContext, id: string): View {
       );
     } else replace(privacy, el('p', null, 'This job runs without differential privacy: it spends no ε.'));
     const part = participationChart(parts);
-    const qual = qualityChart(rounds.rounds);
+    const qual = qualityChart(rounds.rounds, rounds.driftAlerts ?? []);
     charts.push(part, qual);
     replace(participation, part.node, rounds.attempts.length ? el('p', null, `${rounds.attempts.length} aborted attempt${rounds.attempts.length === 1 ? '' : 's'} (nothing published).`) : null);
-    replace(quality, qual.node);
+    const alerts = rounds.driftAlerts ?? [];
+    replace(
+      quality,
+      qual.node,
+      alerts.length
+        ? el(
+            'ul',
+            { class: 'drift-alerts', attrs: { 'data-testid': 'drift-alerts' } },
+            ...alerts.map((a) => el('li', null, el('strong', null, `Drift alert at round ${a.round}`), `: ${a.reason}${a.action ? ` (action: ${a.action})` : ''}`)),
+          )
+        : null,
+    );
 
     const ledgerCols: Column<LedgerRow>[] = LEDGER_COLUMNS.map((c) => ({ key: c.key, label: c.label, numeric: c.numeric, wide: c.wide, cell: (r) => ledgerCell(r, c.key), sort: (r) => r[c.key] as number | string | null }));
     replace(
