@@ -32,6 +32,7 @@ export const ERRORS = {
   DUPLICATE: { area: 'protocol', status: 409, summary: 'a second hello on a connection, or a second answer for a round' },
   UNKNOWN_JOB: { area: 'protocol', status: 404, summary: 'no such job (here, or in the store)' },
   UNAUTHORIZED: { area: 'protocol', status: 401, summary: 'refused by credentials or policy' },
+  HELLO_RATE_LIMITED: { area: 'protocol', status: 429, summary: 'too many failed hellos from this address this minute; retry after it (not final)' },
   TOO_MANY_CONNECTIONS: { area: 'protocol', status: 429, summary: 'a connection refused at connect: per-address or unregistered caps' },
   INTERNAL: { area: 'internal', status: 500, summary: 'a fault of ours; the message was not applied and the attempt in flight was aborted' },
 

@@ -11,8 +11,12 @@
  *   to another key without an operator's action (a CA certificate, an enrolment token): a connection
  *   claiming a bound id with another key is UNAUTHORIZED and learns nothing.
  * A revoked id is refused until an operator re-admits it (a certificate issued after the revocation, or
- * a new enrolment token). Every refusal is audited, up to `maxFailuresPerMinute` rows per address a
- * minute; past that one row says the address is being limited.
+ * a new enrolment token). Every refusal is audited, up to `maxFailuresPerMinute` per address a minute.
+ * Past that the address is limited for the rest of its minute: its hellos are refused as
+ * HELLO_RATE_LIMITED before any signature or certificate is checked (a flood of bad hellos costs the
+ * coordinator a map lookup each, and the audit log one row saying so). That includes good hellos from
+ * the same address (a device behind the same NAT as a misbehaving one waits for the window to pass: its
+ * reconnect backoff retries; the refusal is not final, unlike UNAUTHORIZED).
  *
  * First-use bindings are written in one transaction per 100 ms, not one fsync per hello (the load bench
  * measured hello fsyncs as most of connecting); a binding lost in a crash is re-made by the same key.
@@ -61,7 +65,7 @@ export interface FederationOptions {
   logger?: Logger;
   /** Validity of certificates issued at enrolment (default 365 days). */
   certificateTtlMs?: number;
-  /** Failed hellos per address per minute audited one by one (default 20); past it, one row per minute. */
+  /** Failed hellos per address per minute (default 20); past it the address is refused until its minute ends. */
   maxFailuresPerMinute?: number;
   /**
    * With the CA key here: a revocation list relayed to SecAgg rounds is re-signed when it is older than
@@ -102,14 +106,17 @@ export class Federation implements ClientAuthenticator {
   }
 
   authenticate(hello: Hello, ctx: HelloContext): Admission {
+    const address = ctx.address ?? 'unknown';
+    const limitedFor = this.limitedFor(address);
+    if (limitedFor > 0) {
+      throw new CohortError('HELLO_RATE_LIMITED', `too many failed hellos from this address; try again in ${Math.ceil(limitedFor / 1000)} s`);
+    }
     try {
       return this.check(hello, ctx);
     } catch (err) {
       const reason = err instanceof CohortError ? err.message : 'internal error';
-      const address = ctx.address ?? 'unknown';
-      // Past the per-address limit, failures are still refused but no longer audited one by one (one
-      // row says so): a flood of bad hellos cannot flood the audit log. Good hellos are never limited:
-      // one misbehaving device behind a NAT must not lock out its neighbours.
+      // Failures within the per-address allowance are audited one by one; the one that exceeds it
+      // writes a single row saying the address is limited (a flood cannot flood the audit log).
       if (this.noteFailure(address)) {
         this.audit('anonymous', 'client.auth.denied', hello.clientId, 'denied', { job: ctx.jobId, ip: address, code: err instanceof CohortError ? err.code : 'INTERNAL', reason: boundText(reason, 300) });
       }
@@ -303,7 +310,19 @@ export class Federation implements ClientAuthenticator {
     }
   }
 
-  /** Counts a failed hello; true while the address is within its audited allowance this minute. */
+  /** Milliseconds the address stays limited (0: not limited). */
+  private limitedFor(address: string): number {
+    const f = this.failures.get(address);
+    if (!f) return 0;
+    const left = f.windowStart + 60_000 - this.now();
+    if (left <= 0) {
+      this.failures.delete(address);
+      return 0;
+    }
+    return f.count > (this.opts.maxFailuresPerMinute ?? 20) ? left : 0;
+  }
+
+  /** Counts a failed hello; true while the address is within its allowance this minute. */
   private noteFailure(address: string): boolean {
     const now = this.now();
     const limit = this.opts.maxFailuresPerMinute ?? 20;
@@ -317,7 +336,7 @@ export class Federation implements ClientAuthenticator {
     if (f.count <= limit) return true;
     if (!f.noted) {
       f.noted = true;
-      this.audit('anonymous', 'client.auth.rate_limited', address, 'denied', { ip: address, failures: f.count, note: `more than ${limit} failed hellos this minute: further ones are refused without an audit row each` });
+      this.audit('anonymous', 'client.auth.rate_limited', address, 'denied', { ip: address, failures: f.count, note: `more than ${limit} failed hellos this minute: every hello from this address is refused (HELLO_RATE_LIMITED, not audited one by one) until the minute ends` });
     }
     return false;
   }
