@@ -3,7 +3,7 @@
  * real SQLite store and real Ed25519 signatures, time driven by hand: within the allowance every bad
  * hello is refused as UNAUTHORIZED and audited; past it the address is refused as HELLO_RATE_LIMITED
  * before any check — good hellos from it too — with one audit row, until its minute ends; other
- * addresses are not affected.
+ * addresses are not affected; loopback is never limited.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,6 +68,15 @@ describe('Federation: failed hellos per address', () => {
     expect(code(good('alice'), '10.0.0.9')).toBe('admitted');
     expect(code(bad('mallory'), '10.0.0.9')).toBe('UNAUTHORIZED');
     expect(denied()).toBe(5);
+  });
+
+  it('never limits loopback (a reverse proxy on this host): its failures are refused, their audit rows capped', () => {
+    const { store, good, bad, code } = setup(2);
+    for (let i = 0; i < 10; i++) expect(code(bad('mallory'), '127.0.0.1')).toBe('UNAUTHORIZED');
+    expect(code(good('alice'), '127.0.0.1')).toBe('admitted');
+    expect(code(good('bob'), '::ffff:127.0.0.1')).toBe('admitted');
+    expect(store.listAudit().filter((r) => r.action === 'client.auth.denied')).toHaveLength(2);
+    expect(store.listAudit().filter((r) => r.action === 'client.auth.rate_limited')).toHaveLength(1);
   });
 
   it('says how long to wait, in a bounded message', () => {

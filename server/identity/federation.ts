@@ -16,12 +16,15 @@
  * HELLO_RATE_LIMITED before any signature or certificate is checked (a flood of bad hellos costs the
  * coordinator a map lookup each, and the audit log one row saying so). That includes good hellos from
  * the same address (a device behind the same NAT as a misbehaving one waits for the window to pass: its
- * reconnect backoff retries; the refusal is not final, unlike UNAUTHORIZED).
+ * reconnect backoff retries; the refusal is not final, unlike UNAUTHORIZED). Loopback addresses are
+ * never limited (a reverse proxy on this host would put every client behind one): only their audit rows
+ * are capped.
  *
  * First-use bindings are written in one transaction per 100 ms, not one fsync per hello (the load bench
  * measured hello fsyncs as most of connecting); a binding lost in a crash is re-made by the same key.
  */
 import { toBase64Url } from '../../shared/crypto/bytes.ts';
+import { isLoopbackHost } from '../../shared/transport-security.ts';
 import { CohortError } from '../../shared/errors.ts';
 import { randomBytes } from '../../shared/random.ts';
 import { silentLogger, type Logger } from '../../shared/log.ts';
@@ -312,6 +315,9 @@ export class Federation implements ClientAuthenticator {
 
   /** Milliseconds the address stays limited (0: not limited). */
   private limitedFor(address: string): number {
+    // Loopback is every client behind a reverse proxy on this host (and every local test client):
+    // limiting it would lock all of them out, so it is only audited with the cap, never blocked.
+    if (isLoopbackHost(address)) return 0;
     const f = this.failures.get(address);
     if (!f) return 0;
     const left = f.windowStart + 60_000 - this.now();
